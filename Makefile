@@ -1,0 +1,41 @@
+# Set-up and checks. `make test` and `make demo` install everything they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint
+STAMP := $(VENV)/.installed
+
+.PHONY: install debs test lint demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Debian packages for the real tools the lab is tested against (CI runs as root).
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+
+test: install debs lint
+	$(BIN)/python -m pytest -q tests
+
+demo: install debs
+	$(BIN)/python -m hcasim.demo
+
+bench: install debs
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info
