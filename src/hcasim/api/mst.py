@@ -1,0 +1,156 @@
+"""Host-side access to a simulated device through its mst device file.
+
+This is what mstflint's mtcr/mflash layers are for real hardware: CR-space dword access,
+the read-to-acquire semaphores, the tools HCR and block flash access. ``flint`` is built
+on it and on nothing else, so it exercises the firmware the way the real tool does.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hcasim.api.client import (
+    ControlClient,
+    LabError,
+    LabUnavailable,
+    b64,
+    socket_path_from_env,
+    unb64,
+)
+
+# CR-space addresses; sources cited in hcasim.devices.cx3.
+HW_DEV_ID_ADDR = 0xF0014
+CR_LOCKED_VALUE = 0xBAD0CAFE
+RUNNING_FW_ADDR = 0x1F064
+TOOLS_HCR_ADDR = 0x80780
+SEM_TOOLS_HCR = 0xF03BC
+SEM_FLASH_PROGRAMMING = 0xF03A0
+HCR_GO = 1 << 23
+#: How long a tool waits for a semaphore another process holds before giving up.
+SEMAPHORE_TIMEOUT = 30.0
+
+
+class DeviceOpenError(Exception):
+    """The device file cannot be opened; ``reason`` is the mtcr-style text."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SemaphoreTimeout(Exception):
+    """A device semaphore stayed taken by another process."""
+
+
+class MstDevice:
+    """An opened mst device file on the host this process runs on."""
+
+    def __init__(self, client: ControlClient, handle: str, device_id: int, path: str) -> None:
+        self.client = client
+        self.handle = handle
+        self.device_id = device_id
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str) -> MstDevice:
+        """Open ``path`` on the host named by the environment (set by ``hcasim exec``)."""
+        host = os.environ.get("HCASIM_HOST")
+        sock = socket_path_from_env()
+        if not host or not sock:
+            raise DeviceOpenError("No such file or directory")
+        try:
+            client = ControlClient(sock, host=host)
+        except (LabUnavailable, LabError):
+            raise DeviceOpenError("No such file or directory") from None
+        try:
+            reply = client.call("open", path=path)
+        except LabError as exc:
+            client.close()
+            raise DeviceOpenError(os.strerror(exc.errno)) from None
+        return cls(client, str(reply["handle"]), int(reply["device_id"]), path)
+
+    def close(self) -> None:
+        """Close the device file (releasing anything this process held)."""
+        self.client.close()
+
+    # ------------------------------------------------------------- CR-space
+    def read(self, addr: int, count: int = 1) -> list[int]:
+        """Read ``count`` dwords of CR-space."""
+        return [
+            int(v)
+            for v in self.client.call("cr_read", handle=self.handle, addr=addr, count=count)[
+                "values"
+            ]
+        ]
+
+    def read1(self, addr: int) -> int:
+        """Read one dword of CR-space."""
+        return self.read(addr, 1)[0]
+
+    def write(self, addr: int, values: list[int]) -> None:
+        """Write dwords to CR-space."""
+        self.client.call("cr_write", handle=self.handle, addr=addr, values=values)
+
+    @property
+    def locked(self) -> bool:
+        """Whether CR-space is locked (HW_DEV_ID reads 0xbad0cafe)."""
+        return self.read1(HW_DEV_ID_ADDR) == CR_LOCKED_VALUE
+
+    @contextmanager
+    def semaphore(self, addr: int) -> Iterator[None]:
+        """Hold a read-to-acquire semaphore for the duration of the block."""
+        deadline = time.monotonic() + SEMAPHORE_TIMEOUT
+        delay = 0.001
+        while self.read1(addr) != 0:
+            if time.monotonic() > deadline:
+                raise SemaphoreTimeout(f"semaphore {addr:#x} is held by another process")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            self.write(addr, [0])
+
+    # ------------------------------------------------------------- tools HCR
+    def hcr_command(
+        self, opcode: int, op_mod: int, in_param: int = 0, in_mod: int = 0
+    ) -> tuple[int, int]:
+        """Run one tools-HCR command; return (status, out_param)."""
+        with self.semaphore(SEM_TOOLS_HCR):
+            self._wait_go_clear()
+            word = (op_mod & 0xF) << 12 | (opcode & 0xFFF)
+            self.write(
+                TOOLS_HCR_ADDR,
+                [in_param >> 32, in_param & 0xFFFFFFFF, in_mod, 0, 0, 0, word],
+            )
+            self.write(TOOLS_HCR_ADDR + 24, [word | HCR_GO])
+            self._wait_go_clear()
+            regs = self.read(TOOLS_HCR_ADDR, 7)
+        return regs[6] >> 24, regs[3] << 32 | regs[4]
+
+    def _wait_go_clear(self) -> None:
+        for _ in range(2000):
+            if not self.read1(TOOLS_HCR_ADDR + 24) & HCR_GO:
+                return
+            time.sleep(0.001)
+        raise LabError(errno.ETIMEDOUT, "tools HCR stayed busy")
+
+    def running_version(self) -> tuple[int, int, int]:
+        """The firmware version running now (may differ from the flash after a burn)."""
+        w = self.read(RUNNING_FW_ADDR, 2)
+        return (w[0] >> 16, w[1] >> 16, w[1] & 0xFFFF)
+
+    # ------------------------------------------------------------- flash
+    def read_flash_image(self) -> bytes:
+        """Read the programmed part of the flash (hold the flash semaphore)."""
+        programmed = int(self.client.call("flash_info", handle=self.handle)["programmed"])
+        reply = self.client.call("flash_read", handle=self.handle, offset=0, length=programmed)
+        return unb64(str(reply["data"]))
+
+    def write_flash_image(self, image: bytes) -> None:
+        """Program a whole image in one durable write (hold the flash semaphore)."""
+        self.client.call("flash_write", handle=self.handle, data=b64(image))

@@ -1,0 +1,474 @@
+"""flint: mstflint 4.21-compatible flash tool for hcasim's simulated ConnectX-3 devices.
+
+Messages, prompts, streams and exit codes follow mstflint 4.21 (sources cited inline, from
+Mellanox/mstflint tag v4.21.0-1). Every message, errors included, goes to stdout; the exit
+status is 0 on success and 1 on failure (flint/err_msgs.h:47-53). Imports are kept lazy:
+``flint -qq q`` is on many scripts' hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hcasim.api.mst import MstDevice
+
+FLINT_SUCCESS = 0
+FLINT_FAILED = 1
+FLINT_BURN_ABORTED = 7  # flint/err_msgs.h:53
+
+USAGE = """NAME
+    flint - Flash Interface (hcasim simulated devices, mstflint 4.21 compatible)
+
+SYNOPSIS
+    flint [OPTIONS] <command> [Parameters]
+        [-d|--device <device>] [-i|--image <image>] [-h|--help] [-v|--version]
+        [-y|--yes] [--no] [--qq] [--allow_psid_change]
+
+COMMANDS SUMMARY
+    b[urn]                       : Burn flash.
+    q[uery]  [full]              : Query misc. flash/firmware characteristics.
+    v[erify]                     : Verify entire flash.
+    set_key  [key]               : Set/Update the HW access key which is used to enable/disable
+                                   access to HW. The new key is activated only after the device
+                                   is reset.
+    hw_access <enable|disable> [key]
+                                 : Enable/disable the access to the HW. You will be asked to
+                                   type a key when you try to enable HW access.
+
+Devices are the mst device files of the host flint runs on (hcasim exec --host H), for
+example /dev/mst/mt4099_pci_cr0.
+"""
+
+HW_ACCESS_OPCODE = 0x60  # cmdif/tools_cif.c:51
+STATUS_BAD_OP = 0x2  # on lock: MFE_MISSING_KEY (mflash.c:3878-3891)
+STATUS_BAD_PARAM = 0x3  # MFE_MISMATCH_KEY (mflash.c:3813)
+
+KEY_SYNTAX_ERROR = (
+    "Invalid Key syntax, it should contain only hexa numbers and of appropriate length."
+)
+LOCKED_REASON = "HW access is disabled on the device. "
+
+
+def out(text: str) -> None:
+    """Write to stdout without a newline and flush (flint prints progress with \\r)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def err(message: str) -> int:
+    """Print an ``-E-`` message the way reportErr does (stdout) and return FLINT_FAILED."""
+    out(f"-E- {message}\n")
+    return FLINT_FAILED
+
+
+@dataclass
+class Options:
+    """Parsed command line."""
+
+    device: str | None = None
+    image: str | None = None
+    quick: bool = False
+    yes: bool = False
+    no: bool = False
+    allow_psid_change: bool = False
+    command: str | None = None
+    params: list[str] = field(default_factory=list)
+
+
+class UsageExit(Exception):
+    """Argument parsing ended the run with a status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+_FLAG_OPTIONS = {
+    "-qq": "quick",
+    "--qq": "quick",
+    "-y": "yes",
+    "--yes": "yes",
+    "--no": "no",
+    "--allow_psid_change": "allow_psid_change",
+    "-allow_psid_change": "allow_psid_change",
+}
+_VALUE_OPTIONS = {"-d": "device", "--device": "device", "-i": "image", "--image": "image"}
+
+
+def parse_args(argv: list[str]) -> Options:
+    """Parse flint's command line as mstflint's parser does (cmd_line_parser.cpp)."""
+    if not argv:
+        out("No options found. \n")
+        raise UsageExit(FLINT_FAILED)
+    opts = Options()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if opts.command is not None:
+            if arg.startswith("-") and (arg in _FLAG_OPTIONS or arg in _VALUE_OPTIONS):
+                out("Specifying options flags after command is not allowed.\n\n" + USAGE)
+                raise UsageExit(FLINT_FAILED)
+            opts.params.append(arg)
+        elif arg in ("-h", "--help", "--hh"):
+            out(USAGE)
+            raise UsageExit(FLINT_SUCCESS)
+        elif arg in ("-v", "--version"):
+            from hcasim import __version__
+
+            out(f"flint, hcasim {__version__} (mstflint 4.21.0 compatible)\n")
+            raise UsageExit(FLINT_SUCCESS)
+        elif arg in _FLAG_OPTIONS:
+            setattr(opts, _FLAG_OPTIONS[arg], True)
+        elif arg in _VALUE_OPTIONS:
+            if i + 1 >= len(argv):
+                sys.stderr.write(f"flint: option requires an argument -- {arg.lstrip('-')[0]}\n")
+                out(USAGE)
+                raise UsageExit(FLINT_FAILED)
+            setattr(opts, _VALUE_OPTIONS[arg], argv[i + 1])
+            i += 1
+        else:
+            opts.command = arg
+        i += 1
+    if opts.command is None:
+        out("No command found.\n")
+        raise UsageExit(FLINT_FAILED)
+    return opts
+
+
+# ------------------------------------------------------------------ key entry
+def read_key(prompt: str) -> str:
+    """Prompt for a key, echoing ``*`` per character (subcommands.cpp:920-945).
+
+    On a terminal the typed characters are read without echo; from a pipe they are read as
+    they come. A missing newline at end of input ends the key (real flint would hang).
+    """
+    out(prompt)
+    chars: list[str] = []
+    fd = sys.stdin.fileno()
+    restore: Callable[[], None] | None = None
+    if os.isatty(fd):
+        import termios
+
+        old = termios.tcgetattr(fd)
+        new = termios.tcgetattr(fd)
+        new[3] &= ~(termios.ECHO | termios.ICANON)
+        termios.tcsetattr(fd, termios.TCSADRAIN, new)
+
+        def restore() -> None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, old)
+
+    try:
+        while True:
+            raw = os.read(fd, 1)
+            if not raw or raw == b"\n" or raw == b"\r":
+                break
+            c = raw.decode("latin-1")
+            if c in ("\b", "\x7f"):
+                if chars:
+                    chars.pop()
+                    out("\b \b")
+            elif c.isprintable():
+                chars.append(c)
+                out("*")
+    finally:
+        if restore is not None:
+            restore()
+    out("\n")
+    return "".join(chars)
+
+
+# ------------------------------------------------------------------ device helpers
+def locked_hint(dev: str) -> str:
+    """The second half of the locked-device error (flint_io.cpp:389-394)."""
+    return f'-E- Run "flint -d {dev} hw_access enable [key]" in order to enable HW access.'
+
+
+def open_for_fw_ops(dev: str) -> MstDevice | int:
+    """Open a device the way preFwOps does; on failure print its error and return 1."""
+    from hcasim.api.mst import DeviceOpenError, MstDevice
+
+    try:
+        device = MstDevice.open(dev)
+    except DeviceOpenError as exc:
+        return err(f"Cannot open Device: {dev}. {exc.reason}. MFE_CR_ERROR")
+    if device.locked:
+        device.close()
+        return err(f"Cannot open Device: {dev}. {LOCKED_REASON}\n{locked_hint(dev)}")
+    return device
+
+
+def open_for_access(dev: str, *, allow_locked: bool = False) -> MstDevice | int:
+    """Open a device the way preFwAccess / openIo does (set_key, hw_access)."""
+    from hcasim.api.mst import DeviceOpenError, MstDevice
+
+    try:
+        device = MstDevice.open(dev)
+    except DeviceOpenError as exc:
+        return err(f"Failed to open Device: {exc.reason}. MFE_CR_ERROR")
+    if device.locked and not allow_locked:
+        device.close()
+        return err(f"Failed to open Device: {LOCKED_REASON}\n{locked_hint(dev)}")
+    return device
+
+
+def read_image_file(path: str) -> bytes | int:
+    """Read an image file as FwOperations does, printing mstflint's errors."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        return err(f'Cannot open Image: {path}. Can not open file "{path}" - {exc.strerror}')
+    if len(data) % 4:
+        return err(
+            f"Cannot open Image: {path}. Image size should be 4-bytes aligned. "
+            f"Make sure file {path} is in the right format (binary image)"
+        )
+    return data
+
+
+# ------------------------------------------------------------------ commands
+@dataclass(frozen=True)
+class CommandSpec:
+    """A flint command: its canonical name, handler, argument limit and what it operates on."""
+
+    name: str
+    handler: Callable[[Options], int]
+    max_args: int
+    target: str  # "device", "either" (device or image) or "both"
+
+
+def precheck(spec: CommandSpec, opts: Options) -> int | None:
+    """The checks mstflint makes before opening anything, in its order (subcommands.cpp).
+
+    Argument count first (err_msgs.h:75), then which of device and image are given
+    (err_msgs.h:73,91-94); a failure prints its message and returns FLINT_FAILED.
+    """
+    if len(opts.params) > spec.max_args:
+        return err(
+            f'Command "{spec.name}" requires at most {spec.max_args} arguments, '
+            f"but {len(opts.params)} arguments were given"
+        )
+    has_dev, has_img = opts.device is not None, opts.image is not None
+    if spec.target == "device":
+        if has_dev and has_img:
+            return err(
+                f'Command "{spec.name}" requires device, '
+                "but both an image file and a device are given."
+            )
+        if has_img:
+            return err(f'Command "{spec.name}" requires device, but an image file was given.')
+        if not has_dev:
+            return err("Please specify Device.")
+    elif spec.target == "either" and has_dev == has_img:
+        return err("Please specify either Device or Image.")
+    elif spec.target == "both" and not (has_dev and has_img):
+        return err(f'Command "{spec.name}" requires both image and device to be specified.')
+    return None
+
+
+def cmd_query(opts: Options) -> int:
+    """``q``: print firmware and image information of a device or an image."""
+    from hcasim.cli.flint_format import format_query
+    from hcasim.devices import fs2
+
+    if opts.params and opts.params != ["full"]:
+        return err(f'Unknown option "{opts.params[0]}" for the "query" command. you can use full.')
+    running = None
+    if opts.image is not None:
+        data = read_image_file(opts.image)
+        if isinstance(data, int):
+            return data
+    else:
+        device = open_for_fw_ops(opts.device or "")
+        if isinstance(device, int):
+            return device
+        try:
+            from hcasim.api.mst import SEM_FLASH_PROGRAMMING
+
+            with device.semaphore(SEM_FLASH_PROGRAMMING):
+                data = device.read_flash_image()
+            running = device.running_version()
+        finally:
+            device.close()
+    try:
+        info = fs2.parse_image(data)
+    except fs2.ImageError as exc:
+        return err(f"Failed to query {'image' if opts.image else 'device'}: {exc}")
+    out(format_query(info, skip_rom=opts.quick, running_version=running))
+    return FLINT_SUCCESS
+
+
+def cmd_set_key(opts: Options) -> int:
+    """``set_key [key]``: write a new HW access key into the flash image (CX3 flow)."""
+    device = open_for_access(opts.device or "")
+    if isinstance(device, int):
+        return device
+    try:
+        from hcasim.devices.hw_key import parse_key
+
+        if opts.params:
+            key = parse_key(opts.params[0])
+            if key is None:
+                return err(KEY_SYNTAX_ERROR)
+        else:
+            first = read_key("Enter Key : ")
+            if not first:
+                return err("Invalid Password.")
+            second = read_key("Verify Key : ")
+            if first != second:
+                return err("Failed to set the HW access key: The keys you entered did not match.")
+            key = parse_key(first)
+            if key is None:
+                return err(KEY_SYNTAX_ERROR)
+        return _write_key(device, key)
+    finally:
+        device.close()
+
+
+def _write_key(device: MstDevice, key: int) -> int:
+    from hcasim.api.mst import SEM_FLASH_PROGRAMMING
+    from hcasim.devices import fs2
+    from hcasim.devices.cx3 import guid_salt
+    from hcasim.devices.hw_key import key_digest, seal_for
+
+    prefix = "Setting the HW Key   - "
+    with device.semaphore(SEM_FLASH_PROGRAMMING):
+        image = device.read_flash_image()
+        try:
+            info = fs2.parse_image(image)
+            if info.hw_access_key is None:
+                raise fs2.ImageError("The image does not support this operation.")
+            stored = key_digest(key, guid_salt(info.guids[0])) if key else 0
+            seal = seal_for(stored) if key else bytes(8)
+            image = fs2.with_image_info_tag(image, fs2.TAG_HW_ACCESS_KEY, stored.to_bytes(8, "big"))
+            if fs2.image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL) is not None:
+                image = fs2.with_image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL, seal)
+        except fs2.ImageError as exc:
+            return err(f"Failed to set the HW access key: {exc}")
+        out(f"\r{prefix}{0:3d}%")
+        device.write_flash_image(image)
+        out(f"\r{prefix}OK  \n")
+        out("\rRestoring signature  - OK\n")
+    out(
+        "\n-I- New key was updated successfully in the flash. In order to activate the new key "
+        "you should reboot or restart the driver.\n"
+    )
+    return FLINT_SUCCESS
+
+
+def cmd_hw_access(opts: Options) -> int:
+    """``hw_access enable|disable [key]``: unlock or re-lock CR-space through the tools HCR."""
+    if not opts.params:
+        return err('Missed <disable/enable> parameter after "hw_access" command.')
+    action = opts.params[0]
+    if action not in ("enable", "disable"):
+        return err(
+            f'Unknown option "{action}" for the "hw_access" command. you can use enable or disable.'
+        )
+    device = open_for_access(opts.device or "", allow_locked=True)
+    if isinstance(device, int):
+        return device
+    try:
+        locked = device.locked
+        if action == "enable":
+            if not locked:
+                out("-I- HW access already enabled\n")
+                return FLINT_SUCCESS
+            from hcasim.devices.hw_key import parse_key
+
+            text = opts.params[1] if len(opts.params) > 1 else read_key("Enter Key : ")
+            if len(opts.params) == 1 and not text:
+                return err("Invalid Password.")
+            key = parse_key(text)
+            if key is None:
+                return err(KEY_SYNTAX_ERROR)
+            status, _ = device.hcr_command(HW_ACCESS_OPCODE, 0, key)
+            if status == 0:
+                out("-I- The Secure Host was disabled successfully on the device.\n")
+                return FLINT_SUCCESS
+            reason = (
+                "The given key is incorrect" if status == STATUS_BAD_PARAM else _hcr_reason(status)
+            )
+            return err(f"Failed to execute command hw_access. Enable HW access failed: {reason}")
+        if locked:
+            out("-I- HW access already disabled\n")
+            return FLINT_SUCCESS
+        status, _ = device.hcr_command(HW_ACCESS_OPCODE, 1, 0)
+        if status == 0:
+            return FLINT_SUCCESS
+        reason = {
+            STATUS_BAD_OP: "No key was set",
+            STATUS_BAD_PARAM: "The given key is incorrect",
+        }.get(status, _hcr_reason(status))
+        # Printed with plain printf, without the -E- prefix (subcommands.cpp:6080-6084).
+        out(f"Failed to execute command hw_access. Disable HW access failed: {reason}\n")
+        return FLINT_FAILED
+    finally:
+        device.close()
+
+
+def _hcr_reason(status: int) -> str:
+    # Generic names for other statuses (mflash/mflash_pack_layer.c:259-377).
+    return {1: "MFE_CMDIF_BUSY", 2: "MFE_CMDIF_BAD_OP", 4: "MFE_CMDIF_BAD_SYS"}.get(
+        status, "MFE_CMDIF_UNKN_STATUS"
+    )
+
+
+def command_spec(name: str) -> CommandSpec | None:
+    """Look a command up by the name or abbreviation flint accepts."""
+    if name in ("q", "query"):
+        return CommandSpec("query", cmd_query, 1, "either")
+    if name == "set_key":
+        return CommandSpec("set_key", cmd_set_key, 1, "device")
+    if name == "hw_access":
+        return CommandSpec("hw_access", cmd_hw_access, 2, "device")
+    if name in ("b", "burn", "v", "verify"):
+        from hcasim.cli import flint_burn
+
+        if name in ("b", "burn"):
+            return CommandSpec("burn", flint_burn.cmd_burn, 0, "both")
+        return CommandSpec("verify", flint_burn.cmd_verify, 1, "either")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run flint; return its exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        opts = parse_args(args)
+    except UsageExit as exc:
+        return exc.status
+    spec = command_spec(opts.command or "")
+    if spec is None:
+        out(f"Invalid command: {opts.command}\n" + USAGE)
+        return FLINT_FAILED
+    try:
+        status = precheck(spec, opts)
+        if status is None:
+            status = spec.handler(opts)
+    except KeyboardInterrupt:
+        out("\n")
+        status = FLINT_FAILED
+    except Exception as exc:  # the lab went away mid-command, or a semaphore timed out
+        from hcasim.api.client import LabError, LabUnavailable
+        from hcasim.api.mst import SemaphoreTimeout
+
+        if not isinstance(exc, (LabError, LabUnavailable, SemaphoreTimeout)):
+            raise
+        status = err(str(exc))
+    if spec.name == "verify" and status != FLINT_SUCCESS:
+        # mstflint appends this after any verify failure, without a newline.
+        out(
+            "-E- FW image verification failed: No valid FS4 image found.Check the flash "
+            "parameters, if specified..AN HCA DEVICE CAN NOT BOOT FROM THIS IMAGE"
+        )
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,327 @@
+"""hcasim: start, stop and drive a lab (hosts, drivers, firmware images).
+
+Every subcommand resolves the lab home the same way (``--home``, ``$HCASIM_HOME``,
+``./.hcasim``). Errors go to stderr prefixed ``hcasim:``, with exit status 1 (2 for usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from typing import Any
+
+from hcasim.api.client import ControlClient, LabError, LabUnavailable
+from hcasim.lab.home import LabHome
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+
+
+class CliError(Exception):
+    """A command failed; the message is printed after ``hcasim:``."""
+
+
+def connect(home: LabHome) -> ControlClient:
+    """Connect to the home's running daemon or fail with a clear message."""
+    try:
+        return ControlClient(str(home.socket))
+    except LabUnavailable:
+        raise CliError(f"no lab is running at {home.path} (start it with 'hcasim up')") from None
+
+
+def daemon_pid(home: LabHome) -> int | None:
+    """The pid recorded by the daemon holding the home, if it is alive."""
+    try:
+        pid = int(home.lock.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def is_up(home: LabHome) -> bool:
+    """Whether a daemon answers on the home's socket."""
+    try:
+        with ControlClient(str(home.socket), timeout=5.0) as client:
+            client.call("ping")
+        return True
+    except (LabUnavailable, LabError):
+        return False
+
+
+def cmd_up(args: argparse.Namespace, home: LabHome) -> int:
+    """Start the lab daemon and wait until it serves; do nothing if it already does."""
+    if is_up(home):
+        if args.topology:
+            raise CliError(f"a lab is already running at {home.path}; 'hcasim down' first")
+        print(f"hcasim: lab already up at {home.path} (pid {daemon_pid(home)})")
+        return 0
+    if args.topology:
+        from hcasim.lab.spec import SpecError, lab_from_files
+
+        try:
+            lab_from_files(Path(args.topology), Path(args.lab) if args.lab else None)
+        except SpecError as exc:
+            raise CliError(str(exc)) from None
+    home.ensure()
+    cmd = [sys.executable, "-m", "hcasim.lab.daemon", "--home", str(home.path)]
+    if args.topology:
+        cmd += ["--topology", str(Path(args.topology).absolute())]
+    if args.lab:
+        cmd += ["--lab", str(Path(args.lab).absolute())]
+    with open(home.log, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CliError(_last_error(home) or f"lab daemon exited with status {proc.returncode}")
+        if is_up(home):
+            print(f"hcasim: lab up at {home.path} (pid {proc.pid})")
+            return 0
+        time.sleep(0.05)
+    proc.terminate()
+    raise CliError(f"lab daemon did not become ready in {START_TIMEOUT:.0f} s; see {home.log}")
+
+
+def _last_error(home: LabHome) -> str | None:
+    try:
+        lines = home.log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("hcasim: "):
+            return line.removeprefix("hcasim: ")
+    return None
+
+
+def cmd_down(args: argparse.Namespace, home: LabHome) -> int:
+    """Stop the lab daemon cleanly (non-volatile state stays in the home)."""
+    pid = daemon_pid(home)
+    if not is_up(home):
+        print(f"hcasim: no lab running at {home.path}")
+        return 0
+    with connect(home) as client:
+        client.call("shutdown")
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.05)
+    print("hcasim: lab down")
+    return 0
+
+
+def _key_state(dev: dict[str, Any]) -> str:
+    if not dev["secure_host_capable"]:
+        return "unsupported"
+    if dev["key_active"]:
+        return "active" if dev["key_on_flash"] else "active (cleared on flash)"
+    return "set (inactive)" if dev["key_on_flash"] else "not set"
+
+
+def cmd_status(args: argparse.Namespace, home: LabHome) -> int:
+    """Print hosts, devices and their secure-host state (never a key)."""
+    with connect(home) as client:
+        status = client.call("status")
+    if args.json:
+        status.pop("ok", None)
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"lab: {home.path} (pid {daemon_pid(home)})")
+    rows = [("HOST", "DEVICE", "MODEL", "FW", "KEY", "CR-SPACE", "SMP FIREWALL")]
+    for host in status["hosts"]:
+        for dev in host["devices"]:
+            rows.append(
+                (
+                    host["name"],
+                    dev["device"],
+                    dev["model"],
+                    dev["fw_version"],
+                    _key_state(dev),
+                    "locked" if dev["cr_space_locked"] else "unlocked",
+                    "on" if dev["smp_firewall"] else "off",
+                )
+            )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def host_environment(home: LabHome, host: str) -> dict[str, str]:
+    """The environment a program needs to run as if on ``host`` of this lab."""
+    env = dict(os.environ)
+    env["HCASIM_HOME"] = str(home.path)
+    env["HCASIM_SOCKET"] = str(home.socket)
+    env["HCASIM_HOST"] = host
+    scripts = sysconfig.get_path("scripts")
+    env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def cmd_exec(args: argparse.Namespace, home: LabHome) -> int:
+    """Run a command as a program on one of the lab's hosts."""
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise CliError("exec needs a command after '--'")
+    with connect(home) as client:
+        try:
+            client.call("hello", host=args.host)
+        except LabError:
+            hosts = [h["name"] for h in client.call("status")["hosts"]]
+            raise CliError(f"unknown host {args.host!r} (hosts: {', '.join(hosts)})") from None
+    env = host_environment(home, args.host)
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        raise CliError(f"{command[0]}: {exc.strerror}") from None
+
+
+def cmd_host(args: argparse.Namespace, home: LabHome) -> int:
+    """Host events: ``reboot``."""
+    with connect(home) as client:
+        try:
+            client.call("host_reboot", host=args.host)
+        except LabError as exc:
+            raise CliError(exc.message) from None
+    print(f"hcasim: host {args.host} rebooted")
+    return 0
+
+
+def cmd_driver(args: argparse.Namespace, home: LabHome) -> int:
+    """Driver events: ``restart``."""
+    with connect(home) as client:
+        try:
+            client.call("driver_restart", host=args.host)
+        except LabError as exc:
+            raise CliError(exc.message) from None
+    print(f"hcasim: driver restarted on {args.host}")
+    return 0
+
+
+def cmd_fw_build(args: argparse.Namespace, home: LabHome) -> int:
+    """Build an FS2 firmware image from an mlxburn-style ini."""
+    from hcasim.devices import fs2
+    from hcasim.devices.cx3 import KINDS
+    from hcasim.devices.firmware_ini import IniError, parse_ini
+    from hcasim.lab.spec import DEFAULT_PSID, DEFAULT_RELEASE_DATE
+
+    try:
+        text = Path(args.ini).read_text()
+    except OSError as exc:
+        raise CliError(f"{args.ini}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{args.ini}: not a text file") from None
+    try:
+        ini = parse_ini(text, args.ini)
+    except IniError as exc:
+        raise CliError(str(exc)) from None
+    version = _parse_version(args.fw_version)
+    kind = KINDS[args.device]
+    image = fs2.build_image(
+        device_id=kind.device_id,
+        fw_version=version,
+        psid=args.psid or DEFAULT_PSID[args.device],
+        release_date=DEFAULT_RELEASE_DATE,
+        guid_base=args.guid,
+        cr_protection_en=ini.cr_protection_en,
+    )
+    Path(args.output).write_bytes(image)
+    print(
+        f"hcasim: wrote {args.output} ({len(image)} bytes, {kind.description}, "
+        f"FW {'.'.join(map(str, version))}, cr_protection_en={int(ini.cr_protection_en)})"
+    )
+    return 0
+
+
+def _parse_version(text: str) -> tuple[int, int, int]:
+    parts = text.split(".")
+    try:
+        major, minor, sub = (int(p) for p in parts)
+    except ValueError:
+        raise CliError(f"bad --fw-version {text!r}: expected MAJOR.MINOR.SUBMINOR") from None
+    if not (0 <= major <= 0xFFFF and 0 <= minor <= 0xFFFF and 0 <= sub <= 0xFFFF):
+        raise CliError(f"bad --fw-version {text!r}: each part must be 0..65535")
+    return major, minor, sub
+
+
+def _guid(text: str) -> int:
+    value = int(text, 16)
+    if not 0 <= value < 1 << 64:
+        raise ValueError(text)
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The hcasim command line."""
+    p = argparse.ArgumentParser(prog="hcasim", description="A virtual InfiniBand lab.")
+    p.add_argument("--home", help="lab home (default $HCASIM_HOME or ./.hcasim)")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start the lab daemon")
+    up.add_argument("--topology", help="ibsim/ibnetdiscover net file")
+    up.add_argument("--lab", help="TOML lab file naming each host's device and firmware ini")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the lab daemon").set_defaults(func=cmd_down)
+    st = sub.add_parser("status", help="hosts, devices and secure-host state")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
+    ex = sub.add_parser("exec", help="run a command on a host: exec --host H -- CMD...")
+    ex.add_argument("--host", required=True)
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=cmd_exec)
+
+    host = sub.add_parser("host", help="host events")
+    host_sub = host.add_subparsers(dest="action", required=True)
+    reboot = host_sub.add_parser("reboot", help="reboot a host (its HCAs cold-boot)")
+    reboot.add_argument("host")
+    reboot.set_defaults(func=cmd_host)
+
+    drv = sub.add_parser("driver", help="driver events")
+    drv_sub = drv.add_subparsers(dest="action", required=True)
+    restart = drv_sub.add_parser("restart", help="restart the HCA driver on a host")
+    restart.add_argument("host")
+    restart.set_defaults(func=cmd_driver)
+
+    fw = sub.add_parser("fw", help="firmware images")
+    fw_sub = fw.add_subparsers(dest="action", required=True)
+    build = fw_sub.add_parser("build", help="build an FS2 image from an mlxburn-style ini")
+    build.add_argument("--ini", required=True)
+    build.add_argument("--fw-version", default="2.42.5000")
+    build.add_argument("--psid")
+    build.add_argument("--device", choices=("mt4099", "mt4103"), default="mt4099")
+    build.add_argument("--guid", type=_guid, default=0x0002C90300000000, help="base GUID (hex)")
+    build.add_argument("-o", "--output", required=True)
+    build.set_defaults(func=cmd_fw_build)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run hcasim; return its exit status."""
+    args = build_parser().parse_args(argv)
+    home = LabHome.resolve(args.home)
+    try:
+        return int(args.func(args, home))
+    except CliError as exc:
+        print(f"hcasim: {exc}", file=sys.stderr)
+        return 1
+    except LabUnavailable as exc:
+        print(f"hcasim: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""How a ConnectX-3 HW access key is kept on the flash without revealing it.
+
+mstflint stores the 64-bit key itself in the FS2 image-info tag ``HwAccessKey`` (tag 13,
+mstflint v4.21.0-1 mlxfwops/lib/fs2_ops.h:112). hcasim's own flint stores a one-way
+digest of the key in that tag instead, plus a seal over the digest in a project tag, so a
+dump of the flash or of the lab's store never shows the key. The firmware compares the key
+given to HW_ACCESS against what it loaded at reset, in constant time. A tag written by a
+tool that stores the raw key (mstflint in-band) carries no matching seal, and the firmware
+then compares against the raw value, as real firmware would. See docs/secure-host.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+KEY_BITS = 64
+#: PBKDF2 rounds: enough to make guessing a weak key from a flash dump slow, cheap per call.
+_ROUNDS = 20_000
+_DIGEST_CONTEXT = b"hcasim cx3 hw-access-key digest v1"
+_SEAL_CONTEXT = b"hcasim cx3 hw-access-key seal v1"
+
+
+def key_digest(key: int, salt: bytes) -> int:
+    """Return the 64-bit flash representation of a non-zero key (never 0)."""
+    if not 0 < key < 1 << KEY_BITS:
+        raise ValueError("the digest is defined for non-zero 64-bit keys")
+    raw = hashlib.pbkdf2_hmac("sha256", key.to_bytes(8, "big"), _DIGEST_CONTEXT + salt, _ROUNDS)
+    return int.from_bytes(raw[:8], "big") or 1
+
+
+def seal_for(digest: int) -> bytes:
+    """Return the 8-byte seal that marks a key tag value as a digest written by hcasim."""
+    return hashlib.sha256(_SEAL_CONTEXT + digest.to_bytes(8, "big")).digest()[:8]
+
+
+@dataclass(frozen=True)
+class KeyVerifier:
+    """What the firmware holds to check a key: a digest (hcasim-written) or a raw key."""
+
+    stored: int
+    is_digest: bool
+    salt: bytes
+
+    def __repr__(self) -> str:  # never show key material
+        return f"KeyVerifier(is_digest={self.is_digest})"
+
+    def matches(self, key: int) -> bool:
+        """Tell whether ``key`` is the key this verifier was made from, in constant time."""
+        if not 0 <= key < 1 << KEY_BITS:
+            return False
+        if self.is_digest:
+            candidate = key_digest(key, self.salt) if key else 0
+        else:
+            candidate = key
+        return hmac.compare_digest(candidate.to_bytes(8, "big"), self.stored.to_bytes(8, "big"))
+
+
+def verifier_from_tags(stored: int, seal: bytes | None, salt: bytes) -> KeyVerifier | None:
+    """Interpret the key tag and seal found on flash; None means no key is set."""
+    if stored == 0:
+        return None
+    is_digest = seal is not None and hmac.compare_digest(seal, seal_for(stored))
+    return KeyVerifier(stored=stored, is_digest=is_digest, salt=salt)
+
+
+def parse_key(text: str) -> int | None:
+    """Parse a key as mstflint does (strtoull base 16); None when the syntax is refused.
+
+    Mirrors ``SubCommand::getGUIDFromStr`` (mstflint v4.21.0-1 flint/subcommands.cpp:883-903):
+    leading whitespace, a sign and a ``0x`` prefix are accepted, ``-N`` wraps modulo 2**64,
+    any trailing character or a value past 64 bits is refused, and the empty string is 0
+    (strtoull converts nothing and leaves the end pointer on the terminating NUL).
+    """
+    i, n = 0, len(text)
+    while i < n and text[i] in " \t\n\v\f\r":
+        i += 1
+    negative = False
+    if i < n and text[i] in "+-":
+        negative = text[i] == "-"
+        i += 1
+    if text[i : i + 2] in ("0x", "0X") and i + 2 < n and _is_hex(text[i + 2]):
+        i += 2
+    j = i
+    while j < n and _is_hex(text[j]):
+        j += 1
+    if j == i:
+        return 0 if text == "" else None
+    if j != n:
+        return None
+    value = int(text[i:j], 16)
+    if value >= 1 << KEY_BITS:
+        return None
+    return (-value) % (1 << KEY_BITS) if negative else value
+
+
+def _is_hex(c: str) -> bool:
+    return c in "0123456789abcdefABCDEF"

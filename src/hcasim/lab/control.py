@@ -1,0 +1,187 @@
+"""The control endpoint: one session per client connection, one handler per operation.
+
+Handlers validate every argument before touching a device, so bad input gets an errno
+and a message and changes nothing. A session's semaphores are released when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import errno
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from hcasim.devices.cx3 import FirmwareError
+from hcasim.lab.lab import Device, Lab
+from hcasim.lab.protocol import HEADER, ProtocolError, body_length, decode_body, encode
+
+log = logging.getLogger("hcasim.control")
+_session_ids = itertools.count(1)
+
+#: Largest CR block one request may read or write (dwords); a MAD carries at most 56.
+MAX_CR_DWORDS = 4096
+
+
+class Session:
+    """One connected client: the host it runs on and the devices it opened."""
+
+    def __init__(self) -> None:
+        self.ident = next(_session_ids)
+        self.host: str | None = None
+        self.opened: dict[str, Device] = {}
+
+    def __repr__(self) -> str:
+        return f"Session({self.ident}, host={self.host})"
+
+
+def _int(args: dict[str, Any], name: str, lo: int, hi: int) -> int:
+    value = args.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise FirmwareError(errno.EINVAL, f"{name} must be an integer in [{lo}, {hi}]")
+    return value
+
+
+def _str(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not value:
+        raise FirmwareError(errno.EINVAL, f"{name} must be a non-empty string")
+    return value
+
+
+class ControlEndpoint:
+    """Serves the control protocol for one lab."""
+
+    def __init__(self, lab: Lab, on_shutdown: Callable[[], None]) -> None:
+        self.lab = lab
+        self.on_shutdown = on_shutdown
+        self.handlers: dict[str, Callable[[Session, dict[str, Any]], dict[str, Any]]] = {
+            "ping": lambda s, a: {},
+            "hello": self.hello,
+            "status": lambda s, a: self.lab.status(),
+            "open": self.open,
+            "cr_read": self.cr_read,
+            "cr_write": self.cr_write,
+            "flash_info": self.flash_info,
+            "flash_read": self.flash_read,
+            "flash_write": self.flash_write,
+            "host_reboot": self.host_reboot,
+            "driver_restart": self.driver_restart,
+            "shutdown": self.shutdown,
+        }
+
+    async def serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Run one session until the client disconnects or misbehaves."""
+        session = Session()
+        try:
+            while True:
+                try:
+                    header = await reader.readexactly(HEADER.size)
+                    body = await reader.readexactly(body_length(header))
+                    request = decode_body(body)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
+                except ProtocolError as exc:
+                    writer.write(encode({"ok": False, "errno": errno.EPROTO, "error": str(exc)}))
+                    break
+                writer.write(encode(self.dispatch(session, request)))
+                await writer.drain()
+        finally:
+            self.end_session(session)
+            writer.close()
+
+    def dispatch(self, session: Session, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one request and build its reply."""
+        op = request.get("op")
+        handler = self.handlers.get(op) if isinstance(op, str) else None
+        if handler is None:
+            return {"ok": False, "errno": errno.EOPNOTSUPP, "error": f"unknown operation {op!r}"}
+        try:
+            reply = handler(session, request)
+        except FirmwareError as exc:
+            return {"ok": False, "errno": exc.errno, "error": str(exc)}
+        reply["ok"] = True
+        return reply
+
+    def end_session(self, session: Session) -> None:
+        """Release what a finished session held."""
+        for device in session.opened.values():
+            device.firmware.release(session)
+        session.opened.clear()
+
+    # ---------------------------------------------------------------- operations
+    def hello(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        host = self.lab.host(_str(args, "host"))
+        session.host = host.name
+        return {"host": host.name, "devices": [d.mst_paths[0] for d in host.devices]}
+
+    def open(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        path = _str(args, "path")
+        if session.host is None:
+            raise FirmwareError(errno.ENOENT, "No such file or directory")
+        device = self.lab.host(session.host).device_at(path)
+        if device is None:
+            raise FirmwareError(errno.ENOENT, "No such file or directory")
+        session.opened[device.ident] = device
+        kind = device.firmware.kind
+        return {"handle": device.ident, "device_id": kind.device_id, "model": kind.mst_name}
+
+    def _device(self, session: Session, args: dict[str, Any]) -> Device:
+        handle = args.get("handle")
+        device = session.opened.get(handle) if isinstance(handle, str) else None
+        if device is None:
+            raise FirmwareError(errno.EBADF, "device not opened in this session")
+        return device
+
+    def cr_read(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        device = self._device(session, args)
+        addr = _int(args, "addr", 0, 0xFFFFFFFF)
+        count = _int(args, "count", 1, MAX_CR_DWORDS)
+        return {"values": device.firmware.cr_read(addr, count, session)}
+
+    def cr_write(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        device = self._device(session, args)
+        addr = _int(args, "addr", 0, 0xFFFFFFFF)
+        values = args.get("values")
+        if not isinstance(values, list) or not 1 <= len(values) <= MAX_CR_DWORDS:
+            raise FirmwareError(errno.EINVAL, "values must be a list of 1 to 4096 dwords")
+        device.firmware.cr_write(addr, values, session)
+        return {}
+
+    def flash_info(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        flash = self._device(session, args).firmware.flash
+        return {"size": flash.size, "programmed": len(flash.contents)}
+
+    def flash_read(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        device = self._device(session, args)
+        size = device.firmware.flash.size
+        offset = _int(args, "offset", 0, size)
+        length = _int(args, "length", 0, size - offset)
+        data = device.firmware.flash_read(offset, length, session)
+        return {"data": base64.b64encode(data).decode()}
+
+    def flash_write(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        device = self._device(session, args)
+        try:
+            image = base64.b64decode(_str(args, "data"), validate=True)
+        except binascii.Error:
+            raise FirmwareError(errno.EINVAL, "data is not valid base64") from None
+        device.firmware.flash_write_image(image, session)
+        return {}
+
+    def host_reboot(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        self.lab.reboot_host(_str(args, "host"))
+        return {}
+
+    def driver_restart(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        self.lab.restart_driver(_str(args, "host"))
+        return {}
+
+    def shutdown(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        self.on_shutdown()
+        return {}

@@ -1,0 +1,157 @@
+"""What a lab is made of: hosts, their devices and firmware, and the cabling.
+
+A lab definition is plain JSON so the store can keep it: ``{"netfile": <text>,
+"hosts": [{"name", "device", "ini": {"cr_protection_en": bool}, "guid"}]}``. The default lab
+is built here; ``hcasim up --topology NET [--lab LAB]`` builds one from an ibsim net file
+and a TOML lab file (format in docs/user-guide.md).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEVICE_MODELS = ("mt4099", "mt4103")
+DEFAULT_FW_VERSION = (2, 42, 5000)
+DEFAULT_PSID = {"mt4099": "MT_1090120019", "mt4103": "MT_1090111023"}
+#: FW release date printed by flint q (day, month, year); any fixed date will do.
+DEFAULT_RELEASE_DATE = (5, 9, 2017)
+
+
+class SpecError(Exception):
+    """A topology or lab file is malformed; the message names file, line and reason."""
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One host of the lab and the HCA in it."""
+
+    name: str
+    device: str
+    cr_protection_en: bool
+    guid: int
+    switch_port: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON form kept in the store."""
+        return {
+            "name": self.name,
+            "device": self.device,
+            "ini": {"cr_protection_en": self.cr_protection_en},
+            "guid": self.guid,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HostSpec:
+        """Rebuild a host from its stored JSON form."""
+        return cls(
+            name=str(data["name"]),
+            device=str(data["device"]),
+            cr_protection_en=bool(data["ini"]["cr_protection_en"]),
+            guid=int(data["guid"]),
+        )
+
+
+#: The default lab of the secure-host issue: switch sw1 and four hosts.
+_DEFAULT_HOSTS = (
+    ("sm", "mt4099", False),
+    ("node1", "mt4099", True),
+    ("node2", "mt4099", True),
+    ("node3", "mt4103", False),
+)
+#: Node GUIDs of the default lab's HCAs: Mellanox OUI 0x0002c9, ConnectX-3 style
+#: 0002c903xxxxxxx0 with port GUIDs +1/+2 (ibsim assigns CA port GUID = node GUID + port).
+_DEFAULT_GUID_BASE = 0x0002C90300A1B200
+_DEFAULT_SWITCH_GUID = 0x0002C90200A1B000
+
+
+def default_lab() -> dict[str, Any]:
+    """Return the definition of the default lab."""
+    hosts = [
+        HostSpec(name, device, secure, _DEFAULT_GUID_BASE + 0x10 * (i + 1), switch_port=i + 1)
+        for i, (name, device, secure) in enumerate(_DEFAULT_HOSTS)
+    ]
+    lines = [
+        "# hcasim default lab: one 36-port switch and four ConnectX-3 hosts",
+        "",
+        f"switchguid={_DEFAULT_SWITCH_GUID:#018x}",
+        'Switch 36 "sw1" # "sw1 36-port switch" enhanced port 0 lid 0',
+    ]
+    lines += [f'[{h.switch_port}] "{h.name}"[1] # lid 0 4xQDR' for h in hosts]
+    for h in hosts:
+        lines += [
+            "",
+            f"caguid={h.guid:#018x}",
+            f'Hca 2 "{h.name}" # "{h.name} HCA-1"',
+            f'[1] "sw1"[{h.switch_port}] # lid 0 4xQDR',
+        ]
+    return {"netfile": "\n".join(lines) + "\n", "hosts": [h.to_json() for h in hosts]}
+
+
+def lab_from_files(netfile: Path, labfile: Path | None) -> dict[str, Any]:
+    """Build a lab definition from a net file and an optional TOML lab file."""
+    from hcasim.fabric.netfile import NetFileError, parse_netfile_text
+    from hcasim.fabric.topology import NodeKind
+
+    try:
+        text = netfile.read_text()
+    except OSError as exc:
+        raise SpecError(f"{netfile}: {exc.strerror}") from None
+    try:
+        topology = parse_netfile_text(text, str(netfile), include_dir=netfile.parent)
+    except NetFileError as exc:
+        raise SpecError(str(exc)) from None
+    settings = _read_labfile(labfile) if labfile else {}
+    cas = {node.id: node for node in topology.nodes if node.kind is NodeKind.CA}
+    for name in settings:
+        if name not in cas:
+            raise SpecError(f"{labfile}: host {name!r} is not a CA in {netfile}")
+    hosts = []
+    for name, node in cas.items():
+        device, secure = settings.get(name, ("mt4099", False))
+        hosts.append(HostSpec(name, device, secure, node.guid).to_json())
+    return {"netfile": text, "hosts": hosts}
+
+
+def _read_labfile(path: Path) -> dict[str, tuple[str, bool]]:
+    from hcasim.devices.firmware_ini import IniError, parse_ini
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"{path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+    hosts = data.get("hosts", {})
+    unknown = set(data) - {"hosts"}
+    if unknown:
+        raise SpecError(f"{path}: unknown table {sorted(unknown)[0]!r} (expected [hosts.NAME])")
+    if not isinstance(hosts, dict):
+        raise SpecError(f"{path}: 'hosts' must be a table of [hosts.NAME] tables")
+    result: dict[str, tuple[str, bool]] = {}
+    for name, entry in hosts.items():
+        if not isinstance(entry, dict):
+            raise SpecError(f"{path}: hosts.{name} must be a table")
+        extra = set(entry) - {"device", "firmware_ini"}
+        if extra:
+            raise SpecError(f"{path}: hosts.{name}: unknown key {sorted(extra)[0]!r}")
+        device = entry.get("device", "mt4099")
+        if device not in DEVICE_MODELS:
+            raise SpecError(
+                f"{path}: hosts.{name}: unknown device {device!r} "
+                f"(known: {', '.join(DEVICE_MODELS)})"
+            )
+        secure = False
+        if "firmware_ini" in entry:
+            ini_path = path.parent / str(entry["firmware_ini"])
+            try:
+                ini = parse_ini(ini_path.read_text(), str(ini_path))
+            except OSError as exc:
+                raise SpecError(f"{path}: hosts.{name}: {ini_path}: {exc.strerror}") from None
+            except IniError as exc:
+                raise SpecError(str(exc)) from None
+            secure = ini.cr_protection_en
+        result[name] = (device, secure)
+    return result

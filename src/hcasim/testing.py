@@ -1,0 +1,128 @@
+"""Test support: a lab in a temporary home that always stops.
+
+Use the context manager anywhere, or the pytest fixture ``hcasim_lab`` (this module is a
+pytest plugin once hcasim is installed)::
+
+    def test_locked(hcasim_lab):
+        hcasim_lab.flint("node1", "-d", "/dev/mst/mt4099_pci_cr0", "set_key", "1234")
+        hcasim_lab.restart_driver("node1")
+        result = hcasim_lab.flint("node1", "-d", "/dev/mst/mt4099_pci_cr0", "-qq", "q")
+        assert result.returncode == 1
+
+Commands run as real subprocesses (``hcasim exec --host H -- ...``), so what a test sees is
+what a user sees. The daemon also watches the test process and stops if it dies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HCASIM = [sys.executable, "-m", "hcasim.cli.hcasim"]
+
+
+class LabHandle:
+    """A running lab: run commands on its hosts and drive its events."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+
+    def hcasim(
+        self, *args: str, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run an ``hcasim`` subcommand against this lab."""
+        return subprocess.run(
+            [*HCASIM, "--home", str(self.home), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+        )
+
+    def env(self) -> dict[str, str]:
+        """The environment commands of this lab run with."""
+        env = dict(os.environ)
+        env["HCASIM_HOME"] = str(self.home)
+        env["HCASIM_DAEMON_WATCH_PID"] = str(os.getpid())
+        return env
+
+    def run(
+        self, host: str, *cmd: str, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a program on a host of the lab (``hcasim exec --host H -- CMD``)."""
+        return self.hcasim("exec", "--host", host, "--", *cmd, input=input, timeout=timeout)
+
+    def flint(
+        self, host: str, *args: str, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run hcasim's flint on a host."""
+        return self.run(host, "flint", *args, input=input)
+
+    def reboot(self, host: str) -> None:
+        """Reboot a host."""
+        self._check(self.hcasim("host", "reboot", host))
+
+    def restart_driver(self, host: str) -> None:
+        """Restart the HCA driver on a host."""
+        self._check(self.hcasim("driver", "restart", host))
+
+    def status(self) -> dict[str, Any]:
+        """The lab's status as data."""
+        result = self._check(self.hcasim("status", "--json"))
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data
+
+    def device_state(self, host: str) -> dict[str, Any]:
+        """The secure-host state of a host's first device."""
+        for h in self.status()["hosts"]:
+            if h["name"] == host:
+                state: dict[str, Any] = h["devices"][0]
+                return state
+        raise KeyError(host)
+
+    @staticmethod
+    def _check(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+        if result.returncode != 0:
+            raise RuntimeError(f"{result.args}: {result.returncode}: {result.stderr}")
+        return result
+
+    def up(self, *args: str) -> None:
+        """Start (or restart) the lab daemon."""
+        self._check(self.hcasim("up", *args))
+
+    def down(self) -> None:
+        """Stop the lab daemon."""
+        self._check(self.hcasim("down"))
+
+
+@contextmanager
+def running_lab(home: str | Path | None = None, up_args: Sequence[str] = ()) -> Iterator[LabHandle]:
+    """Start a lab (in a temporary home unless one is given) and always stop it."""
+    with tempfile.TemporaryDirectory(prefix="hcasim-") as tmp:
+        lab = LabHandle(Path(home) if home is not None else Path(tmp) / "home")
+        lab.up(*up_args)
+        try:
+            yield lab
+        finally:
+            lab.hcasim("down")
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - the context manager works without pytest
+    pass
+else:
+
+    @pytest.fixture
+    def hcasim_lab(tmp_path: Path) -> Iterator[LabHandle]:
+        """A running default lab in a temporary home, stopped after the test."""
+        with running_lab(tmp_path / "home") as lab:
+            yield lab
