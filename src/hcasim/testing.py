@@ -28,6 +28,25 @@ from typing import Any
 HCASIM = [sys.executable, "-m", "hcasim.cli.hcasim"]
 
 
+def run_exact(
+    argv: Sequence[str], env: dict[str, str] | None, input: str | None, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a program and decode its output without newline translation (``\\r`` kept)."""
+    result = subprocess.run(
+        list(argv),
+        input=None if input is None else input.encode(),
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+    )
+    return subprocess.CompletedProcess(
+        result.args,
+        result.returncode,
+        result.stdout.decode(errors="replace"),
+        result.stderr.decode(errors="replace"),
+    )
+
+
 class LabHandle:
     """A running lab: run commands on its hosts and drive its events."""
 
@@ -38,14 +57,7 @@ class LabHandle:
         self, *args: str, input: str | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         """Run an ``hcasim`` subcommand against this lab."""
-        return subprocess.run(
-            [*HCASIM, "--home", str(self.home), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=self.env(),
-        )
+        return run_exact([*HCASIM, "--home", str(self.home), *args], self.env(), input, timeout)
 
     def env(self) -> dict[str, str]:
         """The environment commands of this lab run with."""
