@@ -1,0 +1,958 @@
+"""The FS2 firmware image format of ConnectX-3 (PCI device 4099) and ConnectX-3 Pro (4103).
+
+This module is a codec: it builds, reads, checks and patches image bytes and decides
+nothing about devices. Every layout fact is declared once below as a table of fields and
+cites where mstflint reads it; ``mstflint`` means repository Mellanox/mstflint at tag
+``v4.21.0-1``, the source of the Debian ``mstflint 4.21.0+1-1`` whose output hcasim
+reproduces. docs/fs2-image.md explains the format and the choices made here.
+
+An image is, from offset 0 (``fw_ops.cpp:402-409``, ``fs2_ops.cpp:512-861``)::
+
+    0x00  magic pattern, 16 bytes
+    0x20  header dwords: fw_id (device revision, full-image CRC), format, fs_info,
+          info_ptr, fw_size, guid_ptr
+    0x38  BOOT2: {dword0, size, size code dwords, one dword, CRC dword}
+    then  a chain of sections: GPH {type, size, param, next}, data, CRC dword
+
+The sections hcasim writes are the GUID section (type 6) and the Image Info section
+(type 10), a list of tags ``id << 24 | payload bytes`` ending with tag 0xff.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "CONNECTX3",
+    "CONNECTX3_PRO",
+    "DEVICE_NAMES",
+    "TAG_DEVICE_TYPE",
+    "TAG_END",
+    "TAG_FW_BUILD_TIME",
+    "TAG_FW_VERSION",
+    "TAG_HW_ACCESS_KEY",
+    "TAG_KEY_DIGEST_SEAL",
+    "TAG_PRODUCT_VER",
+    "TAG_PSID",
+    "TAG_VSD",
+    "TAG_VSD_VENDOR_ID",
+    "BitField",
+    "Fs2Info",
+    "ImageError",
+    "SectionType",
+    "TagSpec",
+    "UnsupportedImageError",
+    "assemble_image",
+    "build_image",
+    "crc16",
+    "derive_mac",
+    "image_info_tag",
+    "parse_image",
+    "verify_image",
+    "with_guids",
+    "with_image_info_tag",
+]
+
+#: PCI device ids of the FS2 devices hcasim models (rdma-core v44.0 providers/mlx4/mlx4.c:68,72).
+CONNECTX3 = 4099
+CONNECTX3_PRO = 4103
+DEVICE_NAMES = {CONNECTX3: "ConnectX-3", CONNECTX3_PRO: "ConnectX-3 Pro"}
+
+_DWORD = struct.Struct(">I")
+_MASK32 = 0xFFFFFFFF
+
+
+# --------------------------------------------------------------------------- errors
+class ImageError(Exception):
+    """An image is not a valid FS2 image; the message says what is wrong.
+
+    The attributes let a CLI print what mstflint 4.21 prints for the same image:
+
+    - ``reason``: mstflint's error text for the failure, where hcasim knows it (else the
+      message). ``q`` prints ``-E- Failed to query image: <file>. <reason>``.
+    - ``verify_lines``: the lines ``v`` prints before its ``-E-`` line.
+    - ``stage``: ``"verify"`` when ``v`` then prints ``-E- FW image verification failed:
+      <reason>. AN HCA DEVICE CAN NOT BOOT FROM THIS IMAGE.`` (err_msgs.h:87), ``"query"``
+      when it prints ``-E- Failed to get Guids status. <reason>`` (subcommands.cpp:4689).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        verify_lines: Sequence[str] = (),
+        *,
+        reason: str | None = None,
+        stage: str = "verify",
+    ) -> None:
+        super().__init__(message)
+        self.verify_lines = tuple(verify_lines)
+        self.reason = message if reason is None else reason
+        self.stage = stage
+
+
+class UnsupportedImageError(ImageError):
+    """A well-formed image that uses a feature hcasim does not model (e.g. an expansion ROM)."""
+
+
+# --------------------------------------------------------------------------- CRC16
+_CRC_POLY = 0x100B  # flint_base.cpp:249-287
+
+
+def _crc_table() -> tuple[int, ...]:
+    # Byte-at-a-time form of Crc16::add: the feedback of 8 shifts depends only on the top
+    # byte of the register, since message bits enter at bit 0 and cannot reach bit 15.
+    table = []
+    for top in range(256):
+        reg = top << 8
+        for _ in range(8):
+            reg = ((reg << 1) ^ _CRC_POLY) & 0xFFFF if reg & 0x8000 else (reg << 1) & 0xFFFF
+        table.append(reg)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def _crc_update(crc: int, data: bytes | bytearray | memoryview) -> int:
+    table = _CRC_TABLE
+    for byte in data:
+        crc = (((crc << 8) | byte) & 0xFFFF) ^ table[crc >> 8]
+    return crc
+
+
+def crc16(data: bytes | bytearray | memoryview) -> int:
+    """Return the FS2 CRC16 of ``data``, a whole number of big-endian dwords.
+
+    This is mstflint's ``Crc16`` (``flint_base.cpp:249-287``): register 0xffff, each dword
+    shifted in MSB first with polynomial 0x100b, then 16 zero bits, then XOR 0xffff. It
+    protects BOOT2, every section (GPH plus data) and the whole image.
+    """
+    if len(data) % 4:
+        raise ValueError(f"FS2 CRC16 runs over whole dwords, got {len(data)} bytes")
+    crc = _crc_update(0xFFFF, data)
+    return _crc_update(crc, b"\0\0") ^ 0xFFFF
+
+
+# --------------------------------------------------------------------------- field tables
+@dataclass(frozen=True)
+class BitField:
+    """Bits ``hi..lo`` of the big-endian dword at byte ``offset`` of some structure."""
+
+    name: str
+    offset: int
+    hi: int = 31
+    lo: int = 0
+
+    @property
+    def mask(self) -> int:
+        """The field's maximum value."""
+        return (1 << (self.hi - self.lo + 1)) - 1
+
+    def get(self, buf: bytes | bytearray, base: int = 0) -> int:
+        """Read the field from the structure at ``base`` in ``buf``."""
+        (word,) = _DWORD.unpack_from(buf, base + self.offset)
+        return int(word >> self.lo) & self.mask
+
+    def put(self, buf: bytearray, value: int, base: int = 0) -> None:
+        """Write ``value`` into the field of the structure at ``base``, keeping other bits."""
+        if not 0 <= value <= self.mask:
+            bits = self.hi - self.lo + 1
+            raise ValueError(f"{self.name} = {value:#x} does not fit in {bits} bits")
+        (word,) = _DWORD.unpack_from(buf, base + self.offset)
+        word = (word & ~(self.mask << self.lo) & _MASK32) | value << self.lo
+        _DWORD.pack_into(buf, base + self.offset, word)
+
+
+#: The magic pattern that marks an image start (fw_ops.cpp:402-404) and where it is
+#: looked for (fw_ops.cpp:408-409, FindAllImageStart :438-474).
+MAGIC = struct.pack(">4I", 0x4D544657, 0x8CDFD000, 0xDEAD9270, 0x4154BEEF)
+MAGIC_POSITIONS = (0, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000, 0x400000,
+                   0x800000, 0x1000000)
+
+
+class Header:
+    """Image header fields, offsets from the image start."""
+
+    #: fw_id: bits 31:24 device revision (fs2_ops.cpp:755), bits 15:0 full-image CRC
+    #: (IMG_CRC_OFF, flint_base.h:294; fs2_ops.cpp:563-566, 1032-1054).
+    DEV_REV = BitField("dev_rev", 0x20, 31, 24)
+    IMAGE_CRC = BitField("image_crc", 0x20, 15, 0)
+    #: Bits 31:24 == 3 mark an FS3 image file (FS3_IND_ADDR, fw_ops.cpp:655-674).
+    FORMAT = BitField("format", 0x24, 31, 24)
+    #: fs_info: bytes sum to 0; bit 3 failsafe; bits 2:0 + 16 = log2 chunk size
+    #: (FS_DATA_OFF, flint_base.h:273; CntxGetFsData, fs2_ops.cpp:58-82).
+    FS_INFO = BitField("fs_info", 0x28)
+    #: info_ptr: bits 23:0 address of the Image Info data, bytes sum to 0 (fs2_ops.cpp:804-826).
+    INFO_PTR = BitField("info_ptr", 0x2C, 23, 0)
+    INFO_PTR_WORD = BitField("info_ptr_word", 0x2C)
+    #: Image size in bytes (fs2_ops.cpp:751-753).
+    FW_SIZE = BitField("fw_size", 0x30)
+    #: Address of the GUID section data (fs2_ops.cpp:757-775).
+    GUID_PTR = BitField("guid_ptr", 0x34)
+
+    FIELDS = (DEV_REV, IMAGE_CRC, FORMAT, FS_INFO, INFO_PTR_WORD, FW_SIZE, GUID_PTR)
+    #: BOOT2 starts here (FS2_BOOT_START, flint_base.h:272).
+    SIZE = 0x38
+
+
+class Boot2:
+    """BOOT2: dword0, ``SIZE`` code dwords, one more dword, CRC of all before it.
+
+    ``checkBoot2``, fw_ops.cpp:284-365: 4 <= SIZE <= 0x100000 dwords, (SIZE + 4) dwords in all.
+    """
+
+    SIZE = BitField("size", 0x04)
+    MIN_SIZE = 4
+    MAX_SIZE = 0x100000
+
+
+class Gph:
+    """General Partition Header of a section (struct GPH, flint_base.h:450-456)."""
+
+    TYPE = BitField("type", 0x0)
+    SIZE = BitField("size", 0x4)  # data dwords (bytes for EMT, fs2_ops.cpp:386-393)
+    PARAM = BitField("param", 0x8)
+    NEXT = BitField("next", 0xC)  # absolute offset of the next GPH; 0 or 0xff000000 ends
+    FIELDS = (TYPE, SIZE, PARAM, NEXT)
+    BYTES = 16
+    CHAIN_END = (0, 0xFF000000)  # checkList, fs2_ops.cpp:504
+    MAX_DATA = 0x400000  # MAX_SECTION_SIZE, flint_base.h:458
+
+
+class SectionType:
+    """Section types and the names ``v`` prints (flint_base.h:304-320, flint_base.cpp:73-85)."""
+
+    DDR = 1
+    CNF = 2
+    JMP = 3
+    EMT = 4
+    ROM = 5
+    GUID = 6
+    BOARD_ID = 7
+    USER_DATA = 8
+    FW_CONF = 9
+    IMG_INFO = 10
+    DDRZ = 11
+    HASH_FILE = 12
+    NAMES = {1: "DDR", 2: "Configuration", 3: "Jump addresses", 4: "EMT Service", 5: "ROM",
+             6: "GUID", 7: "BOARD ID", 8: "User Data", 9: "FW Configuration", 10: "Image Info",
+             11: "DDRZ", 12: "Hash File"}
+
+    @classmethod
+    def name(cls, kind: int) -> str:
+        """The section name mstflint prints for ``kind`` (``UNKNOWN (n)`` when unknown)."""
+        return cls.NAMES.get(kind, f"UNKNOWN ({kind})")
+
+
+#: GUID section entries: node, port1, port2, system image, MAC1, MAC2 (fs2_ops.cpp:766-795;
+#: GUIDS = 4 GUIDs then MACS, mlxfwops_com.h; flint/subcommands.cpp:3786-3867).
+GUID_ENTRIES = 6
+MAX_GUIDS = 32  # mlxfwops_com.h:231; more is "Illegal Number of GUIDs" (fs2_ops.cpp:769-772)
+
+# Image Info tags (enum Fs2ImageInfoTags, fs2_ops.h:97-122; parsed by ParseInfoSect,
+# fs2_ops.cpp:84-312). Payload offsets below are from the first byte after the tag header.
+TAG_FW_VERSION = 1
+TAG_FW_BUILD_TIME = 2
+TAG_DEVICE_TYPE = 3
+TAG_PSID = 4
+TAG_VSD = 5
+TAG_PRODUCT_VER = 7
+TAG_VSD_VENDOR_ID = 8
+TAG_MIC_VERSION = 11
+TAG_HW_ACCESS_KEY = 13
+#: hcasim's own tag "KeyDigestSeal" (8 bytes). mstflint 4.21 records tag offsets only for
+#: ids below II_Last = 21 and ignores other ids except 0xff (fs2_ops.cpp:280-287), so a
+#: real mstflint queries, verifies and burns an image carrying it; 0xe0 stays clear of
+#: ids NVIDIA allocates upwards from 21. See docs/fs2-image.md.
+TAG_KEY_DIGEST_SEAL = 0xE0
+TAG_END = 0xFF
+_TAG_HEADER = BitField("tag", 0)
+_TAG_ID = BitField("tag_id", 0, 31, 24)
+_TAG_SIZE = BitField("tag_size", 0, 23, 0)
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """One Image Info tag: id, name, payload size, and its numeric fields or text form."""
+
+    tag_id: int
+    name: str
+    size: int
+    fields: tuple[BitField, ...] = ()
+    text: bool = False
+
+    def decode(self, payload: bytes) -> dict[str, int]:
+        """Read the numeric fields of this tag from its payload."""
+        return {f.name: f.get(payload) for f in self.fields}
+
+    def encode(self, **values: int) -> bytes:
+        """Build a payload from numeric field values (missing fields are 0)."""
+        payload = bytearray(self.size)
+        for f in self.fields:
+            f.put(payload, values.pop(f.name, 0))
+        if values:
+            raise TypeError(f"{self.name} has no field(s) {', '.join(sorted(values))}")
+        return bytes(payload)
+
+
+TAGS: dict[int, TagSpec] = {
+    spec.tag_id: spec
+    for spec in (
+        # fs2_ops.cpp:110-115: major = word0[31:16]; minor, subminor = word1[31:16], [15:0].
+        TagSpec(TAG_FW_VERSION, "FwVersion", 8, (
+            BitField("major", 0, 31, 16), BitField("minor", 4, 31, 16),
+            BitField("subminor", 4, 15, 0))),
+        # fs2_ops.cpp:117-122: word1 = year[31:16] month[15:8] day[7:0], printed with %x,
+        # so the numbers are BCD. word0 is not read by mstflint; hcasim writes 0.
+        TagSpec(TAG_FW_BUILD_TIME, "FwBuildTime", 8, (
+            BitField("year", 4, 31, 16), BitField("month", 4, 15, 8), BitField("day", 4, 7, 0))),
+        # fs2_ops.cpp:142-146: PCI device id in bits 15:0.
+        TagSpec(TAG_DEVICE_TYPE, "DeviceType", 4, (BitField("device_id", 0, 15, 0),)),
+        # PSID_LEN 16, VSD_LEN 208, PRODUCT_VER_LEN 16 (mlxfwops_com.h:122-124), read up to NUL.
+        TagSpec(TAG_PSID, "PSID", 16, text=True),
+        TagSpec(TAG_VSD, "VSD", 208, text=True),
+        TagSpec(TAG_PRODUCT_VER, "ProductVer", 16, text=True),
+        # fs2_ops.cpp:148-151: VSD vendor, 0x15b3 for Mellanox (flint_base.h:301).
+        TagSpec(TAG_VSD_VENDOR_ID, "VsdVendorId", 4, (BitField("vendor_id", 0, 15, 0),)),
+        # fs2_ops.cpp:133-140; its presence makes `v` check the full-image CRC (:655-665).
+        TagSpec(TAG_MIC_VERSION, "MicVersion", 8, (
+            BitField("major", 0, 31, 16), BitField("minor", 4, 31, 16),
+            BitField("subminor", 4, 15, 0))),
+        # fs2_ops.cpp:215-223: key[63:32] in word0, key[31:0] in word1.
+        TagSpec(TAG_HW_ACCESS_KEY, "HwAccessKey", 8, (
+            BitField("key_hi", 0), BitField("key_lo", 4))),
+        TagSpec(TAG_KEY_DIGEST_SEAL, "KeyDigestSeal", 8),
+        TagSpec(TAG_END, "End", 0),
+    )
+}
+
+MELLANOX_VSD_VENDOR_ID = 0x15B3  # MELLANOX_VENDOR_ID, flint_base.h:301
+#: Device revision written in fw_id; hcasim models revision A0 parts.
+DEFAULT_DEV_REV = 0xA0
+
+
+# --------------------------------------------------------------------------- public info
+@dataclass(frozen=True)
+class Fs2Info:
+    """What an FS2 image says about itself: the facts ``flint q`` shows, decoded.
+
+    ``guids`` are node, port1, port2, system image; ``macs`` are port1, port2. Text
+    fields are decoded byte for byte (Latin-1) up to the first NUL, as mstflint prints
+    them. ``hw_access_key`` is None when the image has no HwAccessKey tag (firmware built
+    without ``cr_protection_en``); ``product_version`` is None when the tag is absent or
+    empty. ``image_length`` is where the last section ends (mstflint's lastImageAddr).
+    """
+
+    fw_version: tuple[int, int, int]
+    release_date: tuple[int, int, int]
+    device_id: int
+    psid: str
+    vsd: str
+    guids: tuple[int, int, int, int]
+    macs: tuple[int, int]
+    hw_access_key: int | None
+    product_version: str | None
+    image_length: int
+    blank_guids: bool = False
+    failsafe: bool = False
+    vsd_vendor_id: int = 0
+
+
+# --------------------------------------------------------------------------- helpers
+def derive_mac(guid: int) -> int:
+    """Return the MAC a ConnectX card derives from a port GUID: the GUID minus its middle 16 bits.
+
+    mstflint's rule (fs2_ops.cpp:1264-1281, "48 bit MAC == 64 bit GUID without the middle
+    16 bits"); real ConnectX-3 cards show it, e.g. GUID f45214030001b8a1 with MAC
+    f4521401b8a1 (NVIDIA MFT docs, "Setting GUIDs and MACs").
+    """
+    if not 0 <= guid <= 0xFFFFFFFFFFFFFFFF:
+        raise ValueError(f"GUID {guid:#x} is not 64 bits")
+    return (guid >> 40) << 24 | (guid & 0xFFFFFF)
+
+
+def _tag_bytes(tag_id: int, payload: bytes) -> bytes:
+    if len(payload) % 4:
+        raise ValueError(f"tag {tag_id} payload must be whole dwords, got {len(payload)} bytes")
+    header = bytearray(4)
+    _TAG_ID.put(header, tag_id)
+    _TAG_SIZE.put(header, len(payload))
+    return bytes(header) + payload
+
+
+def _text_payload(spec: TagSpec, text: str) -> bytes:
+    raw = text.encode("ascii")
+    if len(raw) > spec.size or "\0" in text:
+        raise ValueError(f"{spec.name} must be at most {spec.size} ASCII characters, got {text!r}")
+    if not text.isprintable():
+        raise ValueError(f"{spec.name} must be printable, got {text!r}")
+    return raw.ljust(spec.size, b"\0")
+
+
+def _bcd(value: int, digits: int) -> int:
+    if not 0 <= value < 10**digits:
+        raise ValueError(f"{value} does not fit in {digits} BCD digits")
+    return int(str(value), 16)
+
+
+def _from_bcd(raw: int) -> int | None:
+    text = f"{raw:x}"
+    return int(text) if text.isdigit() else None
+
+
+def _section_bytes(kind: int, data: bytes, next_ptr: int) -> bytes:
+    gph = bytearray(Gph.BYTES)
+    Gph.TYPE.put(gph, kind)
+    Gph.SIZE.put(gph, len(data) // 4)
+    Gph.NEXT.put(gph, next_ptr)
+    body = bytes(gph) + data
+    return body + _DWORD.pack(crc16(body))
+
+
+def _byte_sum_complement(value: int) -> int:
+    return -sum(value.to_bytes(4, "big")) & 0xFF
+
+
+# --------------------------------------------------------------------------- build
+#: BOOT2 code of hcasim images: a readable marker, not executable code.
+_BOOT2_CODE = b"hcasim simulated ConnectX-3 boot2".ljust(36, b"\0")
+
+
+def build_image(
+    *,
+    device_id: int,
+    fw_version: tuple[int, int, int],
+    psid: str,
+    release_date: tuple[int, int, int],
+    guid_base: int,
+    cr_protection_en: bool,
+    vsd: str = "hcasim simulated HCA",
+) -> bytes:
+    """Build a non-failsafe FS2 image for a simulated ConnectX-3 or ConnectX-3 Pro.
+
+    GUIDs follow real ConnectX-3 cards: node = ``guid_base``, port1 = +1, port2 = +2,
+    system image = +3; each port MAC is derived from its port GUID (:func:`derive_mac`).
+    ``release_date`` is (day, month, year). With ``cr_protection_en`` (the mlxburn ini
+    switch for Secure Host) the Image Info section carries the HwAccessKey tag 13 with key
+    0 and hcasim's KeyDigestSeal tag, zeroed. The result passes ``mstflint -i IMG v`` and
+    queries with ``mstflint -i IMG q``.
+    """
+    if device_id not in DEVICE_NAMES:
+        raise ValueError(f"device id {device_id} is not an FS2 device hcasim models "
+                         f"({', '.join(map(str, DEVICE_NAMES))})")
+    if not 0 <= guid_base <= 0xFFFFFFFFFFFFFFFF - 3:
+        raise ValueError(f"GUID base {guid_base:#x} leaves no room for 4 GUIDs in 64 bits")
+    day, month, year = release_date
+    if not (1 <= day <= 31 and 1 <= month <= 12):
+        raise ValueError(f"release date {release_date} is not a (day, month, year)")
+    guids = (guid_base, guid_base + 1, guid_base + 2, guid_base + 3)
+    macs = (derive_mac(guids[1]), derive_mac(guids[2]))
+
+    tags = [
+        (TAG_FW_VERSION, TAGS[TAG_FW_VERSION].encode(
+            major=fw_version[0], minor=fw_version[1], subminor=fw_version[2])),
+        (TAG_FW_BUILD_TIME, TAGS[TAG_FW_BUILD_TIME].encode(
+            year=_bcd(year, 4), month=_bcd(month, 2), day=_bcd(day, 2))),
+        (TAG_DEVICE_TYPE, TAGS[TAG_DEVICE_TYPE].encode(device_id=device_id)),
+        (TAG_PSID, _text_payload(TAGS[TAG_PSID], psid)),
+        (TAG_VSD, _text_payload(TAGS[TAG_VSD], vsd)),
+        (TAG_VSD_VENDOR_ID, TAGS[TAG_VSD_VENDOR_ID].encode(vendor_id=MELLANOX_VSD_VENDOR_ID)),
+    ]
+    if cr_protection_en:
+        tags.append((TAG_HW_ACCESS_KEY, TAGS[TAG_HW_ACCESS_KEY].encode()))
+        tags.append((TAG_KEY_DIGEST_SEAL, bytes(TAGS[TAG_KEY_DIGEST_SEAL].size)))
+    return assemble_image(tags, (*guids, *macs))
+
+
+def assemble_image(
+    tags: Sequence[tuple[int, bytes]],
+    guid_entries: Sequence[int],
+    *,
+    dev_rev: int = DEFAULT_DEV_REV,
+) -> bytes:
+    """Lay out a non-failsafe FS2 image from Image Info tags and GUID section entries.
+
+    The low-level half of :func:`build_image`: ``tags`` are (id, payload) pairs written in
+    order (the End tag is appended), ``guid_entries`` the 64-bit GUID section entries
+    (node, port1, port2, system image, MAC1, MAC2). Headers, pointers, BOOT2, every
+    CRC and the full-image CRC are filled in.
+    """
+    if len(guid_entries) != GUID_ENTRIES:
+        raise ValueError(f"the GUID section holds {GUID_ENTRIES} entries, "
+                         f"got {len(guid_entries)}")
+    info_data = b"".join(_tag_bytes(tag_id, payload) for tag_id, payload in tags)
+    info_data += _tag_bytes(TAG_END, b"")
+    guid_data = b"".join(g.to_bytes(8, "big") for g in guid_entries)
+
+    boot2 = bytearray(8) + _BOOT2_CODE + bytes(4)
+    Boot2.SIZE.put(boot2, len(_BOOT2_CODE) // 4)
+    boot2 += _DWORD.pack(crc16(boot2))
+
+    guid_start = Header.SIZE + len(boot2)
+    info_start = guid_start + Gph.BYTES + len(guid_data) + 4
+    end = info_start + Gph.BYTES + len(info_data) + 4
+    image = bytearray(Header.SIZE)
+    image[: len(MAGIC)] = MAGIC
+    Header.DEV_REV.put(image, dev_rev)
+    info_ptr = info_start + Gph.BYTES
+    Header.INFO_PTR_WORD.put(image, _byte_sum_complement(info_ptr) << 24 | info_ptr)
+    Header.FW_SIZE.put(image, end)
+    Header.GUID_PTR.put(image, guid_start + Gph.BYTES)
+    image += boot2
+    image += _section_bytes(SectionType.GUID, guid_data, info_start)
+    image += _section_bytes(SectionType.IMG_INFO, info_data, Gph.CHAIN_END[1])
+    _store_image_crc(image, end, blank=False)
+    return bytes(image)
+
+
+def _image_crc(image: bytes | bytearray, end: int) -> int:
+    # UpdateFullImageCRC / CalcImageCRC (fs2_ops.cpp:1032-1054, fw_ops.cpp:1118-1127): the
+    # CRC16 of the image with the CRC field itself set to 0xffff.
+    head = bytearray(image[: Header.SIZE])
+    Header.IMAGE_CRC.put(head, 0xFFFF)
+    return crc16(bytes(head) + bytes(image[Header.SIZE : end]))
+
+
+def _store_image_crc(image: bytearray, end: int, *, blank: bool) -> None:
+    # With blank GUIDs mstflint leaves 0xffff in the field (fs2_ops.cpp:1040-1043).
+    Header.IMAGE_CRC.put(image, 0xFFFF if blank else _image_crc(image, end))
+
+
+# --------------------------------------------------------------------------- walk
+@dataclass(frozen=True)
+class _Section:
+    kind: int
+    start: int  # offset of the GPH
+    data_size: int  # bytes
+    stored_crc: int
+    computed_crc: int
+
+    @property
+    def data_start(self) -> int:
+        return self.start + Gph.BYTES
+
+    @property
+    def end(self) -> int:
+        return self.data_start + self.data_size + 4
+
+    def range_text(self) -> str:
+        # CRC_CHECK_OLD, flint_base.h:284, used by checkGen (fs2_ops.cpp:406-407).
+        length = self.end - self.start
+        return f"     /0x{self.start:08x}-0x{self.end - 1:08x} (0x{length:06x})/ " \
+               f"({SectionType.name(self.kind)})"
+
+
+@dataclass(frozen=True)
+class _Tag:
+    tag_id: int
+    offset: int  # absolute offset of the payload
+    size: int
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """Where everything is in a checked image, and the lines ``v`` prints for it."""
+
+    failsafe: bool
+    sections: tuple[_Section, ...]
+    guid: _Section
+    info: _Section
+    tags: tuple[_Tag, ...]
+    end: int
+    blank_guids: bool
+    lines: tuple[str, ...]
+
+    def last_tag(self, tag_id: int) -> _Tag | None:
+        # When a tag repeats, mstflint keeps the last one (fs2_ops.cpp:284-287).
+        found = [t for t in self.tags if t.tag_id == tag_id]
+        return found[-1] if found else None
+
+
+class _Walker:
+    """Reads an image the way Fs2Verify and Fs2Query do, noting the lines ``v`` prints."""
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self.data = data
+        self.lines: list[str] = []
+
+    def fail(self, message: str, *, reason: str | None = None, stage: str = "verify",
+             unsupported: bool = False) -> ImageError:
+        lines = [*self.lines, "", ""] if stage == "query" else self.lines
+        cls = UnsupportedImageError if unsupported else ImageError
+        return cls(message, lines, reason=reason, stage=stage)
+
+    def read(self, offset: int, size: int, what: str, *, stage: str = "verify") -> bytes:
+        if offset + size > len(self.data):
+            # FImage::read's wording, double space included (mlxfwops/lib/flint_io.cpp).
+            detail = (f"Reading 0x{size:x} bytes from  address 0x{offset:x} is out of image "
+                      f"limits (0x{len(self.data):x} bytes)")
+            raise self.fail(f"{what.strip()} - read error ({detail}); image truncated?",
+                            reason=f"{what} - read error ({detail})\n", stage=stage)
+        return bytes(self.data[offset : offset + size])
+
+    def walk(self) -> _Walk:
+        data = self.data
+        if len(data) % 4:  # FImage::open refuses such files (flint_io.cpp)
+            raise ImageError(f"Image size 0x{len(data):x} should be 4-bytes aligned",
+                             reason="Image size should be 4-bytes aligned.", stage="open")
+        starts = [pos for pos in MAGIC_POSITIONS
+                  if pos + len(MAGIC) <= len(data) and data[pos : pos + len(MAGIC)] == MAGIC]
+        if not starts:
+            raise self.fail("No valid image found")  # fs2_ops.cpp:529-531
+        if len(starts) > 2:  # fs2_ops.cpp:533-540
+            raise self.fail(f"More than 2 image start locations found at addresses "
+                            f"0x{starts[0]:x}, 0x{starts[1]:x} and 0x{starts[2]:x}. "
+                            "Image may be corrupted.")
+        start = starts[0]
+        head = self.read(start, Header.SIZE, "Image header")
+        fs_info = Header.FS_INFO.get(head)
+        if sum(fs_info.to_bytes(4, "big")) & 0xFF:  # fs2_ops.cpp:58-69, 570-574
+            self.lines += ["", "    Can not read failsafe info word: Corrupted chunk size checksum"]
+            raise self.fail("Can not read failsafe info word: Corrupted chunk size checksum",
+                            reason="Corrupted chunk size checksum")
+        failsafe = bool(fs_info & 0x8)
+        if not failsafe and start != 0:  # fs2_ops.cpp:576-581
+            raise self.fail("FS2 Non Failsafe image must start at address 0. "
+                            f"Found non-fs image at address 0x{start:x}")
+        if start != 0:
+            raise self.fail("hcasim reads failsafe FS2 images only in their contiguous form "
+                            "at address 0", unsupported=True)
+        if Header.FORMAT.get(head) == 3:  # an FS3 file (fw_ops.cpp:655-674)
+            raise self.fail("The image is an FS3 image, not FS2 (format byte at 0x24 is 3)",
+                            unsupported=True)
+        if failsafe:  # fs2_ops.cpp:583-594
+            chunk = 1 << ((fs_info & 0x7) + 16)
+            self.lines += [
+                "", f"     FS2 failsafe image. Start address: 0x{start:x}. Chunk size 0x{chunk:x}:",
+                "",
+                "     NOTE: The addresses below are contiguous logical addresses. Physical "
+                "addresses on",
+                "           flash may be different, based on the image start address and "
+                "chunk size",
+                ""]
+        else:
+            self.lines += ["", "     FS2 non failsafe image:", ""]
+        boot2_end = self._boot2(Header.SIZE)
+        sections, blank_crc, chain_tags = self._chain(boot2_end)
+        end = sections[-1].end if sections else boot2_end
+        if any(t.tag_id == TAG_MIC_VERSION for t in chain_tags):
+            # The full-image CRC is checked only for images with a MicVersion tag, and a
+            # mismatch is printed but does not fail verification (fs2_ops.cpp:651-669).
+            stored, computed = Header.IMAGE_CRC.get(head), _image_crc(data, end)
+            text = f"     /0x{0:08x}-0x{end - 1:08x} (0x{end:06x})/ (Full Image)"
+            if blank_crc:
+                self.lines.append(f"{text} - BLANK CRC (0xffff)")
+            elif computed == stored:
+                self.lines.append(f"{text} - OK")
+            else:
+                self.lines.append(f"{text} /0x{0:08x}/ - wrong CRC "
+                                  f"(exp:0x{computed:x}, act:0x{stored:x})")
+        guid = self._guids(head, sections)
+        info = self._info(head, sections)
+        guid_data = bytes(data[guid.data_start : guid.data_start + 8 * GUID_ENTRIES])
+        blank_guids = guid.stored_crc == 0xFFFF and guid_data == b"\xff" * len(guid_data)
+        return _Walk(failsafe, tuple(sections), guid, info, self._info_tags(info), end,
+                     blank_guids, tuple(self.lines))
+
+    def _boot2(self, at: int) -> int:
+        # checkBoot2, fw_ops.cpp:284-365. Returns where the next section starts. A failure
+        # without an error text makes mstflint print "(null)" for the reason.
+        where = f"     /0x{at:08x}/ (BOOT2)"
+        size = Boot2.SIZE.get(self.read(at, 8, where))
+        if not Boot2.MIN_SIZE <= size <= Boot2.MAX_SIZE:
+            self.lines.append(f"{where} /0x{at + 4:08x}/ - unexpected size (0x{size:x})")
+            raise self.fail(f"BOOT2 size 0x{size:x} dwords is out of range "
+                            f"(0x{Boot2.MIN_SIZE:x}..0x{Boot2.MAX_SIZE:x})", reason="(null)")
+        length = (size + 4) * 4
+        text = f"     /0x{at:08x}-0x{at + length - 1:08x} (0x{length:06x})/ (BOOT2)"
+        boot2 = self.read(at, length, text)
+        computed = crc16(boot2[:-4])
+        (stored,) = _DWORD.unpack_from(boot2, length - 4)
+        if computed != stored:
+            self.lines.append(f"{text} /0x{at:08x}/ - wrong CRC "
+                              f"(exp:0x{computed:x}, act:0x{stored:x})")
+            raise self.fail(f"Bad CRC in BOOT2 at 0x{at:08x} (exp:0x{computed:x}, "
+                            f"act:0x{stored:x})", reason=_BAD_CRC)
+        self.lines.append(f"{text} - OK")
+        return at + length
+
+    def _chain(self, first: int) -> tuple[list[_Section], bool, tuple[_Tag, ...]]:
+        # checkList / checkGen, fs2_ops.cpp:339-510.
+        sections: list[_Section] = []
+        tags: tuple[_Tag, ...] = ()
+        seen: set[int] = set()
+        blank_crc = False
+        next_ptr = first
+        parts = 1  # part_cnt: BOOT2 is part 1 (fs2_ops.cpp:359-369, 503)
+        while next_ptr not in Gph.CHAIN_END:
+            parts += 1
+            if next_ptr in seen:
+                raise self.fail(f"Section chain loops back to 0x{next_ptr:08x}")
+            seen.add(next_ptr)
+            # checkGen ignores a failed header or data read and goes on with zeros; the
+            # CRC read that follows then fails (fs2_ops.cpp:355, 422, 433).
+            gph = bytes(self.data[next_ptr : next_ptr + Gph.BYTES])
+            if len(gph) < Gph.BYTES:
+                gph = bytes(Gph.BYTES)
+            kind, size = Gph.TYPE.get(gph), Gph.SIZE.get(gph)
+            if kind not in SectionType.NAMES and parts <= 2:
+                # An unknown second part is taken for another boot record (:361-369).
+                next_ptr = self._boot2(next_ptr)
+                continue
+            data_size = (size + 3) // 4 * 4 if kind == SectionType.EMT else size * 4
+            end = next_ptr + Gph.BYTES + data_size + 4
+            text = (f"     /0x{next_ptr:08x}-0x{end - 1:08x} (0x{end - next_ptr:06x})/ "
+                    f"({SectionType.name(kind)})")
+            if data_size > Gph.MAX_DATA:
+                self.lines.append(f"{text} - size too big (0x{data_size:x})")
+                raise self.fail(f"{SectionType.name(kind)} section at 0x{next_ptr:08x} is too "
+                                f"big (0x{data_size:x} bytes)", reason="(null)")
+            (stored,) = _DWORD.unpack(self.read(end - 4, 4, text))
+            body = gph + bytes(self.data[next_ptr + Gph.BYTES : end - 4])
+            section = _Section(kind, next_ptr, data_size, stored, crc16(body))
+            if (kind == SectionType.GUID and stored == 0xFFFF
+                    and body[Gph.BYTES : Gph.BYTES + 8] == b"\xff" * 8):  # :437-448
+                blank_crc = True
+                self.lines.append(f"{text} - BLANK CRC (0xffff)")
+            elif section.computed_crc != stored:  # CheckAndPrintCrcRes, fw_ops.cpp:367-400
+                self.lines.append(f"{text} /0x{next_ptr:08x}/ - wrong CRC "
+                                  f"(exp:0x{section.computed_crc:x}, act:0x{stored:x})")
+                raise self.fail(f"Bad CRC in {SectionType.name(kind)} section at "
+                                f"0x{next_ptr:08x} (exp:0x{section.computed_crc:x}, "
+                                f"act:0x{stored:x})", reason=_BAD_CRC)
+            else:
+                self.lines.append(f"{text} - OK")
+            sections.append(section)
+            if kind == SectionType.IMG_INFO:
+                tags = self._info_tags(section)  # parsed as it is read (:468-475)
+            if kind == SectionType.ROM:
+                raise self.fail("The image has an expansion ROM section; hcasim does not "
+                                "model ROMs", unsupported=True)
+            next_ptr = Gph.NEXT.get(gph)
+        return sections, blank_crc, tags
+
+    def _guids(self, head: bytes, sections: Sequence[_Section]) -> _Section:
+        # Fs2Query, fs2_ops.cpp:757-795 (errors there are printed after the verify lines).
+        pointer = Header.GUID_PTR.get(head)
+        if pointer >= len(self.data):
+            raise self.fail(f"Failed to read GUIDs - Illegal GUID pointer ({pointer:08x}). "
+                            "Probably image is corrupted", stage="query")
+        guid = _find_section(sections, SectionType.GUID, pointer)
+        if guid is None:
+            raise self.fail(f"Failed to read GUIDs - the GUID pointer ({pointer:08x}) does not "
+                            "point at the GUID section. Probably image is corrupted",
+                            stage="query")
+        count = guid.data_size // 8
+        if count > MAX_GUIDS:
+            raise self.fail(f"Failed to read GUIDs - Illegal Number of GUIDs ({count})",
+                            stage="query")
+        if count != GUID_ENTRIES:
+            # mstflint shows such images with a warning instead of MACs (subcommands.cpp:
+            # 3860-3863); hcasim models two-port cards with exactly 6 entries.
+            raise self.fail(f"Cannot get MAC address: Expecting {GUID_ENTRIES} entries in guid "
+                            f"section, got {count}", stage="query", unsupported=True)
+        return guid
+
+    def _info(self, head: bytes, sections: Sequence[_Section]) -> _Section:
+        # Fs2Query, fs2_ops.cpp:803-856.
+        word = Header.INFO_PTR_WORD.get(head)
+        if sum(word.to_bytes(4, "big")) & 0xFF:
+            raise self.fail("Failed to read Info Section - Bad checksum for Info section "
+                            f"pointer ({word:08x}). Probably the image is corrupted.",
+                            stage="query")
+        pointer = word & 0xFFFFFF
+        if pointer >= len(self.data):
+            raise self.fail(f"Failed to read Info Section - Info section pointer ({pointer:08x}) "
+                            "too large. Probably the image is corrupted.", stage="query")
+        info = _find_section(sections, SectionType.IMG_INFO, pointer)
+        if info is None:
+            raise self.fail(f"Failed to read Info Section - the Info section pointer "
+                            f"({pointer:08x}) does not point at the Image Info section. "
+                            "Probably the image is corrupted.", stage="query")
+        return info
+
+    def _info_tags(self, info: _Section) -> tuple[_Tag, ...]:
+        # ParseInfoSect, fs2_ops.cpp:84-312; in the chain walk a failure reads "Failed to
+        # read the info sector: <why>" (:468-475).
+        tags: list[_Tag] = []
+        offset, number, end_found = 0, 0, False
+        why = ""
+        while not end_found and offset < info.data_size:
+            word = _TAG_HEADER.get(self.data, info.data_start + offset)
+            tag_id, size = word >> 24, word & 0xFFFFFF
+            spec = TAGS.get(tag_id)
+            if offset + 4 + size > info.data_size:
+                why = (f"Info section corrupted: Tag {number} (TagId {tag_id}, size {size}) "
+                       f"exceeds Info section size ({info.data_size} bytes) ")
+            elif size % 4:
+                why = (f"Info section corrupted: Tag {number} (TagId {tag_id}, size {size}) "
+                       "is not a whole number of dwords")
+            elif spec is not None and size < spec.size:
+                why = (f"Info section corrupted: Tag {number} ({spec.name}, TagId {tag_id}) "
+                       f"has {size} bytes, expected {spec.size}")
+            if why:
+                break
+            tags.append(_Tag(tag_id, info.data_start + offset + 4, size))
+            end_found = tag_id == TAG_END
+            offset += 4 + size
+            number += 1
+        if not why and offset != info.data_size:
+            found = (f"but end tag found after 0x{offset:x} bytes." if end_found
+                     else "but end tag not found before section end.")
+            why = (f"Info section corrupted: Section data size is 0x{info.data_size:x} bytes, "
+                   f"{found}")
+        if why:
+            raise self.fail(why.strip(), reason=f"Failed to read the info sector: {why}\n")
+        return tuple(tags)
+
+
+_BAD_CRC = "Bad CRC."  # BAD_CRC_MSG, fw_ops.cpp:66
+
+
+def _find_section(sections: Sequence[_Section], kind: int, data_start: int) -> _Section | None:
+    for section in sections:
+        if section.kind == kind and section.data_start == data_start:
+            return section
+    return None
+
+
+def _walk(data: bytes | bytearray) -> _Walk:
+    return _Walker(data).walk()
+
+
+# --------------------------------------------------------------------------- read
+def _tag_payload(data: bytes | bytearray, walk: _Walk, tag_id: int) -> bytes | None:
+    tag = walk.last_tag(tag_id)
+    return None if tag is None else bytes(data[tag.offset : tag.offset + tag.size])
+
+
+def _tag_text(data: bytes | bytearray, walk: _Walk, tag_id: int) -> str | None:
+    payload = _tag_payload(data, walk, tag_id)
+    if payload is None:
+        return None
+    return payload[: TAGS[tag_id].size].split(b"\0", 1)[0].decode("latin-1")
+
+
+def parse_image(data: bytes | bytearray) -> Fs2Info:
+    """Check an FS2 image as ``mstflint -i IMG q`` does and return what it describes.
+
+    ``data`` may be longer than the image (a whole flash, say). Raises :class:`ImageError`
+    for a missing magic pattern, a bad checksum or CRC, a truncated image or a broken
+    section or tag chain, and :class:`UnsupportedImageError` for valid images that use a
+    feature hcasim does not model.
+    """
+    return _describe(data, _walk(data))
+
+
+def _describe(data: bytes | bytearray, walk: _Walk) -> Fs2Info:
+    def fields(tag_id: int) -> dict[str, int]:
+        payload = _tag_payload(data, walk, tag_id)
+        if payload is None:
+            return {f.name: 0 for f in TAGS[tag_id].fields}
+        return TAGS[tag_id].decode(payload)
+
+    version = fields(TAG_FW_VERSION)
+    built = fields(TAG_FW_BUILD_TIME)
+    date_parts = tuple(_from_bcd(built[k]) for k in ("day", "month", "year"))
+    if any(part is None for part in date_parts):
+        raise UnsupportedImageError(
+            f"FW release date {built['day']:x}.{built['month']:x}.{built['year']:x} is not "
+            "BCD; hcasim keeps dates as numbers")
+    day, month, year = (part or 0 for part in date_parts)
+    key_tag = _tag_payload(data, walk, TAG_HW_ACCESS_KEY)
+    key = None
+    if key_tag is not None:
+        key_fields = TAGS[TAG_HW_ACCESS_KEY].decode(key_tag)
+        key = key_fields["key_hi"] << 32 | key_fields["key_lo"]
+    start = walk.guid.data_start
+    entries = [int.from_bytes(data[start + 8 * i : start + 8 * i + 8], "big")
+               for i in range(GUID_ENTRIES)]
+    return Fs2Info(
+        fw_version=(version["major"], version["minor"], version["subminor"]),
+        release_date=(day, month, year),
+        device_id=fields(TAG_DEVICE_TYPE)["device_id"],
+        psid=_tag_text(data, walk, TAG_PSID) or "",
+        vsd=_tag_text(data, walk, TAG_VSD) or "",
+        guids=(entries[0], entries[1], entries[2], entries[3]),
+        macs=(entries[4], entries[5]),
+        hw_access_key=key,
+        product_version=_tag_text(data, walk, TAG_PRODUCT_VER) or None,
+        image_length=walk.end,
+        blank_guids=walk.blank_guids,
+        failsafe=walk.failsafe,
+        vsd_vendor_id=fields(TAG_VSD_VENDOR_ID)["vendor_id"],
+    )
+
+
+def verify_image(data: bytes | bytearray) -> list[str]:
+    """Return the lines ``mstflint -i IMG v`` prints for a good image, without newlines.
+
+    Joining them with ``"\\n"`` and adding a final newline gives mstflint's stdout byte for
+    byte. A broken image raises :class:`ImageError` whose ``verify_lines`` are the lines
+    mstflint prints before its ``-E- FW image verification failed`` line. Blank GUIDs fail
+    with the message ``BLANK GUIDS``, as in mstflint (flint/subcommands.cpp:4685-4700).
+    """
+    walk = _walk(data)
+    _describe(data, walk)  # the query mstflint runs after the verify (subcommands.cpp:4685-4693)
+    if walk.blank_guids:
+        raise ImageError("BLANK GUIDS", [*walk.lines, "", ""], stage="verify")
+    return [*walk.lines, "", "-I- FW image verification succeeded. Image is bootable.", ""]
+
+
+def image_info_tag(data: bytes | bytearray, tag_id: int) -> bytes | None:
+    """Return the payload of Image Info tag ``tag_id``, or None when the image lacks it.
+
+    The image is checked first (:class:`ImageError` if broken). A repeated tag yields its
+    last occurrence, the one mstflint uses.
+    """
+    return _tag_payload(data, _walk(data), tag_id)
+
+
+# --------------------------------------------------------------------------- patch
+def with_image_info_tag(data: bytes | bytearray, tag_id: int, payload: bytes) -> bytes:
+    """Return a copy of the image whose existing tag ``tag_id`` carries ``payload``.
+
+    The tag keeps its size, so ``payload`` must be as long as the current one. The Image
+    Info section CRC and the full-image CRC are recomputed, as mstflint's ``set_key`` does
+    (PatchKeySect, fs2_ops.cpp:1942-1955; UpdateFullImageCRC :1032-1054). An image without
+    the tag raises ``ImageError("The image does not support this operation.")``
+    (fs2_ops.cpp:2318-2321). Bytes after the image (rest of a flash) are kept.
+    """
+    walk = _walk(data)
+    tag = walk.last_tag(tag_id)
+    if tag is None or tag_id == TAG_END:
+        raise ImageError("The image does not support this operation.")
+    if len(payload) != tag.size:
+        raise ImageError(f"Tag {tag_id} holds {tag.size} bytes; got a {len(payload)}-byte payload")
+    image = bytearray(data)
+    image[tag.offset : tag.offset + tag.size] = payload
+    _reseal(image, walk, walk.info, blank=walk.blank_guids)
+    return bytes(image)
+
+
+def with_guids(data: bytes | bytearray, guids: Sequence[int], macs: Sequence[int]) -> bytes:
+    """Return a copy of the image with the given 4 GUIDs and 2 MACs in its GUID section.
+
+    This is what a burn does to keep the device's GUIDs and MACs (patchGUIDsSection,
+    fs2_ops.cpp:1307-1335): the section CRC and the full-image CRC are recomputed.
+    """
+    if len(guids) != 4 or len(macs) != 2:
+        raise ValueError(f"need 4 GUIDs and 2 MACs, got {len(guids)} and {len(macs)}")
+    for value in (*guids, *macs):
+        if not 0 <= value <= 0xFFFFFFFFFFFFFFFF:
+            raise ValueError(f"{value:#x} does not fit in 64 bits")
+    walk = _walk(data)
+    image = bytearray(data)
+    start = walk.guid.data_start
+    entries = b"".join(v.to_bytes(8, "big") for v in (*guids, *macs))
+    image[start : start + len(entries)] = entries
+    _reseal(image, walk, walk.guid, blank=False)
+    return bytes(image)
+
+
+def _reseal(image: bytearray, walk: _Walk, section: _Section, *, blank: bool) -> None:
+    body = image[section.start : section.data_start + section.data_size]
+    _DWORD.pack_into(image, section.end - 4, crc16(body))
+    _store_image_crc(image, walk.end, blank=blank)
