@@ -333,21 +333,12 @@ def cmd_set_key(opts: Options) -> int:
 def _write_key(device: MstDevice, key: int) -> int:
     from hcasim.api.mst import SEM_FLASH_PROGRAMMING
     from hcasim.devices import fs2
-    from hcasim.devices.cx3 import guid_salt
-    from hcasim.devices.hw_key import key_digest, seal_for
+    from hcasim.devices.hw_key import image_with_key
 
     prefix = "Setting the HW Key   - "
     with device.semaphore(SEM_FLASH_PROGRAMMING):
-        image = device.read_flash_image()
         try:
-            info = fs2.parse_image(image)
-            if info.hw_access_key is None:
-                raise fs2.ImageError("The image does not support this operation.")
-            stored = key_digest(key, guid_salt(info.guids[0])) if key else 0
-            seal = seal_for(stored) if key else bytes(8)
-            image = fs2.with_image_info_tag(image, fs2.TAG_HW_ACCESS_KEY, stored.to_bytes(8, "big"))
-            if fs2.image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL) is not None:
-                image = fs2.with_image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL, seal)
+            image = image_with_key(device.read_flash_image(), key)
         except fs2.ImageError as exc:
             return err(f"Failed to set the HW access key: {exc}")
         out(f"\r{prefix}{0:3d}%")

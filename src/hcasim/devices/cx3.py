@@ -136,7 +136,7 @@ class Cx3Firmware:
         if info is None or not info.hw_access_key:
             return None
         seal = fs2.image_info_tag(self.flash.contents, fs2.TAG_KEY_DIGEST_SEAL)
-        return verifier_from_tags(info.hw_access_key, seal, guid_salt(info.guids[0]))
+        return verifier_from_tags(info.hw_access_key, seal, info.guids[0].to_bytes(8, "big"))
 
     # ----------------------------------------------------------------- state
     @property
@@ -266,7 +266,3 @@ class Cx3Firmware:
         if not self.holds(owner, SEM_FLASH_PROGRAMMING):
             raise FirmwareError(errno.EBUSY, "flash semaphore (0xf03a0) not held")
 
-
-def guid_salt(node_guid: int) -> bytes:
-    """Per-device salt for key digests: the node GUID, fixed across burns."""
-    return node_guid.to_bytes(8, "big")

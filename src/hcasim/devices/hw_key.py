@@ -97,3 +97,24 @@ def parse_key(text: str) -> int | None:
 
 def _is_hex(c: str) -> bool:
     return c in "0123456789abcdefABCDEF"
+
+
+def image_with_key(image: bytes, key: int) -> bytes:
+    """Return an FS2 image whose HwAccessKey tag holds ``key`` the way hcasim keeps it.
+
+    Key 0 clears the tag (``HW Access Key: Disabled``); any other key is stored as its
+    digest, salted with the image's node GUID, and sealed. Raises ``fs2.ImageError`` with
+    mstflint's wording when the image has no key tag (firmware built without
+    ``cr_protection_en``).
+    """
+    from hcasim.devices import fs2
+
+    info = fs2.parse_image(image)
+    if info.hw_access_key is None:
+        raise fs2.ImageError("The image does not support this operation.")
+    stored = key_digest(key, info.guids[0].to_bytes(8, "big")) if key else 0
+    image = fs2.with_image_info_tag(image, fs2.TAG_HW_ACCESS_KEY, stored.to_bytes(8, "big"))
+    if fs2.image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL) is not None:
+        seal = seal_for(stored) if key else bytes(8)
+        image = fs2.with_image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL, seal)
+    return image

@@ -1,0 +1,63 @@
+"""Key syntax (strtoull rules of mstflint) and how keys are kept on flash."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hcasim.devices.hw_key import key_digest, parse_key, seal_for, verifier_from_tags
+
+# Reference secure-host.md §1.5, checked there with a C harness using the same rule.
+ACCEPTED = {
+    "1a1a1a1a2b2b2b2b": 0x1A1A1A1A2B2B2B2B,
+    "22062011": 0x22062011,
+    "1234deaf5678": 0x1234DEAF5678,
+    "0x1A1A": 0x1A1A,
+    "0": 0,
+    "ffffffffffffffff": 0xFFFFFFFFFFFFFFFF,
+    " 12": 0x12,
+    "+5": 5,
+    "00000000000000000001": 1,
+    "-1": 0xFFFFFFFFFFFFFFFF,
+    "": 0,
+}
+REFUSED = ["10000000000000000", "12g4", "0x", " ", "+", "1 ", "0x-1", "--1"]
+
+
+@pytest.mark.parametrize("text, value", ACCEPTED.items())
+def test_accepted(text: str, value: int) -> None:
+    assert parse_key(text) == value
+
+
+@pytest.mark.parametrize("text", REFUSED)
+def test_refused(text: str) -> None:
+    assert parse_key(text) is None
+
+
+@settings(max_examples=200)
+@given(st.integers(0, 2**64 - 1))
+def test_hex_round_trip(value: int) -> None:
+    assert parse_key(f"{value:x}") == value
+    assert parse_key(f"0x{value:016X}") == value
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 2**64 - 1), st.binary(min_size=8, max_size=8))
+def test_digest_verifies_only_its_key(key: int, salt: bytes) -> None:
+    digest = key_digest(key, salt)
+    assert digest != 0 and digest != key
+    verifier = verifier_from_tags(digest, seal_for(digest), salt)
+    assert verifier is not None and verifier.is_digest
+    assert verifier.matches(key)
+    assert not verifier.matches(key ^ 1)
+    assert key_digest(key, bytes(8)) != key_digest(key, b"\x01" * 8) or salt == bytes(8)
+    assert str(key) not in repr(verifier) and f"{key:x}" not in repr(verifier)
+
+
+def test_raw_key_written_by_another_tool_is_compared_raw() -> None:
+    # mstflint in-band writes the key itself; the seal then does not match.
+    verifier = verifier_from_tags(0x1234, bytes(8), b"salt0000")
+    assert verifier is not None and not verifier.is_digest
+    assert verifier.matches(0x1234) and not verifier.matches(0x1235)
+    assert verifier_from_tags(0, None, b"salt0000") is None
