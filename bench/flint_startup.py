@@ -1,0 +1,64 @@
+"""Benchmark: median wall time of ``flint -d DEV -qq q`` on a running lab.
+
+Printed beside two peers measured in the same run on the same machine: the installed
+``mstflint -d 99:00.0 q`` (a missing device: its start-up and open path) and
+``python3 -c pass`` (the interpreter's floor). Target: flint under 100 ms median.
+
+Run: ``.venv/bin/python bench/flint_startup.py [--runs N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+from hcasim.testing import running_lab
+
+
+def median_ms(argv: list[str], env: dict[str, str], runs: int) -> float:
+    """Median wall time of running ``argv`` to completion, in milliseconds."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    flint = str(Path(sysconfig.get_path("scripts")) / "flint")
+    mstflint = shutil.which("mstflint")
+    with tempfile.TemporaryDirectory() as tmp, running_lab(Path(tmp) / "home") as lab:
+        env = dict(os.environ)
+        env.update(HCASIM_SOCKET=str(lab.home / "hcasim.sock"), HCASIM_HOST="node1")
+        check = subprocess.run([flint, "-d", "/dev/mst/mt4099_pci_cr0", "-qq", "q"], env=env,
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            print(check.stdout, check.stderr, file=sys.stderr)
+            return 1
+        ours = median_ms([flint, "-d", "/dev/mst/mt4099_pci_cr0", "-qq", "q"], env, args.runs)
+        python = median_ms([sys.executable, "-c", "pass"], env, args.runs)
+        real = median_ms([mstflint, "-d", "99:00.0", "q"], env, args.runs) if mstflint else None
+    print(f"flint -d /dev/mst/mt4099_pci_cr0 -qq q : {ours:7.1f} ms median of {args.runs}")
+    if real is not None:
+        print(f"mstflint -d 99:00.0 q (missing device) : {real:7.1f} ms   ratio flint/mstflint "
+              f"{ours / real:5.2f}")
+    print(f"python3 -c pass                        : {python:7.1f} ms   ratio flint/python "
+          f"{ours / python:5.2f}")
+    print(f"target < 100 ms: {'met' if ours < 100 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
