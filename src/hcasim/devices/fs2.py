@@ -23,6 +23,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "CONNECTX3",
@@ -136,8 +137,7 @@ def crc16(data: bytes | bytearray | memoryview) -> int:
 
 
 # --------------------------------------------------------------------------- field tables
-@dataclass(frozen=True)
-class BitField:
+class BitField(NamedTuple):
     """Bits ``hi..lo`` of the big-endian dword at byte ``offset`` of some structure."""
 
     name: str
@@ -273,8 +273,7 @@ _TAG_ID = BitField("tag_id", 0, 31, 24)
 _TAG_SIZE = BitField("tag_size", 0, 23, 0)
 
 
-@dataclass(frozen=True)
-class TagSpec:
+class TagSpec(NamedTuple):
     """One Image Info tag: id, name, payload size, and its numeric fields or text form."""
 
     tag_id: int
@@ -329,8 +328,9 @@ TAGS: dict[int, TagSpec] = {
 }
 
 MELLANOX_VSD_VENDOR_ID = 0x15B3  # MELLANOX_VENDOR_ID, flint_base.h:301
-#: Device revision written in fw_id; hcasim models revision A0 parts.
-DEFAULT_DEV_REV = 0xA0
+#: Device revision written in fw_id. mstflint 4.21 only stores it for FS2 images
+#: (fs2_ops.cpp:755); hcasim writes 0 and claims nothing.
+DEFAULT_DEV_REV = 0
 
 
 # --------------------------------------------------------------------------- public info
@@ -521,8 +521,7 @@ def _store_image_crc(image: bytearray, end: int, *, blank: bool) -> None:
 
 
 # --------------------------------------------------------------------------- walk
-@dataclass(frozen=True)
-class _Section:
+class _Section(NamedTuple):
     kind: int
     start: int  # offset of the GPH
     data_size: int  # bytes
@@ -537,22 +536,14 @@ class _Section:
     def end(self) -> int:
         return self.data_start + self.data_size + 4
 
-    def range_text(self) -> str:
-        # CRC_CHECK_OLD, flint_base.h:284, used by checkGen (fs2_ops.cpp:406-407).
-        length = self.end - self.start
-        return f"     /0x{self.start:08x}-0x{self.end - 1:08x} (0x{length:06x})/ " \
-               f"({SectionType.name(self.kind)})"
 
-
-@dataclass(frozen=True)
-class _Tag:
+class _Tag(NamedTuple):
     tag_id: int
     offset: int  # absolute offset of the payload
     size: int
 
 
-@dataclass(frozen=True)
-class _Walk:
+class _Walk(NamedTuple):
     """Where everything is in a checked image, and the lines ``v`` prints for it."""
 
     failsafe: bool
