@@ -172,7 +172,10 @@ def test_concurrent_flint_processes_are_serialised(lab):  # type: ignore[no-unty
         if lab.flint("node1", "-d", CX3, "hw_access", "enable", k).returncode == 0:
             winners.append(k)
     assert len(winners) == 1
-    assert lab.flint("node1", "-d", CX3, "v").returncode == 0
+    lab.reboot("node1")
+    assert lab.flint("node1", "-d", CX3, "hw_access", "enable", winners[0]).returncode == 0
+    v = lab.flint("node1", "-d", CX3, "v")
+    assert v.returncode == 0 and "FW image verification succeeded" in v.stdout
 
 
 def test_kill_9_during_burns_and_set_keys_never_tears_the_flash(tmp_path):  # type: ignore[no-untyped-def]
