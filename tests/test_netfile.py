@@ -582,3 +582,26 @@ Hca\t1 "H0001"\t# "H0001 HCA-1"
     assert topo.node("H0001").port(1).guid == 0x0002C90100000001
     assert topo.node("leaf01").enhanced_port0 is False
     assert parse(topo.to_netfile()) == topo
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_fast_path_matches_general_path(seed: int) -> None:
+    """The one-regex fast path for common port lines gives what the general path gives."""
+    from hcasim.fabric import netfile
+
+    rng = random.Random(seed)
+    lines = _random_topology(rng).to_netfile().splitlines()
+    # vary the comments the fast path must read exactly like the general path
+    for k, line in enumerate(lines):
+        if line.startswith("[") and rng.random() < 0.5:
+            lines[k] = line.replace("# lid", "#lid lmc 3 ", 1).replace(" lid 0", " lid 0 ")
+    text = "\n".join(lines) + '\nCa 1 "q"\n[1] "q2"[1] # "solid lid x" lid 1 4xDDR\n\n' \
+        'Ca 1 "q2"\n[1](abc) "q"[1](def) # lid 3 "z" lid 2 12xHDR\n'
+    results = []
+    for fast in (True, False):
+        parser = netfile._Parser(False)
+        parser.fast = fast
+        parser.parse_text(text, "t.net", "")
+        parser.connect_all()
+        results.append(parser.topo)
+    assert results[0] == results[1]

@@ -74,6 +74,11 @@ _SWITCH = NodeKind.SWITCH
 _CA = NodeKind.CA
 _ROUTER = NodeKind.ROUTER
 _DIGIT = re.compile(r"[0-9]")
+# The usual port line, fully matched in one step: "[p](guid) "remote"[rp](guid) # pre
+# "desc" tail" with no '=' (so no options), where tail holds the "lid <L> <W>x<SPEED>" tag.
+_FAST_PORT = re.compile(
+    r'\[([1-9][0-9]*)\](?:\([0-9a-fA-F]*\))?[ \t]*"([^"#@=]+)"\[([1-9][0-9]*)\]'
+    r'(?:\([0-9a-fA-F]*\))?[ \t]*#([^"=]*)"[^"=]*"([^"=]*)$')
 # First characters of the top-level keywords: Switch, Hca/Ca, Rt, switchguid, hcaguids/
 # caguid, rtguid, vendid, devid, sysimgguid, width, speed, extspeed, module, include,
 # pdebug, do.
@@ -169,6 +174,8 @@ class _Parser:
         self.cables: dict[tuple[str, int], _Cable] = {}
         self.alias_where: dict[str, tuple[str, int]] = {}
         self.tag_cache: dict[str, tuple[int | None, int | None, int | None]] = {}
+        self.lid_lmc_cache: dict[str, tuple[int, int]] = {}
+        self.fast = True  # use _FAST_PORT; tests turn it off to compare both paths
 
     # -- files and lines ----------------------------------------------------------------
 
@@ -386,17 +393,18 @@ class _Parser:
         if line[0] == "@":
             self.parse_alias(line, node, filename, lineno)
             return
-        m = _PORT_HEAD.match(line)
+        fast = _FAST_PORT.match(line) if self.fast else None
+        m = fast or _PORT_HEAD.match(line)
         if m is None:
             self.bad_port_line(line, line, node, filename, lineno)
         assert m is not None
-        number_text, name, rp_text = m.groups()
-        number = int(number_text)
+        number = int(m.group(1))
         kind = node.kind
         if number == 0 or number > node.num_ports:
             self.bad_port_line(line, line, node, filename, lineno)
         port = node.ports[number if kind is _SWITCH else number - 1]
-        rest = line[m.end():]
+        name = m.group(2)
+        rp_text = m.group(3)
         key = (node.id, number)
         cables = self.cables
         if key in cables:
@@ -411,7 +419,7 @@ class _Parser:
                 raise NetFileError(filename, lineno, "empty remote node id")
             remote_id = f"{prefix}#{name}" if prefix and "#" not in name else name
             remote_port = 1  # default when "[rp]" is missing (``sim_net.c:794-796``)
-            if rp_text is not None or rest[:1] == "[":
+            if rp_text is not None or line[m.end():m.end() + 1] == "[":
                 rp = None if rp_text is None else int(rp_text)
                 if rp == 0:
                     raise NetFileError(filename, lineno, "remote port 0 cannot be cabled "
@@ -420,7 +428,29 @@ class _Parser:
                     raise NetFileError(filename, lineno, f"bad remote port number in {line!r}")
                 remote_port = rp
             cables[key] = (filename, lineno, remote_id, remote_port, None)
-        self.port_details(rest, port, kind, filename, lineno)
+        if fast is None:
+            self.port_details(line[m.end():], port, kind, filename, lineno)
+            return
+        # Fast path: no options (no '='), a comment whose last quoted string is followed by
+        # the tag; the same result as port_details() on the rest of the line.
+        if kind is _ROUTER:
+            return
+        tail = fast.group(5)
+        start = tail.find("lid")
+        if start < 0:
+            return
+        if kind is _CA:
+            pre = fast.group(4)
+            if "lid " in pre and "lmc " in pre:
+                lid_lmc = self.lid_lmc_cache.get(pre)
+                if lid_lmc is None:
+                    lid_lmc = _lid_lmc(pre, lambda reason: NetFileError(filename, lineno, reason))
+                    self.lid_lmc_cache[pre] = lid_lmc
+                port.lid, port.lmc = lid_lmc
+            else:
+                port.lid, port.lmc = _lid_lmc(line[m.end(3):], lambda reason: NetFileError(
+                    filename, lineno, reason))
+        self.apply_tag(tail[start:], port)
 
     def parse_alias(self, line: str, node: Node, filename: str, lineno: int) -> None:
         """``@[p] "alias"``: name port p ``"<module>@alias"`` (``new_alias``, ``:691-708``)."""
@@ -471,7 +501,10 @@ class _Parser:
         if kind is _CA:
             port.lid, port.lmc = _lid_lmc(
                 rest, lambda reason: NetFileError(filename, lineno, reason))
-        tail = rest[start:]
+        self.apply_tag(rest[start:], port)
+
+    def apply_tag(self, tail: str, port: Port) -> None:
+        """Apply a ``lid <L> <W>x<SPEED>`` tag to the port's enabled masks."""
         parsed = self.tag_cache.get(tail)
         if parsed is None:
             parsed = _parse_tag(tail)
