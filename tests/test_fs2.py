@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hcasim.cli.flint_format import (
@@ -254,17 +254,20 @@ def test_full_image_crc_is_what_mstflint_computes(mstflint: Mstflint) -> None:
 
 
 # --------------------------------------------------------------------------- real mstflint
-KEY_STATES = {"no key tag": None, "key tag zero": 0, "key set": 0x1234DEAF5678}
+# (key tag value or None for an image without cr_protection_en, seal tag set)
+IMAGE_STATES = {
+    "no key tag": (None, False),
+    "key tag zero": (0, False),
+    "key set": (0x1234DEAF5678, False),
+    "key tag zero, seal set": (0, True),
+    "key set, seal set": (0x1234DEAF5678, True),
+}
 
 
 @pytest.mark.parametrize("device_id", [fs2.CONNECTX3, fs2.CONNECTX3_PRO])
-@pytest.mark.parametrize("key_state", list(KEY_STATES))
-@pytest.mark.parametrize("sealed", [False, True])
-def test_v_and_q_match_mstflint(mstflint: Mstflint, device_id: int, key_state: str,
-                                sealed: bool) -> None:
-    key = KEY_STATES[key_state]
-    if key is None and sealed:
-        pytest.skip("without cr_protection_en there is no seal tag to set")
+@pytest.mark.parametrize("state", list(IMAGE_STATES))
+def test_v_and_q_match_mstflint(mstflint: Mstflint, device_id: int, state: str) -> None:
+    key, sealed = IMAGE_STATES[state]
     image = build(device_id, cr=key is not None)
     if key:
         image = with_key(image, key)
@@ -281,8 +284,7 @@ def test_v_and_q_match_mstflint(mstflint: Mstflint, device_id: int, key_state: s
         assert f"HW Access Key:         {expected}\n" in query
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None)
 @given(
     fw_version=st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)),
     psid=_text.filter(lambda s: len(s) <= 16),

@@ -92,7 +92,7 @@ def format_query(
                 and running_version != info.fw_version:
             out += _line("FW Version(Running)", format_fw_version(running_version))
     if any(info.release_date):
-        # Printed with %x from BCD, i.e. the decimal digits (subcommands.cpp:4136-4140).
+        # Printed with %x from BCD, i.e. the decimal digits (subcommands.cpp:4138-4142).
         day, month, year = info.release_date
         out += _line("FW Release Date", f"{day}.{month}.{year}")
     if info.product_version:
@@ -122,7 +122,7 @@ def format_verify(lines: Sequence[str]) -> str:
 
 
 def _open_error(error: ImageError, source: str) -> str:
-    # FImage::open's refusal, printed by preFwOps (FLINT_OPEN_FWOPS_IMAGE_ERROR family).
+    # FImage::open refuses the file (flint_io.cpp:98); FLINT_OPEN_FWOPS_IMAGE_ERROR, err_msgs.h:71.
     return (f"-E- Cannot open Image: {source}. {error.reason} Make sure file {source} is in "
             "the right format (binary image)\n")
 
@@ -149,7 +149,7 @@ def format_query_error(error: ImageError, *, source: str, device: bool = False) 
     """Return ``q``'s stdout when the image (or the device's flash) cannot be queried.
 
     ``source`` is the image file name or device name as given on the command line;
-    exit status 1 (FLINT_FAILED_QUERY_ERROR, err_msgs.h:90; subcommands.cpp:4542-4547).
+    exit status 1 (FLINT_FAILED_QUERY_ERROR, err_msgs.h:90; subcommands.cpp:4543-4547).
     """
     if error.stage == "open" and not device:
         return _open_error(error, source)

@@ -76,7 +76,7 @@ class ImageError(Exception):
     - ``verify_lines``: the lines ``v`` prints before its ``-E-`` line.
     - ``stage``: ``"verify"`` when ``v`` then prints ``-E- FW image verification failed:
       <reason>. AN HCA DEVICE CAN NOT BOOT FROM THIS IMAGE.`` (err_msgs.h:87), ``"query"``
-      when it prints ``-E- Failed to get Guids status. <reason>`` (subcommands.cpp:4689).
+      when it prints ``-E- Failed to get Guids status. <reason>`` (subcommands.cpp:4691).
     """
 
     def __init__(
@@ -576,7 +576,7 @@ class _Walker:
 
     def read(self, offset: int, size: int, what: str, *, stage: str = "verify") -> bytes:
         if offset + size > len(self.data):
-            # FImage::read's wording, double space included (mlxfwops/lib/flint_io.cpp).
+            # FImage::read's wording, double space included (flint_io.cpp:195).
             detail = (f"Reading 0x{size:x} bytes from  address 0x{offset:x} is out of image "
                       f"limits (0x{len(self.data):x} bytes)")
             raise self.fail(f"{what.strip()} - read error ({detail}); image truncated?",
@@ -585,7 +585,7 @@ class _Walker:
 
     def walk(self) -> _Walk:
         data = self.data
-        if len(data) % 4:  # FImage::open refuses such files (flint_io.cpp)
+        if len(data) % 4:  # FImage::open refuses such files (flint_io.cpp:98)
             raise ImageError(f"Image size 0x{len(data):x} should be 4-bytes aligned",
                              reason="Image size should be 4-bytes aligned.", stage="open")
         starts = [pos for pos in MAGIC_POSITIONS
@@ -740,8 +740,8 @@ class _Walker:
             raise self.fail(f"Failed to read GUIDs - Illegal Number of GUIDs ({count})",
                             stage="query")
         if count != GUID_ENTRIES:
-            # mstflint shows such images with a warning instead of MACs (subcommands.cpp:
-            # 3860-3863); hcasim models two-port cards with exactly 6 entries.
+            # mstflint prints a warning instead of MACs for such images
+            # (subcommands.cpp:3860-3863); hcasim models two-port cards with 6 entries.
             raise self.fail(f"Cannot get MAC address: Expecting {GUID_ENTRIES} entries in guid "
                             f"section, got {count}", stage="query", unsupported=True)
         return guid
