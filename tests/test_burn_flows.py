@@ -26,6 +26,7 @@ BURN_TAIL = (
     "ALL flash, including the Invariant Sector will be overwritten.\n"
     "If this process fails, computer may remain in an inoperable state.\n"
     "\n Do you want to continue ? (y/n) [n] : y\n"
+    "-W- Skipping ROM section handling (ROM section is empty)\n"
     "\rBurning FS2 FW image without signatures -   0%"
     "\rBurning FS2 FW image without signatures - OK  \n"
     "\rRestoring signature                     - OK\n"

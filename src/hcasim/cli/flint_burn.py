@@ -78,6 +78,8 @@ def cmd_burn(opts: Options) -> int:
                 )
             if current is not None:
                 data = fs2.with_guids(data, current.guids, current.macs)
+            # Neither our images nor the flash carry an expansion ROM (fs2_ops.cpp:1612-1615).
+            out("-W- Skipping ROM section handling (ROM section is empty)\n")
             out(f"\r{BURN_PREFIX}{0:3d}%")
             device.write_flash_image(data)
             out(f"\r{BURN_PREFIX}OK  \n")
