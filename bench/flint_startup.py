@@ -42,8 +42,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, running_lab(Path(tmp) / "home") as lab:
         env = dict(os.environ)
         env.update(HCASIM_SOCKET=str(lab.home / "hcasim.sock"), HCASIM_HOST="node1")
-        check = subprocess.run([flint, "-d", "/dev/mst/mt4099_pci_cr0", "-qq", "q"], env=env,
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            [flint, "-d", "/dev/mst/mt4099_pci_cr0", "-qq", "q"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if check.returncode != 0:
             print(check.stdout, check.stderr, file=sys.stderr)
             return 1
@@ -52,10 +56,14 @@ def main() -> int:
         real = median_ms([mstflint, "-d", "99:00.0", "q"], env, args.runs) if mstflint else None
     print(f"flint -d /dev/mst/mt4099_pci_cr0 -qq q : {ours:7.1f} ms median of {args.runs}")
     if real is not None:
-        print(f"mstflint -d 99:00.0 q (missing device) : {real:7.1f} ms   ratio flint/mstflint "
-              f"{ours / real:5.2f}")
-    print(f"python3 -c pass                        : {python:7.1f} ms   ratio flint/python "
-          f"{ours / python:5.2f}")
+        print(
+            f"mstflint -d 99:00.0 q (missing device) : {real:7.1f} ms   ratio flint/mstflint "
+            f"{ours / real:5.2f}"
+        )
+    print(
+        f"python3 -c pass                        : {python:7.1f} ms   ratio flint/python "
+        f"{ours / python:5.2f}"
+    )
     print(f"target < 100 ms: {'met' if ours < 100 else 'NOT met'}")
     return 0
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from hcasim.testing import run_exact
-
 import pytest
+
+from hcasim.testing import run_exact
 
 CX3 = "/dev/mst/mt4099_pci_cr0"
 CX3_CONF = "/dev/mst/mt4099_pciconf0"

@@ -7,13 +7,32 @@ from pathlib import Path
 from conftest import CX3, ENABLED, KEY, SET_KEY_OUTPUT, locked_query_error, rendered
 
 
-def build(lab, tmp_path: Path, version: str, *, secure: bool = True, device: str = "mt4099",
-          psid: str | None = None) -> Path:  # type: ignore[no-untyped-def]
+def build(
+    lab,
+    tmp_path: Path,
+    version: str,
+    *,
+    secure: bool = True,
+    device: str = "mt4099",
+    psid: str | None = None,
+) -> Path:  # type: ignore[no-untyped-def]
     ini = tmp_path / f"fw-{version}.ini"
     ini.write_text("[HCA]\ncr_protection_en = 1\n" if secure else "[HCA]\n")
     out = tmp_path / f"fw-{version}-{device}-{int(secure)}.bin"
-    args = ["fw", "build", "--ini", str(ini), "--fw-version", version, "--device", device,
-            "-o", str(out), "--guid", "0x0002c903deadbe00"]
+    args = [
+        "fw",
+        "build",
+        "--ini",
+        str(ini),
+        "--fw-version",
+        version,
+        "--device",
+        device,
+        "-o",
+        str(out),
+        "--guid",
+        "0x0002c903deadbe00",
+    ]
     if psid:
         args += ["--psid", psid]
     r = lab.hcasim(*args)
@@ -58,7 +77,8 @@ def test_burn_while_secure(lab, tmp_path):  # type: ignore[no-untyped-def]
     r = lab.flint("node1", "-d", CX3, "-i", str(img), "-y", "b")
     assert (r.returncode, r.stdout) == (0, burn_output("2.42.5000", "2.42.5100"))
     assert rendered(r.stdout).endswith(
-        "Burning FS2 FW image without signatures - OK  \nRestoring signature                     - OK\n"
+        "Burning FS2 FW image without signatures - OK  \n"
+        "Restoring signature                     - OK\n"
     )
     q = query(lab)
     # New image on flash, old firmware still running until the host reboots.

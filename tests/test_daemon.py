@@ -31,7 +31,9 @@ def test_up_is_idempotent_and_second_daemon_refused(lab):  # type: ignore[no-unt
     assert r.stdout == f"hcasim: lab already up at {lab.home} (pid {pid})\n"
     r = subprocess.run(
         [sys.executable, "-m", "hcasim.lab.daemon", "--home", str(lab.home)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert r.returncode == 1
     assert r.stderr == f"hcasim: another lab daemon (pid {pid}) is running on {lab.home}\n"
@@ -72,8 +74,12 @@ def test_unknown_host_and_command(lab):  # type: ignore[no-untyped-def]
 
 
 def test_exec_environment(lab):  # type: ignore[no-untyped-def]
-    r = lab.run("node2", sys.executable, "-c",
-                "import os; print(os.environ['HCASIM_HOST'], os.environ['HCASIM_SOCKET'])")
+    r = lab.run(
+        "node2",
+        sys.executable,
+        "-c",
+        "import os; print(os.environ['HCASIM_HOST'], os.environ['HCASIM_SOCKET'])",
+    )
     assert r.stdout == f"node2 {lab.home / 'hcasim.sock'}\n"
 
 
@@ -151,20 +157,28 @@ def test_concurrent_flint_processes_are_serialised(lab):  # type: ignore[no-unty
     flint = [sys.executable, "-m", "hcasim.cli.flint", "-d", CX3]
     keys = [f"{i:x}" * 4 for i in range(1, 7)]
     procs = [
-        subprocess.Popen([*flint, "set_key", k], env=_flint_env(lab, "node1"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*flint, "set_key", k],
+            env=_flint_env(lab, "node1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for k in keys
     ]
     procs += [
-        subprocess.Popen([*flint, "-qq", "q"], env=_flint_env(lab, "node1"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [*flint, "-qq", "q"],
+            env=_flint_env(lab, "node1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(4)
     ]
     results = [(p.wait(timeout=120), p.stdout.read().decode()) for p in procs]  # type: ignore[union-attr]
     assert all(rc == 0 for rc, _ in results), results
     assert all(out.endswith("restart the driver.\n") for _, out in results[: len(keys)])
     # Each query read a whole image, whichever set_key came before it.
-    assert all("\nHW Access Key:         " in out for _, out in results[len(keys):])
+    assert all("\nHW Access Key:         " in out for _, out in results[len(keys) :])
     # Exactly one key won, and the image is whole.
     winners = []
     for k in keys:
@@ -189,8 +203,12 @@ def test_kill_9_during_burns_and_set_keys_never_tears_the_flash(tmp_path):  # ty
             ini = tmp_path / "s.ini"
             ini.write_text("[HCA]\ncr_protection_en = 1\n")
             out = tmp_path / f"{version}.bin"
-            assert lab.hcasim("fw", "build", "--ini", str(ini), "--fw-version", version,
-                              "-o", str(out)).returncode == 0
+            assert (
+                lab.hcasim(
+                    "fw", "build", "--ini", str(ini), "--fw-version", version, "-o", str(out)
+                ).returncode
+                == 0
+            )
             images.append(out)
         loop = (
             "import subprocess, sys\n"
@@ -204,8 +222,9 @@ def test_kill_9_during_burns_and_set_keys_never_tears_the_flash(tmp_path):  # ty
             "    i += 1\n"
         )
         for _ in range(4):
-            writer = subprocess.Popen([sys.executable, "-c", loop, *map(str, images)],
-                                      env=_flint_env(lab, "node1"))
+            writer = subprocess.Popen(
+                [sys.executable, "-c", loop, *map(str, images)], env=_flint_env(lab, "node1")
+            )
             time.sleep(rng.uniform(0.5, 2.0))
             os.kill(daemon_pid(lab), signal.SIGKILL)
             writer.kill()

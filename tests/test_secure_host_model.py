@@ -33,8 +33,12 @@ KEYS = st.sampled_from([1, 0x1A1A1A1A2B2B2B2B, 0xFFFFFFFFFFFFFFFF, 0x5EED])
 
 def image(version: tuple[int, int, int] = (2, 42, 5000)) -> bytes:
     return fs2.build_image(
-        device_id=4099, fw_version=version, psid="MT_1090120019", release_date=(5, 9, 2017),
-        guid_base=GUID, cr_protection_en=True,
+        device_id=4099,
+        fw_version=version,
+        psid="MT_1090120019",
+        release_date=(5, 9, 2017),
+        guid_base=GUID,
+        cr_protection_en=True,
     )
 
 
@@ -163,7 +167,9 @@ class SecureHostMachine(RuleBasedStateMachine):
 
 
 SecureHostMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=25, deadline=None,
+    max_examples=60,
+    stateful_step_count=25,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestSecureHostStateMachine = SecureHostMachine.TestCase

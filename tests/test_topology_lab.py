@@ -33,8 +33,9 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_lab_from_files(tmp_path: Path) -> None:
     net = write(tmp_path, "lab.net", NET)
     write(tmp_path, "secure.ini", "[HCA]\ncr_protection_en = 1\n")
-    labfile = write(tmp_path, "lab.toml",
-                    '[hosts.beta]\ndevice = "mt4103"\nfirmware_ini = "secure.ini"\n')
+    labfile = write(
+        tmp_path, "lab.toml", '[hosts.beta]\ndevice = "mt4103"\nfirmware_ini = "secure.ini"\n'
+    )
     lab = LabHandle(tmp_path / "home")
     lab.up("--topology", str(net), "--lab", str(labfile))
     try:
@@ -74,8 +75,9 @@ def test_lab_from_files(tmp_path: Path) -> None:
         (NET, "[hosts.beta\n", "lab.toml: "),
     ],
 )
-def test_malformed_files_are_refused(tmp_path: Path, net: str, lab: str | None,
-                                     expected: str) -> None:
+def test_malformed_files_are_refused(
+    tmp_path: Path, net: str, lab: str | None, expected: str
+) -> None:
     netfile = write(tmp_path, "lab.net", net)
     write(tmp_path, "bad.ini", "[HCA]\ncr_protection_en = maybe\n")
     args = ["up", "--topology", str(netfile)]
