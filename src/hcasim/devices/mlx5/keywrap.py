@@ -177,9 +177,7 @@ def parse_dek(plaintext: bytes | Secret, key_size: int, has_keytag: bool) -> Dek
     return DekMaterial(XtsKey(data[:xts_len]), keytag)
 
 
-def wrap_dek(
-    kek: bytes | Secret, xts_key: bytes, keytag: bytes | None = None
-) -> bytes:
+def wrap_dek(kek: bytes | Secret, xts_key: bytes, keytag: bytes | None = None) -> bytes:
     """Wrap ``key1 || key2 [|| keytag]`` as an application does before ``mlx5dv_dek_create``."""
     if len(xts_key) not in (32, 64):
         raise ValueError("an XTS key is 32 or 64 bytes")

@@ -276,9 +276,7 @@ class _UnitBatcher:
             tw = table[:, :bulk, :].reshape(units, width)
             mixed = space.mixed[: units * width].reshape(units, width)
             np.bitwise_xor(s[:, :width], tw, out=mixed)
-            written = self._data.update_into(
-                space.mixed[: units * width].data, space.crypted.data
-            )
+            written = self._data.update_into(space.mixed[: units * width].data, space.crypted.data)
             crypted = space.crypted[:written].reshape(units, width)
             np.bitwise_xor(crypted, tw, out=d[:, :width])
         if rest:
