@@ -11,8 +11,8 @@ import os
 import pytest
 
 from hcasim import mlx5dv as dv
-from hcasim.devices.mlx5.lab import InProcessCryptoLab, UserKeys
 from hcasim.devices.mlx5.keywrap import Secret, wrap_credential
+from hcasim.devices.mlx5.lab import InProcessCryptoLab, UserKeys
 from hcasim.devices.mlx5.officer import CryptoOfficer, OfficerError, OfficerIdentity
 from hcasim.devices.mlx5.register_access import RegStatus
 
