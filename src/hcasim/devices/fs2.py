@@ -76,7 +76,8 @@ class ImageError(Exception):
     - ``verify_lines``: the lines ``v`` prints before its ``-E-`` line.
     - ``stage``: ``"verify"`` when ``v`` then prints ``-E- FW image verification failed:
       <reason>. AN HCA DEVICE CAN NOT BOOT FROM THIS IMAGE.`` (err_msgs.h:87), ``"query"``
-      when it prints ``-E- Failed to get Guids status. <reason>`` (subcommands.cpp:4691).
+      when it prints ``-E- Failed to get Guids status. <reason>`` (subcommands.cpp:4691),
+      ``"open"`` when mstflint refuses the file before reading it (size not whole dwords).
     """
 
     def __init__(
@@ -383,12 +384,10 @@ def _tag_bytes(tag_id: int, payload: bytes) -> bytes:
 
 
 def _text_payload(spec: TagSpec, text: str) -> bytes:
-    raw = text.encode("ascii")
-    if len(raw) > spec.size or "\0" in text:
-        raise ValueError(f"{spec.name} must be at most {spec.size} ASCII characters, got {text!r}")
-    if not text.isprintable():
-        raise ValueError(f"{spec.name} must be printable, got {text!r}")
-    return raw.ljust(spec.size, b"\0")
+    if len(text) > spec.size or not text.isascii() or not text.isprintable():
+        raise ValueError(f"{spec.name} must be at most {spec.size} printable ASCII "
+                         f"characters, got {text!r}")
+    return text.encode("ascii").ljust(spec.size, b"\0")
 
 
 def _bcd(value: int, digits: int) -> int:
