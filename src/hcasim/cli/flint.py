@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from hcasim.api.mst import MstDevice
@@ -66,18 +65,18 @@ def err(message: str) -> int:
     return FLINT_FAILED
 
 
-@dataclass
 class Options:
     """Parsed command line."""
 
-    device: str | None = None
-    image: str | None = None
-    quick: bool = False
-    yes: bool = False
-    no: bool = False
-    allow_psid_change: bool = False
-    command: str | None = None
-    params: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.device: str | None = None
+        self.image: str | None = None
+        self.quick = False
+        self.yes = False
+        self.no = False
+        self.allow_psid_change = False
+        self.command: str | None = None
+        self.params: list[str] = []
 
 
 class UsageExit(Exception):
@@ -232,8 +231,7 @@ def read_image_file(path: str) -> bytes | int:
 
 
 # ------------------------------------------------------------------ commands
-@dataclass(frozen=True)
-class CommandSpec:
+class CommandSpec(NamedTuple):
     """A flint command: its canonical name, handler, argument limit and what it operates on."""
 
     name: str
