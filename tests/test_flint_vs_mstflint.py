@@ -131,3 +131,17 @@ def test_device_query_matches_mstflint_on_the_flash_image(module_lab, tmp_path):
     real = mstflint("-i", str(dump), "-qq", "q")
     ours = module_lab.flint("node1", "-d", CX3, "-qq", "q")
     assert (ours.returncode, ours.stdout) == (0, real.stdout)
+
+
+@pytest.mark.parametrize("where", [0x40, 0x80, 0x100, -8])
+def test_broken_images_fail_like_mstflint(module_lab, tmp_path, where):  # type: ignore[no-untyped-def]
+    img = build(module_lab, tmp_path, "fw", "[HCA]\ncr_protection_en = 1\n")
+    data = bytearray(img.read_bytes())
+    data[where] ^= 0x5A
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(bytes(data))
+    for cmd in (["q"], ["v"]):
+        real = mstflint("-i", str(bad), *cmd)
+        ours = module_lab.flint("node1", "-i", str(bad), *cmd)
+        assert real.returncode != 0
+        assert (ours.returncode, ours.stdout) == (real.returncode, real.stdout)

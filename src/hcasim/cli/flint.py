@@ -77,6 +77,8 @@ class Options:
         self.allow_psid_change = False
         self.command: str | None = None
         self.params: list[str] = []
+        #: Set by a command that printed its own complete failure text.
+        self.failure_reported = False
 
 
 class UsageExit(Exception):
@@ -296,7 +298,10 @@ def cmd_query(opts: Options) -> int:
     try:
         info = fs2.parse_image(data)
     except fs2.ImageError as exc:
-        return err(f"Failed to query {'image' if opts.image else 'device'}: {exc}")
+        from hcasim.cli.flint_format import format_query_error
+
+        out(format_query_error(exc, source=opts.image or opts.device or "", device=not opts.image))
+        return FLINT_FAILED
     out(format_query(info, skip_rom=opts.quick, running_version=running))
     return FLINT_SUCCESS
 
@@ -450,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(exc, (LabError, LabUnavailable, SemaphoreTimeout)):
             raise
         status = err(str(exc))
-    if spec.name == "verify" and status != FLINT_SUCCESS:
+    if spec.name == "verify" and status != FLINT_SUCCESS and not opts.failure_reported:
         # mstflint appends this after any verify failure, without a newline.
         out(
             "-E- FW image verification failed: No valid FS4 image found.Check the flash "

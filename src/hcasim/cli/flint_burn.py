@@ -56,7 +56,7 @@ def cmd_burn(opts: Options) -> int:
     try:
         new = fs2.parse_image(data)
     except fs2.ImageError as exc:
-        return err(f"Cannot open Image: {path}. {exc}")
+        return err(f"Cannot open Image: {path}. {exc.reason}")
     device = open_for_fw_ops(opts.device or "")
     if isinstance(device, int):
         return device
@@ -77,7 +77,8 @@ def cmd_burn(opts: Options) -> int:
                     f"{_chip_name(new.device_id)} only"
                 )
             if current is not None:
-                data = fs2.with_guids(data, current.guids, current.macs)
+                # The device keeps its GUIDs, MACs and VSD (fs2_ops.cpp:1685-1712).
+                data = fs2.with_vsd(fs2.with_guids(data, current.guids, current.macs), current.vsd)
             # Neither our images nor the flash carry an expansion ROM (fs2_ops.cpp:1612-1615).
             out("-W- Skipping ROM section handling (ROM section is empty)\n")
             out(f"\r{BURN_PREFIX}{0:3d}%")
@@ -166,9 +167,13 @@ def cmd_verify(opts: Options) -> int:
                 data = device.read_flash_image()
         finally:
             device.close()
+    from hcasim.cli.flint_format import format_verify, format_verify_error
+
     try:
         lines = fs2.verify_image(data)
     except fs2.ImageError as exc:
-        return err(str(exc))
-    out("".join(line + "\n" for line in lines))
+        out(format_verify_error(exc, source=opts.image or opts.device or ""))
+        opts.failure_reported = True
+        return FLINT_FAILED
+    out(format_verify(lines))
     return FLINT_SUCCESS

@@ -942,6 +942,15 @@ def with_guids(data: bytes | bytearray, guids: Sequence[int], macs: Sequence[int
     return bytes(image)
 
 
+def with_vsd(data: bytes | bytearray, vsd: str) -> bytes:
+    """Return a copy of the image carrying ``vsd`` in its VSD tag.
+
+    A burn writes the device's VSD into the new image unless told otherwise
+    (patchImageVsd, fs2_ops.cpp:1362-1415, 1706-1712).
+    """
+    return with_image_info_tag(data, TAG_VSD, _text_payload(TAGS[TAG_VSD], vsd))
+
+
 def _reseal(image: bytearray, walk: _Walk, section: _Section, *, blank: bool) -> None:
     body = image[section.start : section.data_start + section.data_size]
     _DWORD.pack_into(image, section.end - 4, crc16(body))
