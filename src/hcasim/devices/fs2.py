@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 __all__ = [
@@ -335,8 +334,7 @@ DEFAULT_DEV_REV = 0
 
 
 # --------------------------------------------------------------------------- public info
-@dataclass(frozen=True)
-class Fs2Info:
+class Fs2Info(NamedTuple):
     """What an FS2 image says about itself: the facts ``flint q`` shows, decoded.
 
     ``guids`` are node, port1, port2, system image; ``macs`` are port1, port2. Text
@@ -359,6 +357,13 @@ class Fs2Info:
     blank_guids: bool = False
     failsafe: bool = False
     vsd_vendor_id: int = 0
+
+    def __repr__(self) -> str:  # the key tag may hold a raw key: never show it
+        shown = ", ".join(
+            f"{name}={'<set>' if name == 'hw_access_key' and value else value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+        )
+        return f"Fs2Info({shown})"
 
 
 # --------------------------------------------------------------------------- helpers
