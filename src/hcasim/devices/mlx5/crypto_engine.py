@@ -344,6 +344,7 @@ class _IdAllocator:
         self._next = first
 
     def take(self, in_use: Mapping[int, object]) -> int:
+        """The next id (1..2**24-1, wrapping) that is not a key of ``in_use``."""
         for _ in range(ID_MASK_24 + 1):
             candidate = self._next
             self._next = (self._next + 1) & ID_MASK_24 or 1
@@ -444,12 +445,13 @@ class CryptoEngine:
         unset to 0 as well").
         """
         with self._lock:
-            if self._nv.going_to_commissioning:
-                self._commit(NvState())
+            # Volatile state is lost whatever happens to the NV write below.
             self._contexts.clear()
             self._logins.clear()
             self._deks.clear()
             self._mkeys.clear()
+            if self._nv.going_to_commissioning:
+                self._commit(NvState())
 
     def current_caps(self) -> CryptoCaps:
         """The crypto caps a context opened now would cache (rdma-core verbs.c:4187-4322)."""
