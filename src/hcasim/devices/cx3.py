@@ -140,6 +140,23 @@ class Cx3Firmware:
 
     # ----------------------------------------------------------------- state
     @property
+    def mst_name(self) -> str:
+        """The mst device-name stem (``mt4099``) under which hosts see this device."""
+        return self.kind.mst_name
+
+    def status(self) -> dict[str, object]:
+        """Describe the device's secure-host state without any key material."""
+        return {
+            "model": self.kind.description,
+            "secure_host_capable": self.supports_secure_host,
+            "key_on_flash": self.key_on_flash,
+            "key_active": self.secure.active_key is not None,
+            "cr_space_locked": self.secure.cr_locked,
+            "smp_firewall": self.secure.smp_firewall,
+            "fw_version": ".".join(map(str, self.running_version)),
+        }
+
+    @property
     def key_on_flash(self) -> bool:
         """Whether the flash image carries a non-zero key (it comes into force at reset)."""
         return self._flash_key() is not None

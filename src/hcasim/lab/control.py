@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from hcasim.devices.cx3 import FirmwareError
+from hcasim.devices.cx3 import Cx3Firmware, FirmwareError
 from hcasim.lab.lab import Device, Lab
 from hcasim.lab.protocol import HEADER, ProtocolError, body_length, decode_body, encode
 
@@ -33,6 +33,8 @@ class Session:
         self.ident = next(_session_ids)
         self.host: str | None = None
         self.opened: dict[str, Device] = {}
+        #: Called once when the session ends (device contexts, logins, ...).
+        self.on_close: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"Session({self.ident}, host={self.host})"
@@ -113,6 +115,16 @@ class ControlEndpoint:
         for device in session.opened.values():
             device.firmware.release(session)
         session.opened.clear()
+        while session.on_close:
+            session.on_close.pop()()
+
+    def register(
+        self, op: str, handler: Callable[[Session, dict[str, Any]], dict[str, Any]]
+    ) -> None:
+        """Serve another operation (device models and services add theirs)."""
+        if op in self.handlers:
+            raise ValueError(f"operation {op!r} is already served")
+        self.handlers[op] = handler
 
     # ---------------------------------------------------------------- operations
     def hello(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +140,9 @@ class ControlEndpoint:
         if device is None:
             raise FirmwareError(errno.ENOENT, "No such file or directory")
         session.opened[device.ident] = device
-        kind = device.firmware.kind
-        return {"handle": device.ident, "device_id": kind.device_id, "model": kind.mst_name}
+        firmware = device.firmware
+        device_id = firmware.kind.device_id if isinstance(firmware, Cx3Firmware) else 0
+        return {"handle": device.ident, "device_id": device_id, "model": firmware.mst_name}
 
     def _device(self, session: Session, args: dict[str, Any]) -> Device:
         handle = args.get("handle")
@@ -138,40 +151,46 @@ class ControlEndpoint:
             raise FirmwareError(errno.EBADF, "device not opened in this session")
         return device
 
+    def _cx3(self, session: Session, args: dict[str, Any]) -> Cx3Firmware:
+        firmware = self._device(session, args).firmware
+        if not isinstance(firmware, Cx3Firmware):
+            raise FirmwareError(errno.EOPNOTSUPP, "not a ConnectX-3 CR-space device")
+        return firmware
+
     def cr_read(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        device = self._device(session, args)
+        firmware = self._cx3(session, args)
         addr = _int(args, "addr", 0, 0xFFFFFFFF)
         count = _int(args, "count", 1, MAX_CR_DWORDS)
-        return {"values": device.firmware.cr_read(addr, count, session)}
+        return {"values": firmware.cr_read(addr, count, session)}
 
     def cr_write(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        device = self._device(session, args)
+        firmware = self._cx3(session, args)
         addr = _int(args, "addr", 0, 0xFFFFFFFF)
         values = args.get("values")
         if not isinstance(values, list) or not 1 <= len(values) <= MAX_CR_DWORDS:
             raise FirmwareError(errno.EINVAL, "values must be a list of 1 to 4096 dwords")
-        device.firmware.cr_write(addr, values, session)
+        firmware.cr_write(addr, values, session)
         return {}
 
     def flash_info(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        flash = self._device(session, args).firmware.flash
+        flash = self._cx3(session, args).flash
         return {"size": flash.size, "programmed": len(flash.contents)}
 
     def flash_read(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        device = self._device(session, args)
-        size = device.firmware.flash.size
+        firmware = self._cx3(session, args)
+        size = firmware.flash.size
         offset = _int(args, "offset", 0, size)
         length = _int(args, "length", 0, size - offset)
-        data = device.firmware.flash_read(offset, length, session)
+        data = firmware.flash_read(offset, length, session)
         return {"data": base64.b64encode(data).decode()}
 
     def flash_write(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        device = self._device(session, args)
+        firmware = self._cx3(session, args)
         try:
             image = base64.b64decode(_str(args, "data"), validate=True)
         except binascii.Error:
             raise FirmwareError(errno.EINVAL, "data is not valid base64") from None
-        device.firmware.flash_write_image(image, session)
+        firmware.flash_write_image(image, session)
         return {}
 
     def host_reboot(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,19 @@ from hcasim.lab.store import LabStore, StoreError
 
 log = logging.getLogger("hcasim.daemon")
 
+#: Modules that extend the daemon. Importing one may register device models
+#: (hcasim.lab.lab.register_device_model); if it defines
+#: ``async def start(lab, endpoint, home) -> Callable[[], None]`` that service is started
+#: with the daemon and the returned function stops it.
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def load_extensions() -> list[Any]:
+    """Import every extension module (before the lab is opened)."""
+    import importlib
+
+    return [importlib.import_module(name) for name in EXTENSIONS]
+
 
 class DaemonError(Exception):
     """The daemon cannot start; the message says why."""
@@ -64,10 +77,11 @@ def open_lab(home: LabHome, topology: Path | None, labfile: Path | None) -> Lab:
     return Lab.create(store, wanted or default_lab())
 
 
-async def serve(home: LabHome, lab: Lab) -> None:
-    """Serve the control socket until asked to stop."""
+async def serve(home: LabHome, lab: Lab, extensions: list[Any]) -> None:
+    """Serve the control socket (and every extension's service) until asked to stop."""
     stop = asyncio.Event()
     endpoint = ControlEndpoint(lab, on_shutdown=stop.set)
+    stoppers = [await ext.start(lab, endpoint, home) for ext in extensions if hasattr(ext, "start")]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -85,6 +99,8 @@ async def serve(home: LabHome, lab: Lab) -> None:
         loop.create_task(_stop_when_gone(int(watched), stop))
     async with server:
         await stop.wait()
+    for stopper in reversed(stoppers):
+        stopper()
     home.socket.unlink(missing_ok=True)
     log.info("lab daemon stopped")
 
@@ -117,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    extensions = load_extensions()
     try:
         lock_fd = acquire_home_lock(home)
         lab = open_lab(home, args.topology, args.lab)
@@ -124,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hcasim: {exc}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(serve(home, lab))
+        asyncio.run(serve(home, lab, extensions))
     finally:
         lab.store.close()
         os.close(lock_fd)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hcasim.devices import fs2
 from hcasim.devices.cx3 import KINDS, Cx3Firmware, FirmwareError
@@ -25,18 +26,52 @@ from hcasim.lab.store import LabStore
 log = logging.getLogger("hcasim.lab")
 
 
+class Firmware(Protocol):
+    """What the lab needs from any device's firmware model."""
+
+    @property
+    def mst_name(self) -> str:
+        """The mst device-name stem (``mt4099``)."""
+        ...
+
+    def cold_boot(self) -> None:
+        """Host reboot / power cycle."""
+
+    def driver_restart(self) -> None:
+        """The host's driver for this device unloads and loads."""
+
+    def release(self, owner: object) -> None:
+        """A session ended: drop what it held."""
+
+    def status(self) -> dict[str, object]:
+        """Describe the device for ``hcasim status`` (never a secret)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    """How to make one kind of device: its factory flash and its firmware model.
+
+    ``make`` gets the host spec, the device's flash (already loaded from the store) and a
+    function that durably stores a named non-volatile object for this device.
+    """
+
+    factory_image: Callable[[HostSpec], bytes]
+    make: Callable[[HostSpec, Flash, Callable[[str, Any], None], dict[str, Any]], Firmware]
+
+
 @dataclass
 class Device:
     """One HCA: its identity in the lab and its firmware."""
 
     ident: str
     host: str
-    firmware: Cx3Firmware
+    firmware: Firmware
 
     @property
-    def mst_paths(self) -> tuple[str, str]:
+    def mst_paths(self) -> tuple[str, ...]:
         """The mst device files through which a host reaches this device."""
-        name = self.firmware.kind.mst_name
+        name = self.firmware.mst_name
         return (f"/dev/mst/{name}_pci_cr0", f"/dev/mst/{name}_pciconf0")
 
 
@@ -55,8 +90,8 @@ class Host:
         return None
 
 
-def factory_image(spec: HostSpec) -> bytes:
-    """Build the image a device leaves the factory with."""
+def cx3_factory_image(spec: HostSpec) -> bytes:
+    """Build the image a ConnectX-3 leaves the factory with."""
     kind = KINDS[spec.device]
     return fs2.build_image(
         device_id=kind.device_id,
@@ -66,6 +101,23 @@ def factory_image(spec: HostSpec) -> bytes:
         guid_base=spec.guid,
         cr_protection_en=spec.cr_protection_en,
     )
+
+
+def _make_cx3(
+    spec: HostSpec, flash: Flash, _persist: Callable[[str, Any], None], _nv: dict[str, Any]
+) -> Firmware:
+    return Cx3Firmware(KINDS[spec.device], flash)
+
+
+#: Device models by mst name; other modules add theirs (see register_device_model).
+DEVICE_MODELS: dict[str, DeviceModel] = {
+    name: DeviceModel(cx3_factory_image, _make_cx3) for name in KINDS
+}
+
+
+def register_device_model(name: str, model: DeviceModel) -> None:
+    """Make a device kind available to lab definitions."""
+    DEVICE_MODELS[name] = model
 
 
 class Lab:
@@ -81,8 +133,10 @@ class Lab:
             host = self.hosts.setdefault(spec.name, Host(spec.name))
             ident = f"{spec.name}/{spec.device}"
             flash = Flash(contents=store.flash_image(ident), persist=self._persister(ident))
-            device = Device(ident, spec.name, Cx3Firmware(KINDS[spec.device], flash))
-            device.firmware.cold_boot()
+            model = DEVICE_MODELS[spec.device]
+            firmware = model.make(spec, flash, self._nv_writer(ident), store.nv_objects(ident))
+            device = Device(ident, spec.name, firmware)
+            firmware.cold_boot()
             host.devices.append(device)
             self.devices[ident] = device
 
@@ -92,7 +146,7 @@ class Lab:
         flashes = {}
         for raw in definition["hosts"]:
             spec = HostSpec.from_json(raw)
-            flashes[f"{spec.name}/{spec.device}"] = factory_image(spec)
+            flashes[f"{spec.name}/{spec.device}"] = DEVICE_MODELS[spec.device].factory_image(spec)
         store.create_lab(definition, flashes)
         return Lab(store, definition)
 
@@ -102,6 +156,12 @@ class Lab:
             log.info("flash of %s written (%d bytes)", ident, len(image))
 
         return persist
+
+    def _nv_writer(self, ident: str) -> Callable[[str, Any], None]:
+        def write(name: str, value: Any) -> None:
+            self.store.write_nv_object(ident, name, value)
+
+        return write
 
     def host(self, name: str) -> Host:
         """Return a host by name or raise ENOENT."""
@@ -123,18 +183,8 @@ class Lab:
         log.info("driver restarted on host %s", name)
 
     def device_status(self, device: Device) -> dict[str, Any]:
-        """Describe a device's secure-host state without any key material."""
-        fw = device.firmware
-        return {
-            "device": device.mst_paths[0],
-            "model": fw.kind.description,
-            "secure_host_capable": fw.supports_secure_host,
-            "key_on_flash": fw.key_on_flash,
-            "key_active": fw.secure.active_key is not None,
-            "cr_space_locked": fw.secure.cr_locked,
-            "smp_firewall": fw.secure.smp_firewall,
-            "fw_version": ".".join(map(str, fw.running_version)),
-        }
+        """Describe one device without any key material."""
+        return {"device": device.mst_paths[0], **device.firmware.status()}
 
     def status(self) -> dict[str, Any]:
         """Describe every host and device."""

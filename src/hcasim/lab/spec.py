@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+#: Device kinds a lab file may name (more register in hcasim.lab.lab.DEVICE_MODELS).
 DEVICE_MODELS = ("mt4099", "mt4103")
 DEFAULT_FW_VERSION = (2, 42, 5000)
 DEFAULT_PSID = {"mt4099": "MT_1090120019", "mt4103": "MT_1090111023"}
