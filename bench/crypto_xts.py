@@ -36,10 +36,12 @@ KEY = hashlib.sha512(b"hcasim bench key").digest()[:32]  # two distinct 128-bit 
 TWEAK = (0x1234_5678).to_bytes(16, "little")
 
 
-def best_of(fn: Callable[[], bytes | bytearray]) -> tuple[float, bytes | bytearray]:
+def best_of(
+    fn: Callable[[], bytes | bytearray | memoryview],
+) -> tuple[float, bytes | bytearray | memoryview]:
     """Best wall time of REPEATS runs, and the last result."""
     best = float("inf")
-    result: bytes | bytearray = b""
+    result: bytes | bytearray | memoryview = b""
     for _ in range(REPEATS):
         start = time.perf_counter()
         result = fn()

@@ -332,7 +332,7 @@ class CryptoTransport(Protocol):
         direction: Direction,
         data: bytes | bytearray | memoryview,
         offset: int,
-    ) -> bytearray:
+    ) -> memoryview:
         """Data through the crypto MKey (TX: memory -> wire, RX: wire -> memory)."""
         ...
 
@@ -474,7 +474,7 @@ class InProcessTransport:
         direction: Direction,
         data: bytes | bytearray | memoryview,
         offset: int,
-    ) -> bytearray:
+    ) -> memoryview:
         """Data through a crypto MKey."""
         engine, ctx = self._ctx(handle)
         return engine.mkey_transfer(ctx, mkey_id, direction, data, offset)
@@ -969,7 +969,7 @@ class Mlx5Mkey:
 
     def _transfer(
         self, direction: Direction, data: bytes | bytearray | memoryview, offset: int
-    ) -> bytearray:
+    ) -> memoryview:
         try:
             return self.ctx.transport.mkey_transfer(
                 self.ctx._handle(), self._id(), direction, data, offset
@@ -977,19 +977,19 @@ class Mlx5Mkey:
         except CryptoError as exc:
             raise _raise("Transfer through the crypto mkey failed", exc) from exc
 
-    def send(self, memory: bytes | bytearray | memoryview, offset: int = 0) -> bytearray:
+    def send(self, memory: bytes | bytearray | memoryview, offset: int = 0) -> memoryview:
         """TX: what reaches the wire when ``memory`` (at MKey ``offset``) is sent."""
         return self._transfer(Direction.TX, memory, offset)
 
-    def recv(self, wire: bytes | bytearray | memoryview, offset: int = 0) -> bytearray:
+    def recv(self, wire: bytes | bytearray | memoryview, offset: int = 0) -> memoryview:
         """RX: what lands in memory (at MKey ``offset``) when ``wire`` is received."""
         return self._transfer(Direction.RX, wire, offset)
 
-    def encrypt(self, plaintext: bytes | bytearray | memoryview, offset: int = 0) -> bytearray:
+    def encrypt(self, plaintext: bytes | bytearray | memoryview, offset: int = 0) -> memoryview:
         """Encrypt through the MKey: TX if ``encrypt_on_tx`` else RX."""
         return self._transfer(self._direction(encrypt=True), plaintext, offset)
 
-    def decrypt(self, ciphertext: bytes | bytearray | memoryview, offset: int = 0) -> bytearray:
+    def decrypt(self, ciphertext: bytes | bytearray | memoryview, offset: int = 0) -> memoryview:
         """Decrypt through the MKey: RX if ``encrypt_on_tx`` else TX."""
         return self._transfer(self._direction(encrypt=False), ciphertext, offset)
 

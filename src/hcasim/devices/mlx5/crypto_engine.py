@@ -1107,8 +1107,9 @@ class CryptoEngine:
         direction: Direction,
         data: bytes | bytearray | memoryview,
         offset: int = 0,
-    ) -> bytearray:
-        """Move ``data`` through a configured crypto MKey and return what comes out.
+    ) -> memoryview:
+        """Move ``data`` through a configured crypto MKey and return what comes out (a new
+        writable byte buffer).
 
         TX takes memory contents and returns wire bytes; RX takes wire bytes and returns what
         lands in memory. ``encrypt_on_tx`` encrypts on TX and decrypts on RX, its absence the
@@ -1160,7 +1161,7 @@ class CryptoEngine:
             encrypt = setting.encrypt_on_tx == (direction is Direction.TX)
         # The AES work runs outside the lock: it only reads immutable key material.
         if length == 0:
-            return bytearray()
+            return memoryview(bytearray())
         if encrypt:
             return xts_encrypt(key, tweak, data, dus)
         return xts_decrypt(key, tweak, data, dus)
