@@ -4,7 +4,7 @@ For tests, benchmarks and examples. The lab daemon builds the same pieces itself
 store as ``nv_sink`` and a socket transport); this module only wires them for in-process use:
 
 >>> lab = InProcessCryptoLab()
->>> lab.commission()                       # CRYPTO_OPERATIONAL: credential 0 + import KEK 0
+>>> admin = lab.commission()               # CRYPTO_OPERATIONAL: credential 0 + import KEK 0
 >>> from hcasim import mlx5dv
 >>> ctx = mlx5dv.Mlx5Context(lab.device_name, transport=lab.transport)
 >>> mlx5dv.mlx5dv_crypto_login(ctx, mlx5dv.Mlx5CryptoLoginAttr(lab.wrapped_credential()))
