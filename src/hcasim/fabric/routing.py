@@ -1,0 +1,153 @@
+"""Moving a MAD through the fabric: directed-route and LID routing.
+
+Directed route (IBTA 14.2.2; ibsim ``sim_mad.c:1711-1806``, reference ibsim.md §2.2):
+
+* outbound, for i = 1 .. HopCount, the MAD leaves the current node by port
+  ``InitialPath[i]`` and enters the peer; every node before the last must be a switch;
+  egress port 0 of a switch is the switch's own SMA;
+* ``ReturnPath[0]`` is the requester's port and ``ReturnPath[i]`` the ingress port at hop
+  i, so the responder can walk ``ReturnPath[HopCount .. 1]`` back;
+* each hop needs PortPhysicalState LinkUp on both ends; PortState is not checked (SMPs
+  travel on VL15, which IBTA allows from Init on).
+
+LID routing (IBTA 18.2.4.3; ibsim ``sim_mad.c:1632-1709``, ibsim.md §2.3): a DLID within
+the sender's own LID range stays local; a CA or router hands the packet to its link
+peer; each switch forwards by its linear forwarding table (an entry above LinearFDBTop or
+0xFF is a miss, egress 0 is the switch itself); at most :data:`MAX_LID_HOPS` switches.
+Subnet management packets (``vl15=True``) need the links up, any other MAD needs both
+ends Active (IBTA 7.2: non-VL15 traffic flows only on Active ports; ibsim requires Active
+for all LID routing).
+
+Every traversal counts one packet on the egress and ingress port; failures count
+PortXmitDiscards or PortRcvSwitchRelayErrors, as ibsim does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hcasim.fabric.subnet import (
+    RCV_SWITCH_RELAY_ERRORS,
+    XMIT_DISCARDS,
+    PortState,
+    Subnet,
+)
+from hcasim.ib import smp_attrs as sa
+from hcasim.ib.mad import DR_PATH_SIZE, MAX_DR_HOPS
+
+MAX_LID_HOPS = 64  # loop guard; ibsim uses 16 (MAXHOPS, sim.h:111)
+
+
+class NoRoute(Exception):
+    """The MAD cannot reach its destination; the message says where it stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class DrRoute:
+    """Where an outbound directed-route SMP arrived, and the return path it recorded."""
+
+    target: PortState
+    return_path: bytes
+
+
+def _step(subnet: Subnet, node_port: PortState, egress_number: int) -> PortState:
+    """Leave ``node_port``'s node by port ``egress_number``; return the ingress port."""
+    node = node_port.node
+    egress = node.port(egress_number)
+    if egress is None:
+        subnet.count_error(node_port, RCV_SWITCH_RELAY_ERRORS)
+        raise NoRoute(f"{node.id!r} has no port {egress_number}")
+    if egress.is_management_port:
+        return egress  # the switch's own SMA
+    if not egress.link_up or egress.peer is None:
+        subnet.count_error(egress, XMIT_DISCARDS)
+        raise NoRoute(f"{node.id!r} port {egress_number} is not LinkUp")
+    ingress = egress.peer
+    if not ingress.link_up:
+        subnet.count_error(egress, XMIT_DISCARDS)
+        raise NoRoute(f"{ingress.node.id!r} port {ingress.number} is not LinkUp")
+    subnet.count_hop(egress, ingress)
+    return ingress
+
+
+def route_dr_out(subnet: Subnet, start: PortState, hop_count: int,
+                 initial_path: bytes) -> DrRoute:
+    """Walk an outbound directed-route SMP from the requester's port ``start``.
+
+    Raises :class:`NoRoute`; the caller bounces the MAD.
+    """
+    if not 0 <= hop_count <= MAX_DR_HOPS or len(initial_path) < hop_count + 1:
+        raise NoRoute(f"bad hop count {hop_count}")
+    path = bytearray(DR_PATH_SIZE)
+    port = start
+    path[0] = port.number
+    for i in range(1, hop_count + 1):
+        if i > 1 and not port.node.is_switch:
+            raise NoRoute(f"hop {i - 1} is not a switch ({port.node.id!r})")
+        port = _step(subnet, port, initial_path[i])
+        path[i] = port.number
+    return DrRoute(port, bytes(path))
+
+
+def route_dr_in(subnet: Subnet, start: PortState, hop_count: int,
+                return_path: bytes) -> PortState:
+    """Walk a returning directed-route SMP from the responder's port ``start`` along
+    ``ReturnPath[hop_count .. 1]``; return the port it arrives at."""
+    if not 0 <= hop_count <= MAX_DR_HOPS or len(return_path) < hop_count + 1:
+        raise NoRoute(f"bad hop count {hop_count}")
+    port = start
+    for i in range(hop_count, 0, -1):
+        if i < hop_count and not port.node.is_switch:
+            raise NoRoute(f"hop {i} is not a switch ({port.node.id!r})")
+        port = _step(subnet, port, return_path[i])
+    return port
+
+
+def _usable(port: PortState, vl15: bool) -> bool:
+    if not port.link_up:
+        return False
+    return vl15 or port.state == sa.PORT_STATE_ACTIVE
+
+
+def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) -> PortState:
+    """Route a LID-addressed MAD from ``start`` to the port that owns ``dlid``.
+
+    Raises :class:`NoRoute`.
+    """
+    if dlid == 0 or dlid >= 0xFFFF:
+        raise NoRoute(f"invalid DLID {dlid:#x}")
+    if start.covers_lid(dlid):
+        return start
+    port = start
+    if not port.node.is_switch:
+        peer = port.peer
+        if peer is None or not _usable(port, vl15) or not _usable(peer, vl15):
+            subnet.count_error(port, XMIT_DISCARDS)
+            raise NoRoute(f"{port.node.id!r} port {port.number} has no usable link")
+        subnet.count_hop(port, peer)
+        port = peer
+    for _ in range(MAX_LID_HOPS):
+        if port.covers_lid(dlid):
+            return port
+        node = port.node
+        switch = node.switch
+        if switch is None:
+            raise NoRoute(f"DLID {dlid} reached CA {node.id!r} port {port.number}, "
+                          "which does not own it")
+        out = switch.lft_lookup(dlid)
+        egress = node.port(out) if out != 0xFF else None
+        if egress is None:
+            subnet.count_error(port, RCV_SWITCH_RELAY_ERRORS)
+            raise NoRoute(f"switch {node.id!r} has no route to LID {dlid}")
+        if egress.number == 0:
+            if egress.covers_lid(dlid):
+                return egress
+            raise NoRoute(f"switch {node.id!r} routes LID {dlid} to itself but does "
+                          "not own it")
+        peer = egress.peer
+        if peer is None or not _usable(egress, vl15) or not _usable(peer, vl15):
+            subnet.count_error(egress, XMIT_DISCARDS)
+            raise NoRoute(f"switch {node.id!r} port {egress.number} has no usable link")
+        subnet.count_hop(egress, peer)
+        port = peer
+    raise NoRoute(f"LID {dlid}: more than {MAX_LID_HOPS} hops (routing loop?)")

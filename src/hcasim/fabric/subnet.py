@@ -1,0 +1,434 @@
+"""Run-time state of a fabric: ports, links, switch tables, and what the SM configured.
+
+A :class:`Subnet` is built from a :class:`~hcasim.fabric.topology.Topology` and holds the
+volatile state a real subnet holds in its devices: port and link states, LIDs, M_Keys,
+forwarding tables, P_Key tables, counters.  It is lost when the lab stops, as on real
+hardware.  Nothing here parses MADs (:mod:`hcasim.fabric.sma` does) or does I/O.
+
+Scale: one :class:`PortState` per port with ``__slots__``; tables a Subnet Manager may
+never touch (P_Keys beyond the default, SL-to-VL, VL arbitration, alias GUIDs, counters,
+multicast) are allocated on first write, and a switch's linear forwarding table grows only
+up to the highest block written.
+
+Defaults follow ibsim 0.10's templates where the IBTA leaves a value to the device
+(``ibsim/sim_net.c:76-176``), so OpenSM sees what it sees under ibsim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hcasim.fabric.firmware import NodeFirmware
+from hcasim.fabric.topology import Node, NodeKind, PortRef, Topology
+from hcasim.ib import smp_attrs as sa
+
+# -- device constants (documented choices; sources given) ----------------------------------
+
+# LinkWidthSupported 1x|2x|4x|8x|12x, LinkSpeedSupported SDR|DDR|QDR, LinkSpeedExtSupported
+# FDR|EDR|HDR (ibsim update_portinfo, sim_net.c:1262-1284).
+WIDTH_SUPPORTED = 0x1F
+SPEED_SUPPORTED = 0x7
+EXT_SPEED_SUPPORTED = 0x7
+# CapabilityMask of a CA port: IsTrap, IsSLMapping, IsExtendedSpeeds, IsCapabilityMask2,
+# IsVendorClass, IsCapabilityMaskNotice (ibsim hcaport template bytes 20-23, 0x0050C048);
+# switch port 0: 0x0000C048 (smaport template); external switch ports have none.
+CA_CAPABILITY_MASK = 0x0050C048
+SWITCH_PORT0_CAPABILITY_MASK = 0x0000C048
+# CapabilityMask2 0x0030 (IsLinkWidth2xSupported, IsLinkSpeedHDRSupported) on CA ports and
+# switch port 0 (templates bytes 60-61).
+CAPABILITY_MASK2 = 0x0030
+# M_KeyLeasePeriod 4089 s on CA ports and switch port 0 (templates bytes 26-27).
+DEFAULT_M_KEY_LEASE_PERIOD = 4089
+# MTUCap 4 (2048) on CA and external switch ports, 3 (1024) on switch port 0; NeighborMTU 4
+# (1 on switch port 0);
+# VLCap 4 (VL0-7); VL arbitration caps 8/8; SubnetTimeOut 31; RespTimeValue 8; GUIDCap
+# 32 on CA ports and 1 on switch port 0 (templates bytes 36-52).
+MTU_CAP = 4
+PORT0_MTU_CAP = 3
+NEIGHBOR_MTU = 4
+VL_CAP = 4
+VL_ARB_CAP = 8
+SUBNET_TIMEOUT = 31
+RESP_TIME_VALUE = 8
+CA_GUID_CAP = 32
+SWITCH_GUID_CAP = 1
+LINK_DOWN_DEFAULT_POLLING = 2
+GID_PREFIX_DEFAULT = 0xFE80000000000000  # link-local prefix (IBTA 4.1.1)
+# NodeInfo: PartitionCap 64 (CA) / 8 (switch), Revision 0xA1 (templates, sim_net.c:142-162).
+CA_PARTITION_CAP = 64
+SWITCH_PARTITION_CAP = 8
+NODE_REVISION = 0xA1
+# SwitchInfo: 48K linear FDB entries cover every unicast LID (0x0000-0xBFFF; ibsim HEAD
+# uses 48K, 0.10 30K); 1024 multicast entries (ibsim MAXMCASTCAP); PartitionEnforcementCap
+# 64; FilterRawInbound/OutboundCap set (switchinfo template byte 16 = 0x30).
+LINEAR_FDB_CAP = 0xC000
+MULTICAST_FDB_CAP = 1024
+PARTITION_ENFORCEMENT_CAP = 64
+MULTICAST_LID_BASE = 0xC000  # IBTA 4.1.2: multicast LIDs 0xC000-0xFFFE
+MAX_UNICAST_LID = 0xBFFF
+DEFAULT_PKEY = 0xFFFF  # full-membership default partition (IBTA 10.9.1.1), ibsim :632
+# SLtoVL default: SL n -> VL n, SL15 -> VL7 (ibsim default_sl2vl, sim_net.c:164-166).
+DEFAULT_SL2VL = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 7)
+# VL arbitration defaults (ibsim default_vlarb_high/low, sim_net.c:168-176): (VL, weight).
+DEFAULT_VLARB_HIGH = ((0, 4),) + tuple((vl, 0) for vl in range(1, 15))
+DEFAULT_VLARB_LOW = ((0, 0),) + tuple((vl, 4) for vl in range(1, 15))
+
+
+def highest_common(mask: int, order: tuple[int, ...]) -> int:
+    """The first bit of ``order`` present in ``mask``, 0 if none."""
+    for bit in order:
+        if mask & bit:
+            return bit
+    return 0
+
+
+# Preference order when two ends negotiate (ibsim get_active_*, sim_net.c:1184-1258).
+WIDTH_ORDER = (0x08, 0x04, 0x02, 0x10, 0x01)  # 12x, 8x, 4x, 2x, 1x
+SPEED_ORDER = (0x4, 0x2, 0x1)  # QDR, DDR, SDR
+EXT_SPEED_ORDER = (0x4, 0x2, 0x1)  # HDR, EDR, FDR
+
+
+class PortState:
+    """One port: link state, addressing, M_Key protection, and lazily allocated tables."""
+
+    __slots__ = (
+        "node", "number", "guid", "peer", "lid", "lmc", "sm_lid", "sm_sl", "gid_prefix",
+        "state", "phys_state", "link_down_default", "width_enabled", "width_active",
+        "speed_enabled", "speed_active", "ext_speed_enabled", "ext_speed_active",
+        "capability_mask", "capability_mask2", "m_key", "m_key_protect_bits",
+        "m_key_lease_period", "m_key_lease_deadline", "m_key_violations", "p_key_violations",
+        "q_key_violations", "neighbor_mtu", "mtu_cap", "vl_cap", "operational_vls",
+        "vl_high_limit", "hoq_life", "vl_stall_count", "subnet_timeout", "guid_cap",
+        "partition_enforcement", "alias_guids", "pkeys", "sl2vl", "vlarb", "counters",
+    )
+
+    def __init__(self, node: NodeState, number: int, guid: int, width: int, speed: int,
+                 ext_speed: int, lid: int, lmc: int) -> None:
+        is_switch = node.is_switch
+        port0 = is_switch and number == 0
+        self.node = node
+        self.number = number
+        self.guid = guid
+        self.peer: PortState | None = None
+        self.lid = lid
+        self.lmc = lmc
+        self.sm_lid = 0
+        self.sm_sl = 0
+        self.gid_prefix = GID_PREFIX_DEFAULT
+        self.state = sa.PORT_STATE_ACTIVE if port0 else sa.PORT_STATE_DOWN
+        self.phys_state = sa.PHYS_LINK_UP if port0 else sa.PHYS_POLLING
+        self.link_down_default = LINK_DOWN_DEFAULT_POLLING
+        self.width_enabled = width
+        self.width_active = 0x02  # 4x until trained (ibsim init_ports)
+        self.speed_enabled = speed
+        self.speed_active = 0x1
+        self.ext_speed_enabled = ext_speed
+        self.ext_speed_active = 0
+        if port0:
+            self.capability_mask = SWITCH_PORT0_CAPABILITY_MASK
+        else:
+            self.capability_mask = 0 if is_switch else CA_CAPABILITY_MASK
+        self.capability_mask2 = 0 if is_switch and not port0 else CAPABILITY_MASK2
+        self.m_key = 0
+        self.m_key_protect_bits = 0
+        self.m_key_lease_period = 0 if is_switch and not port0 else DEFAULT_M_KEY_LEASE_PERIOD
+        self.m_key_lease_deadline: float | None = None
+        self.m_key_violations = 0
+        self.p_key_violations = 0
+        self.q_key_violations = 0
+        self.neighbor_mtu = 1 if port0 else NEIGHBOR_MTU
+        self.mtu_cap = PORT0_MTU_CAP if port0 else MTU_CAP
+        self.vl_cap = VL_CAP
+        self.operational_vls = VL_CAP
+        self.vl_high_limit = 0
+        self.hoq_life = 31 if not port0 else 0
+        self.vl_stall_count = 7 if not port0 else 0
+        self.subnet_timeout = SUBNET_TIMEOUT
+        self.guid_cap = (SWITCH_GUID_CAP if port0 else 0) if is_switch else CA_GUID_CAP
+        self.partition_enforcement = 0  # inbound, outbound, filter raw in/out (4 bits)
+        self.alias_guids: list[int] | None = None
+        self.pkeys: list[int] | None = None
+        self.sl2vl: dict[int, tuple[int, ...]] | None = None
+        self.vlarb: dict[int, tuple[tuple[int, int], ...]] | None = None
+        self.counters: list[int] | None = None
+
+    def __repr__(self) -> str:
+        return f"<PortState {self.node.id!r}[{self.number}] lid={self.lid} state={self.state}>"
+
+    @property
+    def ref(self) -> PortRef:
+        """This port as a :class:`PortRef`."""
+        return PortRef(self.node.id, self.number)
+
+    @property
+    def is_management_port(self) -> bool:
+        """Switch port 0, whose SMA answers for the whole switch."""
+        return self.number == 0 and self.node.is_switch
+
+    @property
+    def link_up(self) -> bool:
+        """PortPhysicalState is LinkUp (a cable, both ends enabled and trained)."""
+        return self.phys_state == sa.PHYS_LINK_UP
+
+    def covers_lid(self, lid: int) -> bool:
+        """Whether ``lid`` is one of this port's LIDs (LID .. LID + 2^LMC - 1)."""
+        base = self.lid
+        return base != 0 and base <= lid < base + (1 << self.lmc)
+
+    @property
+    def pkey_capacity(self) -> int:
+        """P_Key table size: PartitionCap, or PartitionEnforcementCap for switch ports
+        other than port 0 (IBTA 14.2.5.7; ibsim do_pkeytbl)."""
+        if self.node.is_switch:
+            return PARTITION_ENFORCEMENT_CAP if self.number else SWITCH_PARTITION_CAP
+        return CA_PARTITION_CAP
+
+    def pkey_table(self) -> list[int]:
+        """The P_Key table, allocated on first use with P_Key[0] = 0xFFFF."""
+        if self.pkeys is None:
+            self.pkeys = [0] * self.pkey_capacity
+            self.pkeys[0] = DEFAULT_PKEY
+        return self.pkeys
+
+    def guid_table(self) -> list[int]:
+        """GUIDInfo entries (GUIDCap of them), entry 0 = the port GUID."""
+        if self.alias_guids is None:
+            self.alias_guids = [0] * self.guid_cap
+            if self.guid_cap:
+                self.alias_guids[0] = self.guid
+        return self.alias_guids
+
+
+class SwitchState:
+    """SwitchInfo state and forwarding tables of one switch."""
+
+    __slots__ = ("linear_fdb", "linear_fdb_top", "multicast_fdb", "multicast_fdb_top",
+                 "default_port", "default_mcast_primary", "default_mcast_not_primary",
+                 "life_time_value", "port_state_change", "enhanced_port0", "lids_per_port")
+
+    def __init__(self, enhanced_port0: bool) -> None:
+        self.linear_fdb = bytearray()  # grows to the highest block written; missing = 0xFF
+        self.linear_fdb_top = 0
+        self.multicast_fdb: dict[tuple[int, int], tuple[int, ...]] | None = None
+        self.multicast_fdb_top = 0
+        self.default_port = 0
+        self.default_mcast_primary = 0xFF
+        self.default_mcast_not_primary = 0xFF
+        self.life_time_value = 0
+        self.port_state_change = 0
+        self.enhanced_port0 = enhanced_port0
+        self.lids_per_port = 0
+
+    def lft_lookup(self, lid: int) -> int:
+        """Egress port for ``lid``, 0xFF if none (above LinearFDBTop or never written)."""
+        if lid > self.linear_fdb_top or lid >= len(self.linear_fdb):
+            return 0xFF
+        return self.linear_fdb[lid]
+
+    def lft_block(self, block: int) -> bytes:
+        """The 64 entries of LFT block ``block`` (0xFF where never written)."""
+        start = block * 64
+        chunk = bytes(self.linear_fdb[start:start + 64])
+        return chunk + b"\xff" * (64 - len(chunk))
+
+    def set_lft_block(self, block: int, ports: bytes) -> None:
+        """Store block ``block``, growing the table only as far as needed."""
+        start = block * 64
+        if len(self.linear_fdb) < start + 64:
+            self.linear_fdb.extend(b"\xff" * (start + 64 - len(self.linear_fdb)))
+        self.linear_fdb[start:start + 64] = ports
+
+
+class NodeState:
+    """One node's run-time state: its ports, switch state and firmware hook."""
+
+    __slots__ = ("spec", "id", "kind", "is_switch", "guid", "ports", "switch", "firmware",
+                 "description")
+
+    def __init__(self, spec: Node, firmware: NodeFirmware | None = None) -> None:
+        self.spec = spec
+        self.id = spec.id
+        self.kind = spec.kind
+        self.is_switch = spec.kind is NodeKind.SWITCH
+        self.guid = spec.guid
+        self.description = spec.description
+        self.switch = SwitchState(bool(spec.enhanced_port0)) if self.is_switch else None
+        self.firmware = firmware if firmware is not None else NodeFirmware()
+        self.ports = [PortState(self, p.number, p.guid, p.width_enabled, p.speed_enabled,
+                                p.ext_speed_enabled, p.lid, p.lmc) for p in spec.ports]
+
+    def __repr__(self) -> str:
+        return f"<NodeState {self.id!r}>"
+
+    @property
+    def num_ports(self) -> int:
+        """NumPorts (external ports; a switch also has port 0)."""
+        return self.spec.num_ports
+
+    def port(self, number: int) -> PortState | None:
+        """Port ``number`` or ``None`` if the node has none (never raises)."""
+        index = number if self.is_switch else number - 1
+        if index < 0 or number > self.spec.num_ports:
+            return None
+        return self.ports[index]
+
+    def management_port(self, ingress: PortState) -> PortState:
+        """The port whose M_Key protects an SMP arriving at ``ingress``: switch port 0 for
+        a switch (IBTA 14.2.4: only port 0 of a switch has an M_Key), else the port
+        itself."""
+        return self.ports[0] if self.is_switch else ingress
+
+    @property
+    def partition_cap(self) -> int:
+        """NodeInfo.PartitionCap."""
+        return SWITCH_PARTITION_CAP if self.is_switch else CA_PARTITION_CAP
+
+
+class Subnet:
+    """All nodes of a lab with their run-time state, built from a :class:`Topology`.
+
+    Cabled ports start as ibsim starts them (``link_ports``, ``sim_net.c:1309-1352``):
+    PortState Init, PortPhysicalState LinkUp, active width and speed the highest both
+    ends enable; uncabled ports are Down/Polling; switch port 0 is Active/LinkUp.
+    """
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.nodes: list[NodeState] = [NodeState(n) for n in topology.nodes]
+        self._by_id = {n.id: n for n in self.nodes}
+        self._by_guid: dict[int, PortState] | None = None
+        self.trap_tid = 0x0000_0000_4843_0000  # TIDs of traps this subnet originates
+        for a, b in topology.links:
+            self.cable(self.port(a), self.port(b))
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def node(self, node_id: str) -> NodeState:
+        """The node with this id; ``KeyError`` if none."""
+        return self._by_id[node_id]
+
+    def port(self, ref: PortRef) -> PortState:
+        """The port a :class:`PortRef` names; ``KeyError`` if it does not exist."""
+        port = self._by_id[ref.node].port(ref.port)
+        if port is None:
+            raise KeyError(ref)
+        return port
+
+    def __iter__(self) -> Iterator[NodeState]:
+        return iter(self.nodes)
+
+    def port_by_guid(self, guid: int) -> PortState | None:
+        """The port whose port GUID is ``guid`` (switch: port 0)."""
+        if self._by_guid is None:
+            table: dict[int, PortState] = {}
+            for node in self.nodes:
+                for port in node.ports:
+                    table.setdefault(port.guid, port)
+            self._by_guid = table
+        return self._by_guid.get(guid)
+
+    def attach_port(self, sim_host: str | None) -> PortState:
+        """The port a client with ``SIM_HOST`` attaches to (see Topology.attach_port)."""
+        return self.port(self.topology.attach_port(sim_host))
+
+    def set_firmware(self, node_id: str, firmware: NodeFirmware) -> None:
+        """Install a device firmware model on a node (see :mod:`hcasim.fabric.firmware`)."""
+        self._by_id[node_id].firmware = firmware
+
+    def next_trap_tid(self) -> int:
+        """A fresh transaction id for a trap this subnet sends."""
+        self.trap_tid = (self.trap_tid + 1) & 0xFFFF_FFFF_FFFF_FFFF
+        return self.trap_tid
+
+    # -- links --------------------------------------------------------------------------------
+
+    def cable(self, a: PortState, b: PortState) -> None:
+        """Plug a cable between ``a`` and ``b`` and train the link (both ends Init)."""
+        a.peer, b.peer = b, a
+        self.train(a)
+
+    def train(self, a: PortState) -> list[NodeState]:
+        """Bring the link at ``a`` up if both ends are enabled; return switches whose
+        port state changed (for PortStateChange and trap 128)."""
+        b = a.peer
+        if b is None or sa.PHYS_DISABLED in (a.phys_state, b.phys_state):
+            return []
+        width = highest_common(a.width_enabled & b.width_enabled, WIDTH_ORDER)
+        speed = highest_common(a.speed_enabled & b.speed_enabled, SPEED_ORDER)
+        if not width or not speed:
+            return []  # nothing in common: the link does not train
+        ext = highest_common(a.ext_speed_enabled & b.ext_speed_enabled, EXT_SPEED_ORDER)
+        for p in (a, b):
+            p.phys_state = sa.PHYS_LINK_UP
+            p.state = sa.PORT_STATE_INIT
+            p.width_active, p.speed_active, p.ext_speed_active = width, speed, ext
+        return self._mark_changed(a, b)
+
+    def take_down(self, a: PortState, disable: bool = False) -> list[NodeState]:
+        """Drop the link at ``a`` (``disable``: PortPhysicalState Disabled at ``a``);
+        return switches whose port state changed."""
+        b = a.peer
+        was_up = a.link_up
+        a.state = sa.PORT_STATE_DOWN
+        a.phys_state = sa.PHYS_DISABLED if disable else sa.PHYS_POLLING
+        if b is not None and b.phys_state != sa.PHYS_DISABLED:
+            b.state = sa.PORT_STATE_DOWN
+            b.phys_state = sa.PHYS_POLLING
+        return self._mark_changed(a, b) if was_up else []
+
+    def uncable(self, a: PortState) -> list[NodeState]:
+        """Pull the cable at ``a``: both ends Down/Polling and unconnected."""
+        b = a.peer
+        changed = self.take_down(a)
+        a.phys_state = sa.PHYS_POLLING
+        if b is not None:
+            b.peer = None
+        a.peer = None
+        return changed
+
+    @staticmethod
+    def _mark_changed(a: PortState, b: PortState | None) -> list[NodeState]:
+        switches = []
+        for p in (a, b):
+            if p is not None and p.node.switch is not None:
+                p.node.switch.port_state_change = 1
+                switches.append(p.node)
+        return switches
+
+    # -- counters -------------------------------------------------------------------------------
+
+    @staticmethod
+    def count_hop(egress: PortState, ingress: PortState) -> None:
+        """Count one MAD crossing a link: 1 packet and 72 data words (288 bytes / 4) on
+        each side (ibsim pc_updated, sim_mad.c:825-860)."""
+        for port, pkts, data in ((egress, XMIT_PKTS, XMIT_DATA), (ingress, RCV_PKTS, RCV_DATA)):
+            counters = port.counters
+            if counters is None:
+                counters = port.counters = [0] * len(COUNTER_LIMITS)
+            counters[pkts] = min(counters[pkts] + 1, COUNTER_LIMITS[pkts])
+            counters[data] = min(counters[data] + 72, COUNTER_LIMITS[data])
+
+    @staticmethod
+    def count_error(port: PortState, index: int) -> None:
+        """Add one to error counter ``index`` of ``port`` (saturating)."""
+        counters = port.counters
+        if counters is None:
+            counters = port.counters = [0] * len(COUNTER_LIMITS)
+        counters[index] = min(counters[index] + 1, COUNTER_LIMITS[index])
+
+
+# PortCounters storage: one list per port, in CounterSelect bit order (hcasim.ib.perf).
+def _counter_layout() -> tuple[tuple[str, ...], tuple[int, ...]]:
+    from hcasim.ib import perf
+
+    return perf.COUNTER_NAMES, tuple(perf.counter_limit(n) for n in perf.COUNTER_NAMES)
+
+
+COUNTER_FIELDS, COUNTER_LIMITS = _counter_layout()
+XMIT_DISCARDS = COUNTER_FIELDS.index("port_xmit_discards")
+RCV_SWITCH_RELAY_ERRORS = COUNTER_FIELDS.index("port_rcv_switch_relay_errors")
+RCV_ERRORS = COUNTER_FIELDS.index("port_rcv_errors")
+XMIT_DATA = COUNTER_FIELDS.index("port_xmit_data")
+RCV_DATA = COUNTER_FIELDS.index("port_rcv_data")
+XMIT_PKTS = COUNTER_FIELDS.index("port_xmit_pkts")
+RCV_PKTS = COUNTER_FIELDS.index("port_rcv_pkts")
