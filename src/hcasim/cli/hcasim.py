@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hcasim.api.client import ControlClient, LabError, LabUnavailable
+from hcasim.cli import crypto as crypto_cli
 from hcasim.lab.home import LabHome
 
 START_TIMEOUT = 60.0
@@ -122,6 +123,8 @@ def cmd_down(args: argparse.Namespace, home: LabHome) -> int:
 
 
 def _key_state(dev: dict[str, Any]) -> str:
+    if "secure_host_capable" not in dev:  # not a ConnectX-3 (the crypto device: see below)
+        return "-"
     if not dev["secure_host_capable"]:
         return "unsupported"
     if dev["key_active"]:
@@ -148,13 +151,16 @@ def cmd_status(args: argparse.Namespace, home: LabHome) -> int:
                     dev["model"],
                     dev["fw_version"],
                     _key_state(dev),
-                    "locked" if dev["cr_space_locked"] else "unlocked",
-                    "on" if dev["smp_firewall"] else "off",
+                    {True: "locked", False: "unlocked"}.get(dev.get("cr_space_locked"), "-"),
+                    {True: "on", False: "off"}.get(dev.get("smp_firewall"), "-"),
                 )
             )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    crypto = crypto_cli.status_lines(status)
+    if crypto:
+        print("\n" + "\n".join(crypto))
     return 0
 
 
@@ -275,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--lab", help="TOML lab file naming each host's device and firmware ini")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the lab daemon").set_defaults(func=cmd_down)
-    st = sub.add_parser("status", help="hosts, devices and secure-host state")
+    st = sub.add_parser("status", help="hosts, devices, secure-host and crypto state")
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_status)
 
@@ -306,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--guid", type=_guid, default=0x0002C90300000000, help="base GUID (hex)")
     build.add_argument("-o", "--output", required=True)
     build.set_defaults(func=cmd_fw_build)
+    crypto_cli.add_parser(sub)
     return p
 
 

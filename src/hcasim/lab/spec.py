@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: Device kinds a lab file may name (more register in hcasim.lab.lab.DEVICE_MODELS).
-DEVICE_MODELS = ("mt4099", "mt4103")
+#: Device kinds a lab file may name (their models register in hcasim.lab.lab.DEVICE_MODELS;
+#: mt4125, the ConnectX-6 Dx with the crypto engine, comes from hcasim.lab.crypto_service).
+DEVICE_MODELS = ("mt4099", "mt4103", "mt4125")
 DEFAULT_FW_VERSION = (2, 42, 5000)
 DEFAULT_PSID = {"mt4099": "MT_1090120019", "mt4103": "MT_1090111023"}
 #: FW release date printed by flint q (day, month, year); any fixed date will do.
@@ -55,12 +56,14 @@ class HostSpec:
         )
 
 
-#: The default lab of the secure-host issue: switch sw1 and four hosts.
+#: The default lab: switch sw1, four ConnectX-3 hosts (secure-host issue) and crypto1 with a
+#: ConnectX-6 Dx (mt4125, verbs device mlx5_0; crypto issue) on the next free switch port.
 _DEFAULT_HOSTS = (
     ("sm", "mt4099", False),
     ("node1", "mt4099", True),
     ("node2", "mt4099", True),
     ("node3", "mt4103", False),
+    ("crypto1", "mt4125", False),
 )
 #: Node GUIDs of the default lab's HCAs: Mellanox OUI 0x0002c9, ConnectX-3 style
 #: 0002c903xxxxxxx0 with port GUIDs +1/+2 (ibsim assigns CA port GUID = node GUID + port).
@@ -75,7 +78,7 @@ def default_lab() -> dict[str, Any]:
         for i, (name, device, secure) in enumerate(_DEFAULT_HOSTS)
     ]
     lines = [
-        "# hcasim default lab: one 36-port switch and four ConnectX-3 hosts",
+        "# hcasim default lab: one 36-port switch, four ConnectX-3 hosts, one ConnectX-6 Dx",
         "",
         f"switchguid={_DEFAULT_SWITCH_GUID:#018x}",
         'Switch 36 "sw1" # "sw1 36-port switch" enhanced port 0 lid 0',

@@ -15,6 +15,7 @@ The client API that applications use is :mod:`hcasim.mlx5dv`.
 
 from .crypto_engine import (
     CONNECTX6DX,
+    CONNECTX6DX_MULTI_BLOCK,
     CONNECTX6DX_PLAINTEXT,
     CONNECTX7,
     CryptoAttrRequest,
@@ -31,6 +32,7 @@ from .register_access import CryptoRegisters, RegisterMethod, RegisterReply, Reg
 
 __all__ = [
     "CONNECTX6DX",
+    "CONNECTX6DX_MULTI_BLOCK",
     "CONNECTX6DX_PLAINTEXT",
     "CONNECTX7",
     "CryptoAttrRequest",

@@ -77,6 +77,7 @@ from .xts import AES_BLOCK, DATA_UNIT_SIZES, tweak_add, xts_decrypt, xts_encrypt
 
 __all__ = [
     "CONNECTX6DX",
+    "CONNECTX6DX_MULTI_BLOCK",
     "CONNECTX6DX_PLAINTEXT",
     "CONNECTX7",
     "DEK_KEY_FIELD_LEN",
@@ -148,6 +149,15 @@ class DeviceProfile:
 CONNECTX6DX: Final = DeviceProfile("ConnectX-6 Dx", "mt4125")
 #: A ConnectX-6 Dx whose AES-XTS engine the factory set to plaintext import.
 CONNECTX6DX_PLAINTEXT: Final = DeviceProfile("ConnectX-6 Dx", "mt4125", wrapped_import=False)
+#: The ConnectX-6 Dx (mt4125) of the lab daemon (host ``crypto1`` of the default lab): issue 4
+#: asks for a multi-block AES-XTS engine, which rdma-core reports as SINGLE | MULTI (reference
+#: §2.1); the reference puts the ConnectX-6 Dx class among single-block engines (§5), so the
+#: in-process profile :data:`CONNECTX6DX` keeps that reading (docs/crypto.md §7, choice 8).
+CONNECTX6DX_MULTI_BLOCK: Final = DeviceProfile(
+    "ConnectX-6 Dx",
+    "mt4125",
+    engines=CryptoEnginesCaps.AES_XTS_SINGLE_BLOCK | CryptoEnginesCaps.AES_XTS_MULTI_BLOCK,
+)
 #: ConnectX-7 (mt4129): multi-block AES-XTS (``aes_xts_multi_block_be_tweak`` sets SINGLE and
 #: MULTI, reference §2.1), wrapped import method.
 CONNECTX7: Final = DeviceProfile(
@@ -1183,6 +1193,19 @@ class CryptoEngine:
         """Ids of the stored import KEKs."""
         with self._lock:
             return sorted(self._nv.import_keks)
+
+    def volatile_counts(self) -> dict[str, int]:
+        """How many contexts, login sessions (VALID / INVALID; old-API sessions and login
+        objects alike), DEKs and MKeys exist now: what ``hcasim status`` shows."""
+        with self._lock:
+            states = [login.state for login in self._logins.values()]
+            return {
+                "contexts": len(self._contexts),
+                "sessions_valid": states.count(LoginState.VALID),
+                "sessions_invalid": states.count(LoginState.INVALID),
+                "deks": len(self._deks),
+                "mkeys": len(self._mkeys),
+            }
 
     @contextmanager
     def locked(self) -> Iterator[CryptoEngine]:

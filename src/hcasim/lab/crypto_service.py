@@ -1,0 +1,497 @@
+"""The ConnectX-6 Dx crypto device inside the lab daemon: device model, storage key, control ops.
+
+Importing this module (it is listed in ``hcasim.lab.daemon.EXTENSIONS``) registers the device
+model ``mt4125``; :func:`start`, run when the daemon starts, gives every such device its
+storage key and serves the crypto control operations of :mod:`hcasim.lab.crypto_protocol`:
+
+* ``mlx5_open {device}`` makes the connection a device context on the verbs device ``device``
+  (``mlx5_0``) of the session's host (``hello`` first). One connection holds at most one
+  context; when the connection ends (close, or the process dies) the context ends with its
+  login session, login objects, DEKs and MKeys (``session.on_close``).
+* ``mlx5_<op>`` for each :class:`hcasim.mlx5dv.CryptoTransport` operation, on that context.
+* ``mlx5_reg {device, register_id, method, data}``: one crypto-officer access register
+  (CRYPTO_OPERATIONAL, IMPORT_KEK_HANDLE, CREDENTIAL_HANDLE) of a device of the session's host;
+  the reply carries the register status and bytes, never a secret (write-only fields read 0).
+
+Non-volatile crypto state is the engine's NV snapshot, kept in the store's ``nv_object`` table
+under ``mlx5_crypto``; the engine hands each new snapshot to the store *before* the change
+takes effect, so one officer operation is one SQLite transaction and a kill -9 leaves it done
+or not done. The snapshot holds no secret in the clear: credentials are salted keyed hashes and
+import KEKs are wrapped under a key derived from the device's *storage key*. That key lives
+outside the database: each device's is derived (HMAC-SHA256 over the device name) from the lab
+secret in ``HOME/crypto-storage.key`` (64 hex digits, mode 0600), created when the lab first
+starts with a crypto device. Without that file (or with a damaged one) a device that has NV
+crypto objects cannot open them: it comes up failed (``hcasim status`` says why, every open
+gets EIO) instead of silently losing its officer's keys.
+
+Events: a host reboot and a daemon restart are firmware resets (every context dies; a pending
+return to commissioning takes effect); a driver restart ends every context (calls on it get
+EIO) but the firmware keeps running.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import hashlib
+import hmac
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from hcasim.devices.cx3 import FirmwareError
+from hcasim.devices.flash import Flash
+from hcasim.devices.mlx5.constants import CryptoEnginesCaps
+from hcasim.devices.mlx5.crypto_engine import (
+    CONNECTX6DX_MULTI_BLOCK,
+    ContextId,
+    CryptoEngine,
+    DeviceProfile,
+    Direction,
+)
+from hcasim.devices.mlx5.errors import CryptoError
+from hcasim.devices.mlx5.keywrap import Secret
+from hcasim.devices.mlx5.register_access import CryptoRegisters
+from hcasim.lab.control import ControlEndpoint, Session
+from hcasim.lab.crypto_protocol import (
+    MAX_TRANSFER,
+    OP_PREFIX,
+    WireError,
+    b64,
+    decode_crypto_attr,
+    decode_dek_request,
+    encode_caps,
+    encode_dek_attributes,
+    encode_error,
+    get_bytes,
+    get_int,
+    get_str,
+)
+from hcasim.lab.home import LabHome
+from hcasim.lab.lab import DeviceModel, Firmware, Lab, register_device_model
+from hcasim.lab.spec import HostSpec
+
+__all__ = [
+    "FW_VERSION",
+    "MST_NAME",
+    "NV_OBJECT",
+    "STORAGE_KEY_FILE",
+    "CryptoService",
+    "Mlx5CryptoFirmware",
+    "StorageKeyError",
+    "device_storage_key",
+    "load_lab_secret",
+    "start",
+]
+
+log = logging.getLogger("hcasim.crypto")
+
+#: mst device-name stem of the ConnectX-6 Dx (PCI device id 0x101d = 4125).
+MST_NAME: Final = "mt4125"
+#: The running firmware version the lab reports (ConnectX-6 Dx firmware is 22.x; any fixed
+#: value will do, the crypto model does not depend on it).
+FW_VERSION: Final = "22.36.1010"
+#: Name of the engine's NV snapshot in the store's nv_object table.
+NV_OBJECT: Final = "mlx5_crypto"
+#: The lab secret from which every device's storage key is derived (in the lab home).
+STORAGE_KEY_FILE: Final = "crypto-storage.key"
+_SECRET_LEN: Final = 32
+#: Largest register payload accepted (the handle registers are 0x300 bytes).
+_MAX_REGISTER: Final = 4096
+
+
+class StorageKeyError(Exception):
+    """The lab secret file is missing or damaged; the message says which and why."""
+
+
+def load_lab_secret(home: LabHome, *, may_create: bool) -> bytes:
+    """Read the lab's crypto secret, creating it (0600, fsync'd) when allowed and missing."""
+    path = home.path / STORAGE_KEY_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if not may_create:
+            raise StorageKeyError(
+                f"{STORAGE_KEY_FILE} is missing from the lab home: "
+                "the stored crypto objects cannot be opened"
+            ) from None
+        return _create_secret(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StorageKeyError(f"{STORAGE_KEY_FILE} is unreadable: {exc}") from None
+    digits = text.strip()
+    if len(digits) != 2 * _SECRET_LEN:
+        raise StorageKeyError(f"{STORAGE_KEY_FILE} does not hold {2 * _SECRET_LEN} hex digits")
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise StorageKeyError(f"{STORAGE_KEY_FILE} is not hexadecimal") from None
+
+
+def _create_secret(path: Path) -> bytes:
+    secret = os.urandom(_SECRET_LEN)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # created meanwhile: use that one
+        return bytes.fromhex(path.read_text().strip())
+    try:
+        os.write(fd, secret.hex().encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    log.info("created the lab's crypto storage secret %s", path.name)
+    return secret
+
+
+def device_storage_key(lab_secret: bytes, ident: str) -> bytes:
+    """The storage key of one device: HMAC-SHA256(lab secret, purpose || device name)."""
+    return hmac.new(
+        lab_secret, b"hcasim mlx5 crypto storage key\0" + ident.encode(), hashlib.sha256
+    ).digest()
+
+
+class Mlx5CryptoFirmware:
+    """The lab's view of one ConnectX-6 Dx: its crypto engine, registers and NV snapshot.
+
+    The engine exists once :meth:`bind` gave it its storage key (at daemon start); until then,
+    or if binding failed, the device is *failed* and refuses every crypto operation with EIO.
+    """
+
+    def __init__(
+        self,
+        ident: str,
+        nv_write: Callable[[str, Any], None],
+        stored: Mapping[str, Any],
+        profile: DeviceProfile = CONNECTX6DX_MULTI_BLOCK,
+    ) -> None:
+        """``stored`` are the device's NV objects from the store; ``nv_write`` persists one."""
+        self.ident = ident
+        self.profile = profile
+        self.verbs_name = "mlx5_0"
+        self.engine: CryptoEngine | None = None
+        self.registers: CryptoRegisters | None = None
+        self.failure: str | None = "not started"
+        self._nv_write = nv_write
+        snapshot = stored.get(NV_OBJECT)
+        self._stored = snapshot if isinstance(snapshot, dict) else None
+
+    def __repr__(self) -> str:
+        return f"Mlx5CryptoFirmware({self.ident}, {self.engine!r})"
+
+    @property
+    def mst_name(self) -> str:
+        """The mst device-name stem."""
+        return MST_NAME
+
+    @property
+    def has_nv_state(self) -> bool:
+        """Whether the store holds crypto objects for this device (it then needs its key)."""
+        return self._stored is not None
+
+    def bind(self, storage_key: bytes) -> None:
+        """Build the engine from the stored NV snapshot under ``storage_key``; power it on."""
+        try:
+            engine = CryptoEngine(
+                storage_key, profile=self.profile, nv=self._stored, nv_sink=self._sink
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            self.fail(f"the stored crypto objects do not open: {exc}")
+            return
+        self.engine = engine
+        self.registers = CryptoRegisters(engine)
+        self.failure = None
+        self.cold_boot()  # the daemon start is a power cycle
+
+    def fail(self, reason: str) -> None:
+        """Leave the device failed: every crypto operation gets EIO."""
+        self.engine = self.registers = None
+        self.failure = reason
+        log.error("crypto engine of %s failed: %s", self.ident, reason)
+
+    def _sink(self, snapshot: dict[str, Any]) -> None:
+        self._nv_write(NV_OBJECT, snapshot)
+        self._stored = snapshot
+        log.info("crypto NV state of %s written", self.ident)
+
+    def cold_boot(self) -> None:
+        """Power cycle: a firmware reset (pending return to commissioning takes effect)."""
+        if self.engine is None:
+            return
+        try:
+            self.engine.firmware_reset()
+        except CryptoError as exc:
+            log.error("firmware reset of %s: %s", self.ident, exc.message)
+
+    def driver_restart(self) -> None:
+        """The mlx5 driver reloads: every device context is disassociated (EIO from then on);
+        the firmware, its NV state and a pending return to commissioning are untouched."""
+        if self.engine is not None:
+            for ctx in self.engine.context_ids():
+                self.engine.close_context(ctx)
+
+    def release(self, owner: object) -> None:
+        """Nothing is held through mst files; contexts end through ``session.on_close``."""
+
+    def status(self) -> dict[str, object]:
+        """Mode, object counts and live sessions (never a secret)."""
+        out: dict[str, object] = {
+            "model": self.profile.name,
+            "fw_version": FW_VERSION,
+            "verbs_device": self.verbs_name,
+        }
+        engine = self.engine
+        if engine is None:
+            out["crypto"] = {"mode": "failed", "reason": self.failure}
+            return out
+        with engine.locked():
+            state = engine.query_crypto_operational()
+            multi = self.profile.engines & CryptoEnginesCaps.AES_XTS_MULTI_BLOCK
+            out["crypto"] = {
+                "mode": "operational" if state.operational else "commissioning",
+                "going_to_commissioning": state.going_to_commissioning,
+                "import_method": "wrapped" if self.profile.wrapped_import else "plaintext",
+                "aes_xts": "multi-block" if multi else "single-block",
+                "credentials": len(engine.credential_ids()),
+                "import_keks": len(engine.import_kek_ids()),
+                "max_credentials": 1 << self.profile.log_max_num_creds,
+                "max_import_keks": 1 << self.profile.log_max_num_import_keks,
+                **engine.volatile_counts(),
+            }
+        return out
+
+
+def _factory_image(spec: HostSpec) -> bytes:
+    """The mlx5 flash is not modelled: an empty (erased) flash."""
+    return b""
+
+
+def _make(
+    spec: HostSpec, flash: Flash, nv_write: Callable[[str, Any], None], stored: dict[str, Any]
+) -> Firmware:
+    return Mlx5CryptoFirmware(f"{spec.name}/{spec.device}", nv_write, stored)
+
+
+register_device_model(MST_NAME, DeviceModel(_factory_image, _make))
+
+
+# --- the control operations -------------------------------------------------------------------
+
+
+@dataclass
+class _OpenContext:
+    """A connection's device context: which device, and the engine's name for it."""
+
+    firmware: Mlx5CryptoFirmware
+    ctx: ContextId
+
+
+#: An engine operation: (engine, context id, request) -> reply fields.
+_EngineOp = Callable[[CryptoEngine, ContextId, dict[str, Any]], dict[str, Any]]
+
+
+def _login(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
+    engine.crypto_login(
+        ctx,
+        get_int(a, "credential_id"),
+        get_int(a, "import_kek_id"),
+        Secret(get_bytes(a, "credential", 1024)),
+        get_int(a, "comp_mask"),
+    )
+    return {}
+
+
+def _login_create(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
+    login_id = engine.crypto_login_create(
+        ctx,
+        get_int(a, "credential_id"),
+        get_int(a, "import_kek_id"),
+        Secret(get_bytes(a, "credential", 1024)),
+        get_int(a, "comp_mask"),
+    )
+    return {"login": login_id}
+
+
+def _mkey_transfer(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
+    direction = Direction(get_int(a, "direction", 0, 1))
+    data = get_bytes(a, "data", MAX_TRANSFER)
+    out = engine.mkey_transfer(ctx, get_int(a, "mkey"), direction, data, get_int(a, "offset"))
+    return {"data": b64(out)}
+
+
+def _logout(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
+    engine.crypto_logout(ctx)
+    return {}
+
+
+def _login_destroy(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
+    engine.crypto_login_destroy(ctx, get_int(a, "login"))
+    return {}
+
+
+def _dek_destroy(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
+    engine.dek_destroy(ctx, get_int(a, "dek"))
+    return {}
+
+
+def _mkey_configure(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
+    crypto = decode_crypto_attr(a.get("crypto"))
+    engine.mkey_configure(ctx, get_int(a, "mkey"), get_int(a, "length"), crypto)
+    return {}
+
+
+def _mkey_destroy(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
+    engine.mkey_destroy(ctx, get_int(a, "mkey"))
+    return {}
+
+
+_ENGINE_OPS: Final[dict[str, _EngineOp]] = {
+    "query_device": lambda e, c, a: {"caps": encode_caps(e.query_device(c))},
+    "crypto_login": _login,
+    "crypto_login_query_state": lambda e, c, a: {"state": int(e.crypto_login_query_state(c))},
+    "crypto_logout": _logout,
+    "crypto_login_create": _login_create,
+    "crypto_login_query": lambda e, c, a: {
+        "state": int(e.crypto_login_query(c, get_int(a, "login"), get_int(a, "comp_mask")))
+    },
+    "crypto_login_destroy": _login_destroy,
+    "dek_create": lambda e, c, a: {"dek": e.dek_create(c, decode_dek_request(a))},
+    "dek_query": lambda e, c, a: {
+        "attr": encode_dek_attributes(e.dek_query(c, get_int(a, "dek"), get_int(a, "comp_mask")))
+    },
+    "dek_destroy": _dek_destroy,
+    "mkey_create": lambda e, c, a: {
+        "mkey": e.mkey_create(c, get_int(a, "create_flags"), get_int(a, "max_entries"))
+    },
+    "mkey_configure": _mkey_configure,
+    "mkey_destroy": _mkey_destroy,
+    "mkey_transfer": _mkey_transfer,
+}
+
+
+class CryptoService:
+    """Serves the crypto control operations of one lab."""
+
+    def __init__(self, lab: Lab) -> None:
+        """Serve the crypto devices of ``lab``."""
+        self.lab = lab
+        self._contexts: dict[int, _OpenContext] = {}
+
+    def register(self, endpoint: ControlEndpoint) -> None:
+        """Add every ``mlx5_*`` operation to the control endpoint."""
+        endpoint.register(OP_PREFIX + "open", self.open)
+        endpoint.register(OP_PREFIX + "close_context", self.close_context)
+        endpoint.register(OP_PREFIX + "reg", self.register_access)
+        for name, op in _ENGINE_OPS.items():
+            endpoint.register(OP_PREFIX + name, functools.partial(self._engine_call, op))
+
+    def crypto_devices(self, host: str) -> list[Mlx5CryptoFirmware]:
+        """The crypto devices of a host, in verbs order (mlx5_0, mlx5_1, ...)."""
+        return [
+            d.firmware
+            for d in self.lab.host(host).devices
+            if isinstance(d.firmware, Mlx5CryptoFirmware)
+        ]
+
+    def _device(self, session: Session, args: dict[str, Any]) -> Mlx5CryptoFirmware:
+        name = _wire(get_str, args, "device")
+        if session.host is not None:
+            for firmware in self.crypto_devices(session.host):
+                if firmware.verbs_name == name:
+                    return firmware
+        raise FirmwareError(errno.ENODEV, f"no verbs device {name!r} on this host")
+
+    def open(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``mlx5_open``: this connection becomes a context on the named device."""
+        firmware = self._device(session, args)
+        if session.ident in self._contexts:
+            raise FirmwareError(errno.EBUSY, "this connection already holds a device context")
+        engine = firmware.engine
+        if engine is None:
+            raise FirmwareError(errno.EIO, f"the device failed: {firmware.failure}")
+        ctx: ContextId = ("session", session.ident)
+        caps = engine.open_context(ctx)
+        self._contexts[session.ident] = _OpenContext(firmware, ctx)
+        session.on_close.append(functools.partial(self._end, session.ident))
+        return {"caps": encode_caps(caps)}
+
+    def close_context(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``mlx5_close_context``: end the connection's context (the connection stays)."""
+        self._end(session.ident)
+        return {}
+
+    def _end(self, session_ident: int) -> None:
+        opened = self._contexts.pop(session_ident, None)
+        if opened is not None and opened.firmware.engine is not None:
+            opened.firmware.engine.close_context(opened.ctx)
+
+    def _engine_call(
+        self, op: _EngineOp, session: Session, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        opened = self._contexts.get(session.ident)
+        if opened is None:
+            raise FirmwareError(errno.EBADF, "no device context on this connection (mlx5_open)")
+        engine = opened.firmware.engine
+        if engine is None:
+            raise FirmwareError(errno.EIO, f"the device failed: {opened.firmware.failure}")
+        try:
+            return op(engine, opened.ctx, args)
+        except CryptoError as exc:
+            return {"crypto_error": encode_error(exc)}
+        except ValueError as exc:  # WireError and out-of-range enum values
+            raise FirmwareError(errno.EINVAL, str(exc)) from None
+
+    def register_access(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``mlx5_reg``: one access register of a crypto device of the session's host."""
+        firmware = self._device(session, args)
+        register_id = _wire(get_int, args, "register_id", 0, 0xFFFF)
+        method = _wire(get_int, args, "method", 0, 0xFF)
+        data = _wire(get_bytes, args, "data", _MAX_REGISTER)
+        registers = firmware.registers
+        if registers is None:
+            raise FirmwareError(errno.EIO, f"the device failed: {firmware.failure}")
+        reply = registers.access(register_id, method, data)
+        return {"status": int(reply.status), "data": b64(reply.data), "message": reply.message}
+
+    def stop(self) -> None:
+        """End every open context (the daemon is stopping)."""
+        for ident in list(self._contexts):
+            self._end(ident)
+
+
+def _wire(getter: Callable[..., Any], args: dict[str, Any], *spec: Any) -> Any:
+    try:
+        return getter(args, *spec)
+    except WireError as exc:
+        raise FirmwareError(errno.EINVAL, str(exc)) from None
+
+
+async def start(lab: Lab, endpoint: ControlEndpoint, home: LabHome) -> Callable[[], None]:
+    """Daemon start: name each host's crypto devices, give them their storage keys, and
+    serve the crypto control operations; returns the function that stops the service."""
+    devices: list[Mlx5CryptoFirmware] = []
+    for host in lab.hosts.values():
+        index = 0
+        for device in host.devices:
+            if isinstance(device.firmware, Mlx5CryptoFirmware):
+                device.firmware.verbs_name = f"mlx5_{index}"
+                index += 1
+                devices.append(device.firmware)
+    if devices:
+        try:
+            secret = load_lab_secret(home, may_create=not any(d.has_nv_state for d in devices))
+        except StorageKeyError as exc:
+            for firmware in devices:
+                firmware.fail(str(exc))
+        else:
+            for firmware in devices:
+                firmware.bind(device_storage_key(secret, firmware.ident))
+    service = CryptoService(lab)
+    service.register(endpoint)
+    return service.stop
