@@ -22,11 +22,12 @@ Constant values are rdma-core's ``mlx5dv.h`` (reference mlx5-crypto.md §1.3).
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar, overload
 
 from hcasim.devices.mlx5.constants import (
     MLX5DV_CONTEXT_MASK_CRYPTO_OFFLOAD,
@@ -171,10 +172,13 @@ class PyverbsUserError(PyverbsError):
 
 
 class PyverbsRDMAError(PyverbsError):
-    """A verbs call failed; ``error_code`` is the errno the C call returned or set."""
+    """A verbs call failed; ``error_code`` is the errno the C call returned or set, or -1
+    when there is none (pyverbs' default, e.g. "Failed to find device")."""
 
-    def __init__(self, message: str, error_code: int) -> None:
-        super().__init__(f"{message}. Errno: {error_code}")
+    def __init__(self, message: str, error_code: int = -1) -> None:
+        if error_code != -1:
+            message = f"{message}. Errno: {error_code}, {os.strerror(error_code)}"
+        super().__init__(message)
         self.error_code = error_code
 
 
@@ -362,11 +366,12 @@ class InProcessTransport:
         return engine, (self._serial, handle)
 
     def open_context(self, device_name: str) -> OpenedContext:
-        """Open a context on the named engine."""
+        """Open a context on the named engine; an unknown name fails as pyverbs' Context does
+        for a device ibv_get_device_list does not list (PyverbsRDMAError, no errno)."""
         try:
             engine = self._devices[device_name]
         except KeyError:
-            raise PyverbsUserError(f"no such device {device_name!r}") from None
+            raise PyverbsRDMAError(f"Failed to find device {device_name}") from None
         with self._lock:
             handle = next(self._handles)
             caps = engine.open_context((self._serial, handle))
@@ -518,10 +523,15 @@ class Mlx5Context:
     """A device context (``ibv_open_device`` + mlx5dv); pyverbs' ``Mlx5Context``."""
 
     def __init__(self, name: str, *, transport: CryptoTransport | None = None) -> None:
-        """Open device ``name`` through ``transport`` (default: :func:`set_default_transport`)."""
+        """Open device ``name`` through ``transport``; by default the one given to
+        :func:`set_default_transport`, else the lab daemon named by the environment (a program
+        run by ``hcasim exec --host H``): one connection per context. An unknown name raises
+        ``PyverbsRDMAError("Failed to find device NAME")`` as pyverbs does."""
         chosen = transport if transport is not None else _default_transport
         if chosen is None:
-            raise PyverbsUserError("no crypto transport: pass one or call set_default_transport")
+            from hcasim.api.crypto_transport import environment_transport
+
+            chosen = environment_transport()
         self.name = name
         self.transport = chosen
         opened = chosen.open_context(name)
@@ -656,13 +666,29 @@ def mlx5dv_crypto_login(context: Mlx5Context, login_attr: Mlx5CryptoLoginAttr) -
     return 0
 
 
-def mlx5dv_crypto_login_query_state(context: Mlx5Context, state: Ref[int]) -> int:
-    """Put the session state (VALID 0, NO_LOGIN 1, INVALID 2) in ``state.value``; return 0
-    or an errno value."""
+@overload
+def mlx5dv_crypto_login_query_state(context: Mlx5Context) -> tuple[int, int | None]: ...
+
+
+@overload
+def mlx5dv_crypto_login_query_state(context: Mlx5Context, state: Ref[int]) -> int: ...
+
+
+def mlx5dv_crypto_login_query_state(
+    context: Mlx5Context, state: Ref[int] | None = None
+) -> int | tuple[int, int | None]:
+    """The session state: VALID 0, NO_LOGIN 1, INVALID 2.
+
+    C-shaped, with an out-parameter: put it in ``state.value`` and return 0 or an errno value.
+    Without ``state``: return ``(rc, state)``, ``state`` None when rc is not 0 (C leaves the
+    variable untouched then)."""
     try:
-        state.value = int(context.transport.crypto_login_query_state(context._handle()))
+        value = int(context.transport.crypto_login_query_state(context._handle()))
     except CryptoError as exc:
-        return exc.errno
+        return exc.errno if state is not None else (exc.errno, None)
+    if state is None:
+        return 0, value
+    state.value = value
     return 0
 
 
