@@ -66,7 +66,8 @@ def test_restart_keeps_flash_and_loses_volatile_state(lab):  # type: ignore[no-u
 def test_unknown_host_and_command(lab):  # type: ignore[no-untyped-def]
     r = lab.run("nosuchhost", "true")
     assert r.returncode == 1
-    assert r.stderr == "hcasim: unknown host 'nosuchhost' (hosts: sm, node1, node2, node3, crypto1)\n"
+    hosts = "sm, node1, node2, node3, crypto1"
+    assert r.stderr == f"hcasim: unknown host 'nosuchhost' (hosts: {hosts})\n"
     r = lab.hcasim("host", "reboot", "nosuchhost")
     assert r.returncode == 1 and r.stderr == "hcasim: unknown host 'nosuchhost'\n"
     r = lab.run("node1", "no-such-program-here")

@@ -307,16 +307,21 @@ def test_crypto_setter_on_a_non_crypto_mkey(lab: InProcessCryptoLab) -> None:
 # --- contexts and transports -------------------------------------------------------------------
 
 
-def test_unknown_device_and_stale_handles(lab: InProcessCryptoLab) -> None:
-    with pytest.raises(dv.PyverbsUserError):
+def test_unknown_device_and_stale_handles(
+    lab: InProcessCryptoLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As pyverbs' Context when ibv_get_device_list does not list the name: no errno (-1).
+    with pytest.raises(dv.PyverbsRDMAError) as unknown:
         dv.Mlx5Context("mlx5_9", transport=lab.transport)
+    assert (str(unknown.value), unknown.value.error_code) == ("Failed to find device mlx5_9", -1)
     with pytest.raises(CryptoStaleContext):
         lab.transport.query_device(12345)
     ctx = ctx_of(lab)
     with pytest.raises(ValueError):  # the daemon must not reuse a live context id
         lab.engine.open_context((lab.transport._serial, ctx._handle()))
     dv.set_default_transport(None)
-    with pytest.raises(dv.PyverbsUserError):
+    monkeypatch.delenv("HCASIM_HOST", raising=False)  # not inside hcasim exec: no device
+    with pytest.raises(dv.PyverbsRDMAError, match="Failed to find device mlx5_0"):
         dv.Mlx5Context(lab.device_name)
     dv.set_default_transport(lab.transport)
     try:
