@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from hcasim.devices import fs2
-from hcasim.devices.flash import Flash
+from hcasim.devices.flash import JEDEC_ID, Flash
 from hcasim.devices.hw_key import KeyVerifier, verifier_from_tags
 
 HW_DEV_ID_ADDR = 0xF0014
@@ -35,6 +35,20 @@ SEM_TOOLS_HCR = 0xF03BC  # sem47, mtcr_tools_cif.c:53
 SEM_FLASH_PROGRAMMING = 0xF03A0  # TRM_RES_HCR_FLASH_PROGRAMING, tools_res_mgmt.c:219
 SEM_GPIO = 0xF03FC  # sem63, mflash.c:1656-1693
 SEMAPHORES = (SEM_TOOLS_HCR, SEM_FLASH_PROGRAMMING, SEM_GPIO)
+# Direct flash gateway (mstflint v4.21.0-1 mflash/mflash_pack_layer.h:291-331).
+FLASH_GW_CMD = 0xF0400
+FLASH_GW_ADDR = 0xF0404
+FLASH_GW_DATA = 0xF0410
+FLASH_GW_DATA_DWORDS = 4
+GW_READ = 1 << 0
+GW_CMD_PHASE = 1 << 2
+GW_ADDR_PHASE = 1 << 3
+GW_DATA_PHASE = 1 << 4
+GW_CS_HOLD = 1 << 5
+GW_BUSY = 1 << 30
+# SPI opcodes a ConnectX-3 burn and query use (mflash_gw.c:273-497, mflash.c:559-666).
+SPI_WRSR, SPI_PP, SPI_READ, SPI_RDSR, SPI_WREN = 0x01, 0x02, 0x03, 0x05, 0x06
+SPI_SSE_4K, SPI_SE_64K, SPI_JEDEC = 0x20, 0xD8, 0x9F
 CR_SPACE_SIZE = 0x100000
 
 HCR_GO = 1 << 23
@@ -96,6 +110,7 @@ class Cx3Firmware:
     _cr: dict[int, int] = field(default_factory=dict, repr=False)
     _sem_owner: dict[int, object] = field(default_factory=dict, repr=False)
     _hcr: list[int] = field(default_factory=lambda: [0] * TOOLS_HCR_DWORDS, repr=False)
+    _gateway: FlashGateway | None = field(default=None, repr=False)
 
     # ----------------------------------------------------------------- resets
     def cold_boot(self) -> None:
@@ -109,6 +124,7 @@ class Cx3Firmware:
         self._cr.clear()
         self._sem_owner.clear()
         self._hcr = [0] * TOOLS_HCR_DWORDS
+        self._gateway = None  # uncommitted gateway writes die with the power
 
     def driver_restart(self) -> None:
         """Driver unload and load: the flash key comes into force; the firmware image does not.
@@ -200,6 +216,8 @@ class Cx3Firmware:
             return 0
         if TOOLS_HCR_ADDR <= addr < TOOLS_HCR_ADDR + 4 * TOOLS_HCR_DWORDS:
             return self._hcr[(addr - TOOLS_HCR_ADDR) // 4]
+        if FLASH_GW_CMD <= addr < FLASH_GW_DATA + 4 * FLASH_GW_DATA_DWORDS:
+            return self.gateway.read(addr)
         if addr == HW_DEV_ID_ADDR:
             return self.kind.revision << 16 | self.kind.hw_id
         if RUNNING_FW_ADDR <= addr < RUNNING_FW_ADDR + 16:
@@ -213,6 +231,11 @@ class Cx3Firmware:
         if addr in SEMAPHORES:
             if value == 0:
                 self._sem_owner.pop(addr, None)
+                if addr == SEM_FLASH_PROGRAMMING:
+                    self._commit_gateway()
+            return
+        if FLASH_GW_CMD <= addr < FLASH_GW_DATA + 4 * FLASH_GW_DATA_DWORDS:
+            self.gateway.write(addr, value)
             return
         if TOOLS_HCR_ADDR <= addr < TOOLS_HCR_ADDR + 4 * TOOLS_HCR_DWORDS:
             index = (addr - TOOLS_HCR_ADDR) // 4
@@ -231,6 +254,22 @@ class Cx3Firmware:
         """Drop every semaphore a session holds (the session ended)."""
         for addr in [a for a, o in self._sem_owner.items() if o is owner]:
             del self._sem_owner[addr]
+            if addr == SEM_FLASH_PROGRAMMING:
+                self._commit_gateway()
+
+    @property
+    def gateway(self) -> FlashGateway:
+        """The direct flash gateway, with its working copy of the flash."""
+        if self._gateway is None:
+            self._gateway = FlashGateway(self.flash)
+        return self._gateway
+
+    def _commit_gateway(self) -> None:
+        # A tool's gateway writes become durable, as one write, when it releases the
+        # flash semaphore; a daemon crash before that leaves the old image (docs).
+        if self._gateway is not None and self._gateway.dirty:
+            self.flash.replace(self._gateway.contents())
+            self._gateway = None
 
     def holds(self, owner: object, semaphore: int) -> bool:
         """Whether the session holds the given semaphore."""
@@ -278,8 +317,125 @@ class Cx3Firmware:
             raise FirmwareError(errno.EFBIG, str(exc)) from None
 
     def _check_flash_access(self, owner: object) -> None:
+        if self._gateway is not None and self._gateway.dirty:
+            raise FirmwareError(errno.EBUSY, "flash gateway writes in progress")
         if self.secure.cr_locked:
             raise FirmwareError(errno.EACCES, "HW access is disabled on the device.")
         if not self.holds(owner, SEM_FLASH_PROGRAMMING):
             raise FirmwareError(errno.EBUSY, "flash semaphore (0xf03a0) not held")
 
+
+
+class FlashGateway:
+    """The ConnectX-3 direct flash gateway: SPI commands issued through CR-space.
+
+    A command word written to 0xf0400 with the busy bit (30) set runs at once: the SPI
+    opcode in bits 23:16, the address from 0xf0404, up to 16 data bytes through
+    0xf0410-0xf041c (flash byte k is byte k%4 of dword k/4, most significant first;
+    mflash_gw.c:498-552). Without a command phase, a data phase continues the SPI
+    transaction left open by CS hold (page programs longer than 16 bytes). Writes land in
+    a working copy that the firmware commits as one durable write.
+    """
+
+    def __init__(self, flash: Flash) -> None:
+        self.flash = flash
+        self.cmd = 0
+        self.addr = 0
+        self.data = [0] * FLASH_GW_DATA_DWORDS
+        self.write_enabled = False
+        self.dirty = False
+        self._work: bytearray | None = None
+        self._opcode = 0
+        self._cursor = 0
+
+    def read(self, addr: int) -> int:
+        """A CR read inside the gateway's registers."""
+        if addr == FLASH_GW_CMD:
+            return self.cmd
+        if addr == FLASH_GW_ADDR:
+            return self.addr
+        return self.data[(addr - FLASH_GW_DATA) // 4] if addr >= FLASH_GW_DATA else 0
+
+    def write(self, addr: int, value: int) -> None:
+        """A CR write inside the gateway's registers; a command word with busy set runs."""
+        if addr == FLASH_GW_CMD:
+            self.cmd = value
+            if value & GW_BUSY:
+                self._execute(value)
+                self.cmd = value & ~GW_BUSY
+        elif addr == FLASH_GW_ADDR:
+            self.addr = value
+        elif addr >= FLASH_GW_DATA:
+            self.data[(addr - FLASH_GW_DATA) // 4] = value
+
+    def contents(self) -> bytes:
+        """The flash as the gateway sees it (programmed extent, erased tail trimmed)."""
+        if self._work is None:
+            return self.flash.contents
+        return bytes(self._work).rstrip(b"\xff")
+
+    def _bytes(self, offset: int, length: int) -> bytes:
+        length = max(0, min(length, self.flash.size - offset))
+        if self._work is None:
+            return self.flash.read(offset, length)
+        chunk = bytes(self._work[offset : offset + length])
+        return chunk + b"\xff" * (length - len(chunk))
+
+    def _writable(self) -> bytearray:
+        if self._work is None:
+            self._work = bytearray(self.flash.contents)
+        return self._work
+
+    def _execute(self, cmd: int) -> None:
+        size = 1 << ((cmd >> 8) & 0x7) if cmd & GW_DATA_PHASE else 0
+        size = min(size, 4 * FLASH_GW_DATA_DWORDS)
+        if cmd & GW_CMD_PHASE:
+            self._opcode = (cmd >> 16) & 0xFF
+            self._cursor = self.addr & (self.flash.size - 1) if cmd & GW_ADDR_PHASE else 0
+        op = self._opcode
+        if op == SPI_WREN:
+            self.write_enabled = True
+        elif op == SPI_JEDEC:
+            self._load(bytes([*JEDEC_ID, 0]) + bytes(12))
+        elif op == SPI_RDSR:
+            # WIP never set: erases and programs complete instantly. WEL is bit 1.
+            self._load(bytes([0x02 if self.write_enabled else 0]) + bytes(15))
+        elif op == SPI_READ and size:
+            self._load(self._bytes(self._cursor, size))
+            self._cursor += size
+        elif op in (SPI_SSE_4K, SPI_SE_64K) and cmd & GW_CMD_PHASE:
+            self._erase(self._cursor, 0x1000 if op == SPI_SSE_4K else 0x10000)
+        elif op == SPI_PP and size:
+            self._program(self._cursor, self._unload(size))
+            self._cursor += size
+        elif op == SPI_WRSR:
+            self.write_enabled = False  # status register writes are accepted and ignored
+        if not cmd & GW_CS_HOLD and op in (SPI_PP, SPI_SSE_4K, SPI_SE_64K, SPI_WRSR):
+            self.write_enabled = False  # the write-enable latch clears at the end of a write
+
+    def _load(self, data: bytes) -> None:
+        padded = data.ljust(16, b"\0")
+        self.data = [int.from_bytes(padded[i : i + 4], "big") for i in range(0, 16, 4)]
+
+    def _unload(self, size: int) -> bytes:
+        return b"".join(d.to_bytes(4, "big") for d in self.data)[:size]
+
+    def _erase(self, addr: int, sector: int) -> None:
+        if not self.write_enabled:
+            return  # a real flash ignores erase without WREN
+        start = addr & ~(sector - 1)
+        work = self._writable()
+        end = min(start + sector, len(work))
+        if start < end:
+            work[start:end] = b"\xff" * (end - start)
+        self.dirty = True
+
+    def _program(self, addr: int, data: bytes) -> None:
+        if not self.write_enabled or addr + len(data) > self.flash.size:
+            return
+        work = self._writable()
+        if len(work) < addr + len(data):
+            work.extend(b"\xff" * (addr + len(data) - len(work)))
+        for i, byte in enumerate(data):
+            work[addr + i] &= byte  # programming only clears bits
+        self.dirty = True
