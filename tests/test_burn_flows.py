@@ -148,3 +148,31 @@ def test_broken_image_is_refused(lab, tmp_path):  # type: ignore[no-untyped-def]
     r = lab.flint("node1", "-d", CX3, "-i", str(bad), "-y", "b")
     assert r.returncode == 1 and r.stdout.startswith(f"-E- Cannot open Image: {bad}. ")
     assert "FW Version:            2.42.5000\n" in query(lab)
+
+
+def test_fw_build_refuses_broken_ini(tmp_path):  # type: ignore[no-untyped-def]
+    from hcasim.testing import LabHandle
+
+    tool = LabHandle(tmp_path / "unused-home")  # fw build needs no running lab
+    out = tmp_path / "fw.bin"
+    cases = {
+        "cr_protection_en = 1\n": "bad.ini:1: ",
+        "[HCA]\ncr_protection_en = maybe\n": "bad.ini:2: ",
+        "[HCA]\ncr_protection_en = 1\ncr_protection_en = 0\n": "bad.ini:3: ",
+        "[HCA\n": "bad.ini:1: ",
+    }
+    for text, where in cases.items():
+        ini = tmp_path / "bad.ini"
+        ini.write_text(text)
+        r = tool.hcasim("fw", "build", "--ini", str(ini), "-o", str(out))
+        assert r.returncode == 1, text
+        assert r.stderr.startswith(f"hcasim: {tmp_path}/{where}"), r.stderr
+        assert not out.exists()
+    r = tool.hcasim("fw", "build", "--ini", str(tmp_path / "nope.ini"), "-o", str(out))
+    assert (r.returncode, r.stderr) == (
+        1,
+        f"hcasim: {tmp_path / 'nope.ini'}: No such file or directory\n",
+    )
+    ini.write_text("[HCA]\ncr_protection_en = 1\n")
+    r = tool.hcasim("fw", "build", "--ini", str(ini), "--fw-version", "2.x.1", "-o", str(out))
+    assert r.returncode == 1 and "bad --fw-version '2.x.1'" in r.stderr
