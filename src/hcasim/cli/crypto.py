@@ -159,8 +159,12 @@ def _device_status(client: ControlClient, host: str, device: str) -> dict[str, A
         if h["name"] != host:
             continue
         for dev in h["devices"]:
-            if dev.get("verbs_device") == device and "crypto" in dev:
-                return dict(dev)
+            crypto = dev.get("crypto")
+            if dev.get("verbs_device") != device or not isinstance(crypto, dict):
+                continue
+            if crypto.get("mode") == "failed":
+                raise CryptoCliError(f"{host}: the device failed: {crypto.get('reason')}")
+            return dict(dev)
     raise CryptoCliError(f"{host} has no crypto device {device}")
 
 
