@@ -127,7 +127,8 @@ class MadEngine:
                     or request.dlid != mad.PERMISSIVE_LID):
                 return []
         elif request.slid == 0 and request.dlid != mad.PERMISSIVE_LID:
-            request = replace(request, slid=sender.lid)
+            request = SimRequest(request.dlid, sender.lid, request.dqp, request.sqp,
+                                 request.status, request.length, raw)
         ctx = MadContext(sender.node, sender, dr if dr is not None else header, raw, True, now)
         if sender.node.firmware.host_send(ctx) is Action.DROP:
             return []
@@ -156,8 +157,9 @@ class MadEngine:
             # the return path travels with the request, for whoever answers it (ibsim
             # forward_MAD, sim_mad.c:249-258)
             raw = raw[:192] + return_path + raw[256:]
-            dr = replace(dr, return_path=return_path)
-            request = replace(request, mad=raw)
+            dr.return_path = return_path
+            request = SimRequest(request.dlid, request.slid, request.dqp, request.sqp,
+                                 request.status, request.length, raw)
 
         # -- answer
         from_host = target.node is sender.node
@@ -182,8 +184,8 @@ class MadEngine:
         else:
             assert isinstance(outcome, Reply)
             reply_mad = self._reply_mad(raw, header, dr, return_path, outcome)
-        reply = replace(request, dlid=request.slid, slid=request.dlid, dqp=request.sqp,
-                        sqp=request.dqp, status=0, mad=reply_mad)
+        reply = SimRequest(request.slid, request.dlid, request.sqp, request.dqp, 0,
+                           request.length, reply_mad)
         # -- route the reply back; it must reach the requester's node (ibsim :1904-1908)
         try:
             if reply.dlid != mad.PERMISSIVE_LID:

@@ -44,22 +44,25 @@ def configure(subnet: Subnet, sm: PortRef | None = None,
 
 
 def _route_all(subnet: Subnet, lids: dict[int, PortState]) -> None:
-    """Fill every switch's LFT with the egress port of a shortest path to each LID."""
+    """Fill every switch's LFT with the egress port of a shortest path to each LID.
+
+    LIDs are grouped by the switch they hang off (a switch's own LID, or the switch a CA
+    port is cabled to) and one breadth-first search runs per such switch, so the cost is
+    O(switches x links): fine for tests, slow beyond a few thousand switches.
+    """
     top = max(lids, default=0)
     tables = {node.id: bytearray(b"\xff" * (top + 1)) for node in subnet.nodes if node.is_switch}
+    anchored: dict[str, list[tuple[int, int]]] = {}  # switch id -> [(lid, port there)]
     for lid, dest in lids.items():
-        # distance from every switch to dest, walking links backwards from dest's node
-        start = dest.node
-        if start.is_switch:
-            tables[start.id][lid] = 0
-            frontier = deque([start])
-        else:
-            peer = dest.peer
-            if peer is None or not peer.node.is_switch:
-                continue
-            tables[peer.node.id][lid] = peer.number
-            frontier = deque([peer.node])
-        seen = {frontier[0].id}
+        if dest.node.is_switch:
+            anchored.setdefault(dest.node.id, []).append((lid, 0))
+        elif dest.peer is not None and dest.peer.node.is_switch:
+            anchored.setdefault(dest.peer.node.id, []).append((lid, dest.peer.number))
+    for switch_id, entries in anchored.items():
+        start = subnet.node(switch_id)
+        toward: dict[str, int] = {}  # switch id -> egress port toward start
+        frontier = deque([start])
+        seen = {switch_id}
         while frontier:
             node = frontier.popleft()
             for port in node.ports:
@@ -69,8 +72,15 @@ def _route_all(subnet: Subnet, lids: dict[int, PortState]) -> None:
                 if far.node.id in seen:
                     continue
                 seen.add(far.node.id)
-                tables[far.node.id][lid] = far.number
+                toward[far.node.id] = far.number
                 frontier.append(far.node)
+        own = tables[switch_id]
+        for lid, here in entries:
+            own[lid] = here
+        for other, egress in toward.items():
+            table = tables[other]
+            for lid, _ in entries:
+                table[lid] = egress
     for node in subnet.nodes:
         if node.switch is not None:
             table = tables[node.id]

@@ -28,8 +28,10 @@ range and raises ``ValueError`` naming the field.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -118,7 +120,8 @@ class _Codec:
     packed with :mod:`struct` afterwards.
     """
 
-    __slots__ = ("specs", "names", "size", "bit_fields", "others", "only_bits")
+    __slots__ = ("specs", "names", "size", "bit_fields", "others", "only_bits", "fetch",
+                 "shifts", "masks")
     specs: tuple[FieldSpec, ...]
     names: tuple[str, ...]
     size: int
@@ -127,6 +130,9 @@ class _Codec:
     # (index, kind, first byte, byte length or element plan, struct or None)
     others: tuple[tuple[int, str, int, Any, struct.Struct | None], ...]
     only_bits: bool
+    fetch: Callable[[Any], tuple[Any, ...]]  # all field values of an instance, in order
+    shifts: tuple[int, ...]  # of the bit fields, when the layout has nothing else
+    masks: tuple[int, ...]
 
     def __init__(self, cls: type[Layout]) -> None:
         self.size = cls.SIZE
@@ -170,6 +176,11 @@ class _Codec:
         self.bit_fields = tuple(bit_fields)
         self.others = tuple(others)
         self.only_bits = not others
+        self.shifts = tuple(shift for _, shift, _ in bit_fields)
+        self.masks = tuple(mask for _, _, mask in bit_fields)
+        names = self.names
+        getter = operator.attrgetter(*names)
+        self.fetch = getter if len(names) > 1 else (lambda obj: (getter(obj),))
 
     def _check(self, cls_name: str, specs: list[FieldSpec]) -> None:
         """Every field inside ``SIZE``, no two fields overlapping."""
@@ -216,6 +227,13 @@ class _Codec:
     def encode(self, values: tuple[Any, ...] | list[Any]) -> bytearray:
         """``SIZE`` bytes holding ``values`` (declaration order); reserved bits zero."""
         n = 0
+        if self.only_bits:
+            for v, shift, mask in zip(values, self.shifts, self.masks, strict=True):
+                if not 0 <= v <= mask:
+                    raise ValueError(f"{self.names[self.shifts.index(shift)]}={v!r} does not "
+                                     f"fit in {mask.bit_length()} bits")
+                n |= v << shift
+            return bytearray(n.to_bytes(self.size, "big"))
         for index, shift, mask in self.bit_fields:
             v = values[index]
             if not 0 <= v <= mask:
@@ -295,7 +313,7 @@ class Layout:
 
     def values(self) -> tuple[Any, ...]:
         """The field values in declaration order."""
-        return tuple(getattr(self, name) for name in type(self)._codec().names)
+        return type(self)._codec().fetch(self)
 
     def encode(self) -> bytes:
         """Encode into exactly ``SIZE`` bytes; reserved bits are zero.

@@ -1,0 +1,245 @@
+"""MadEngine.process: the whole path of a client's datagram, and the PMA."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import pytest
+from test_ib_wire import NODEINFO_REPLY, NODEINFO_REQUEST, PORTINFO_REPLY, PORTINFO_REQUEST
+
+from hcasim.fabric import quicksm
+from hcasim.fabric.engine import DeliveryKind, MadEngine
+from hcasim.fabric.fattree import fat_tree
+from hcasim.fabric.netfile import parse_netfile_text
+from hcasim.fabric.subnet import XMIT_DATA, XMIT_DISCARDS, XMIT_PKTS, Subnet
+from hcasim.fabric.topology import PortRef
+from hcasim.ib import build, mad, perf
+from hcasim.ib import smp_attrs as sa
+from hcasim.ib.simproto import SIM_STATUS_TIMEOUT, SimRequest
+
+CAPTURE_NET = """\
+Switch 4 "sw1"
+[1] "hca1"[1]
+[2] "hca2"[1]
+
+Hca 2 "hca1"
+[1] "sw1"[1]
+
+Hca 1 "hca2"
+[1] "sw1"[2]
+"""
+
+
+@pytest.fixture
+def engine() -> MadEngine:
+    return MadEngine(Subnet(parse_netfile_text(CAPTURE_NET)))
+
+
+def send(engine: MadEngine, source: str, request: SimRequest, now: float = 0.0) -> list:  # type: ignore[type-arg]
+    return engine.process(PortRef(source, 1 if source.startswith("hca") else 0), request, now)
+
+
+def without_padding(blob: bytes) -> bytes:
+    return blob[:20] + bytes(4) + blob[24:]
+
+
+def test_replays_smpquery_nodeinfo_exactly(engine: MadEngine) -> None:
+    out = send(engine, "hca1", SimRequest.decode(NODEINFO_REQUEST))
+    assert [d.kind for d in out] == [DeliveryKind.REPLY]
+    assert out[0].request.encode() == without_padding(NODEINFO_REPLY)
+
+
+def test_replays_smpquery_portinfo_one_hop(engine: MadEngine) -> None:
+    out = send(engine, "hca1", SimRequest.decode(PORTINFO_REQUEST))
+    got = out[0].request.encode()
+    want = without_padding(PORTINFO_REPLY)
+    # the one deliberate difference: the GID prefix reads as the IBTA default fe80::
+    # before an SM sets it (ibsim shows 0)
+    assert got[104:112] == bytes.fromhex("fe80000000000000") and want[104:112] == bytes(8)
+    assert got[:104] + got[112:] == want[:104] + want[112:]
+
+
+def test_unroutable_lid_bounces_with_110(engine: MadEngine) -> None:
+    request = build.sim_request(build.smp(mad.ATTR_NODE_INFO), dlid=999)
+    out = send(engine, "hca1", request)
+    assert [d.kind for d in out] == [DeliveryKind.BOUNCE]
+    assert out[0].request.status == SIM_STATUS_TIMEOUT
+    assert out[0].request.mad == request.mad
+
+
+def test_lid_routed_request_gets_the_senders_lid(engine: MadEngine) -> None:
+    quicksm.configure(engine.subnet, PortRef("hca2", 1))
+    hca1, sw1 = engine.subnet.port(PortRef("hca1", 1)), engine.subnet.port(PortRef("sw1", 0))
+    out = send(engine, "hca1", build.sim_request(build.smp(mad.ATTR_NODE_INFO), dlid=sw1.lid))
+    reply = out[0].request
+    assert out[0].kind is DeliveryKind.REPLY
+    assert (reply.dlid, reply.slid) == (hca1.lid, sw1.lid)  # the slid was filled in, swapped
+    assert sa.NodeInfo.decode(reply.mad[64:]).node_type == sa.NODE_TYPE_SWITCH
+
+
+def test_lid_reply_must_come_back(engine: MadEngine) -> None:
+    quicksm.configure(engine.subnet, PortRef("hca2", 1))
+    sw = engine.subnet.node("sw1").switch
+    hca1 = engine.subnet.port(PortRef("hca1", 1))
+    hca2_lid = engine.subnet.port(PortRef("hca2", 1)).lid
+    assert sw is not None
+    block = bytearray(sw.lft_block(0))
+    block[hca1.lid] = 0xFF  # no way back to hca1
+    sw.set_lft_block(0, bytes(block))
+    out = send(engine, "hca1", build.sim_request(build.smp(mad.ATTR_NODE_INFO), dlid=hca2_lid))
+    assert out[0].kind is DeliveryKind.BOUNCE and "reply lost" in out[0].note
+
+
+@pytest.mark.parametrize("corrupt", ["hop_pointer", "direction", "dr_slid", "base_version",
+                                     "class_version", "dlid"])
+def test_malformed_mads_get_no_reply(engine: MadEngine, corrupt: str) -> None:
+    blob = bytearray(build.smp(mad.ATTR_NODE_INFO, path=(1,)))
+    request = build.sim_request(bytes(blob))
+    if corrupt == "hop_pointer":
+        blob[6] = 1
+    elif corrupt == "direction":
+        blob[4] = 0x80
+    elif corrupt == "dr_slid":
+        blob[32:34] = b"\x00\x05"
+    elif corrupt == "base_version":
+        blob[0] = 2
+    elif corrupt == "class_version":
+        blob[2] = 3
+    request = SimRequest(5 if corrupt == "dlid" else 0xFFFF, 0xFFFF, 0, 0, 0, 256, bytes(blob))
+    assert send(engine, "hca1", request) == []
+
+
+def test_client_response_is_forwarded_back(engine: MadEngine) -> None:
+    # an SMInfo Get from hca2 to hca1 goes to hca1's SM client with the return path ...
+    out = send(engine, "hca2", build.sim_request(build.smp(mad.ATTR_SM_INFO, path=(1, 1))))
+    assert [(d.kind, d.port) for d in out] == [(DeliveryKind.FORWARD, PortRef("hca1", 1))]
+    request = mad.DrSmp.decode(out[0].request.mad)
+    # ... and the SM's GetResp walks ReturnPath back to hca2
+    response = mad.DrSmp.decode(out[0].request.mad)
+    response.method, response.direction = mad.METHOD_GET_RESP, 1
+    back = send(engine, "hca1", build.sim_request(response.encode()))
+    assert [(d.kind, d.port) for d in back] == [(DeliveryKind.FORWARD, PortRef("hca2", 1))]
+    assert request.return_path[:3] == bytes([1, 2, 1])
+
+
+def test_firmware_host_send_can_swallow(engine: MadEngine) -> None:
+    from hcasim.fabric.firmware import Action, MadContext, NodeFirmware
+
+    class Mute(NodeFirmware):
+        def host_send(self, ctx: MadContext) -> Action:
+            assert ctx.from_host and ctx.port.node.id == "hca1"
+            return Action.DROP
+
+    engine.subnet.set_firmware("hca1", Mute())
+    assert send(engine, "hca1", build.sim_request(build.smp(mad.ATTR_NODE_INFO, path=()))) == []
+
+
+def test_vendor_mad_without_firmware_goes_to_clients(engine: MadEngine) -> None:
+    quicksm.configure(engine.subnet, PortRef("hca2", 1))
+    lid = engine.subnet.port(PortRef("hca1", 1)).lid
+    vendor = bytes.fromhex("010a010100000000000000035f978201005000000f010014") + bytes(232)
+    out = send(engine, "hca2", build.sim_request(vendor, lid))
+    assert [(d.kind, d.port) for d in out] == [(DeliveryKind.FORWARD, PortRef("hca1", 1))]
+
+
+# -- PerfMgt -------------------------------------------------------------------------------
+
+
+def perf_query(engine: MadEngine, source: str, dlid: int, attr: int, data: bytes = b"",
+               method: int = mad.METHOD_GET) -> tuple[int, bytes]:
+    out = send(engine, source, build.sim_request(build.perf(attr, data, method=method), dlid))
+    assert out[0].kind is DeliveryKind.REPLY, out
+    raw = out[0].request.mad
+    return int.from_bytes(raw[4:6], "big"), raw[64:]
+
+
+def test_pma_class_port_info_and_counters(engine: MadEngine) -> None:
+    quicksm.configure(engine.subnet, PortRef("hca2", 1))
+    sw_lid = engine.subnet.port(PortRef("sw1", 0)).lid
+    hca1_lid = engine.subnet.port(PortRef("hca1", 1)).lid
+    status, data = perf_query(engine, "hca2", sw_lid, mad.ATTR_CLASS_PORT_INFO)
+    cpi = perf.ClassPortInfo.decode(data)
+    assert status == 0 and cpi.capability_mask & perf.PERF_CAP_ALL_PORT_SELECT
+    assert cpi.resp_time_value == 0x12
+    ask = perf.PortCounters(port_select=1).encode()
+    status, data = perf_query(engine, "hca2", hca1_lid, perf.ATTR_PORT_COUNTERS, ask)
+    counters = perf.PortCounters.decode(data)
+    assert status == 0 and counters.port_select == 1
+    assert counters.port_rcv_pkts >= 1 and counters.port_rcv_data == 72 * counters.port_rcv_pkts
+    # Set clears the selected counters
+    clear = perf.PortCounters(port_select=1, counter_select=0xFFFF).encode()
+    status, data = perf_query(engine, "hca2", hca1_lid, perf.ATTR_PORT_COUNTERS, clear,
+                              mad.METHOD_SET)
+    assert perf.PortCounters.decode(data).port_rcv_pkts == 0
+    # a CA only reports the port the MAD arrived on
+    wrong = perf.PortCounters(port_select=2).encode()
+    assert perf_query(engine, "hca2", hca1_lid, perf.ATTR_PORT_COUNTERS, wrong)[0] == \
+        mad.STATUS_INVALID_FIELD
+    # a switch sums all ports with PortSelect 0xFF
+    everything = perf.PortCounters(port_select=0xFF).encode()
+    status, data = perf_query(engine, "hca2", sw_lid, perf.ATTR_PORT_COUNTERS, everything)
+    assert status == 0 and perf.PortCounters.decode(data).port_xmit_pkts > 0
+
+
+def test_counters_saturate() -> None:
+    subnet = Subnet(parse_netfile_text(CAPTURE_NET))
+    a, b = subnet.port(PortRef("hca1", 1)), subnet.port(PortRef("sw1", 1))
+    subnet.count_hop(a, b)
+    assert a.counters is not None
+    a.counters[XMIT_PKTS] = 0xFFFFFFFF - 1
+    a.counters[XMIT_DATA] = 0xFFFFFFFF - 100
+    for _ in range(3):
+        subnet.count_hop(a, b)
+    assert a.counters[XMIT_PKTS] == a.counters[XMIT_DATA] == 0xFFFFFFFF
+    subnet.count_error(a, XMIT_DISCARDS)
+    a.counters[XMIT_DISCARDS] = 0xFFFF
+    subnet.count_error(a, XMIT_DISCARDS)
+    assert a.counters[XMIT_DISCARDS] == 0xFFFF  # 16-bit counter
+
+
+# -- SM capability and the control channel ----------------------------------------------------
+
+
+def test_set_is_sm_sends_trap_144(engine: MadEngine) -> None:
+    quicksm.configure(engine.subnet, PortRef("hca2", 1))
+    hca1 = engine.subnet.port(PortRef("hca1", 1))
+    out = engine.set_is_sm(PortRef("hca1", 1), True)
+    assert hca1.capability_mask & sa.CAP_IS_SM
+    assert [(d.kind, d.port) for d in out] == [(DeliveryKind.FORWARD, PortRef("hca2", 1))]
+    notice = sa.Notice.decode(mad.Smp.decode(out[0].request.mad).data)
+    assert (notice.trap_number, notice.notice_type, notice.issuer_lid) == (144, 4, hca1.lid)
+    assert notice.data_details[6:10] == hca1.capability_mask.to_bytes(4, "big")
+    assert engine.set_is_sm(PortRef("hca1", 1), True) == []  # no change, no trap
+    assert engine.set_is_sm(PortRef("sw1", 0), True) == []  # port 0: no CapMaskNotice
+
+
+def test_control_channel_reads(engine: MadEngine) -> None:
+    ref = PortRef("hca1", 1)
+    info = sa.NodeInfo.decode(engine.node_info_data(ref))
+    assert (info.node_guid, info.local_port_num, len(engine.node_info_data(ref))) == \
+        (0x100000, 1, 64)
+    assert sa.PortInfo.decode(engine.port_info_data(ref)).local_port_num == 1
+    assert engine.pkeys_data(ref)[:4] == b"\xff\xff\x00\x00"
+    assert engine.vendor_data(ref) == (0, 0, 0xA1)
+
+
+# -- scale -----------------------------------------------------------------------------------
+
+
+def test_twenty_thousand_hca_subnet_is_modest() -> None:
+    topology = fat_tree(20000, 40)
+    tracemalloc.start()
+    start = time.process_time()
+    subnet = Subnet(topology)
+    elapsed = time.process_time() - start
+    used, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    ports = sum(len(n.ports) for n in subnet)
+    assert ports > 80000
+    assert used / ports < 700, used / ports  # bytes per port, tables not allocated
+    assert elapsed < 10.0
+    engine = MadEngine(subnet)
+    request = build.sim_request(build.smp(mad.ATTR_PORT_INFO, 1, path=(1, 30, 1)))
+    out = engine.process(PortRef("H00001", 1), request, 0.0)
+    assert out[0].kind is DeliveryKind.REPLY
