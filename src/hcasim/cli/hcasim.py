@@ -21,6 +21,8 @@ from hcasim.cli import crypto as crypto_cli
 from hcasim.lab.home import LabHome
 
 START_TIMEOUT = 60.0
+#: Debian libumad2sim0's preload library (package libumad2sim0).
+UMAD2SIM = "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so"
 STOP_TIMEOUT = 15.0
 
 
@@ -172,6 +174,14 @@ def host_environment(home: LabHome, host: str) -> dict[str, str]:
     env["HCASIM_HOST"] = host
     scripts = sysconfig.get_path("scripts")
     env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
+    # libibumad programs reach the lab's fabric through Debian's libumad2sim.so; append it
+    # to any LD_PRELOAD already set (ibsim-run's own script gets this wrong).
+    from hcasim.lab.ibsim_server import sockname_for
+
+    preload = [p for p in env.get("LD_PRELOAD", "").split() if p and p != UMAD2SIM]
+    env["LD_PRELOAD"] = " ".join([*preload, UMAD2SIM])
+    env["IBSIM_SOCKNAME"] = sockname_for(home.path)
+    env["SIM_HOST"] = host
     return env
 
 

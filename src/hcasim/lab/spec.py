@@ -69,6 +69,11 @@ _DEFAULT_HOSTS = (
 #: 0002c903xxxxxxx0 with port GUIDs +1/+2 (ibsim assigns CA port GUID = node GUID + port).
 _DEFAULT_GUID_BASE = 0x0002C90300A1B200
 _DEFAULT_SWITCH_GUID = 0x0002C90200A1B000
+#: NodeInfo VendorID/DeviceID: Mellanox (IEEE OUI 0x0002c9) and the PCI device ids
+#: (rdma-core v44.0 providers/mlx4/mlx4.c:68,72; providers/mlx5/mlx5.c for 0x101d).
+MELLANOX_VENDOR_ID = 0x0002C9
+SWITCHX_DEVICE_ID = 0xC738  # SwitchX, a 36-port FDR switch of the ConnectX-3 era
+PCI_DEVICE_IDS = {"mt4099": 0x1003, "mt4103": 0x1007, "mt4125": 0x101D}
 
 
 def default_lab() -> dict[str, Any]:
@@ -80,6 +85,8 @@ def default_lab() -> dict[str, Any]:
     lines = [
         "# hcasim default lab: one 36-port switch, four ConnectX-3 hosts, one ConnectX-6 Dx",
         "",
+        f"vendid={MELLANOX_VENDOR_ID:#x}",
+        f"devid={SWITCHX_DEVICE_ID:#x}",
         f"switchguid={_DEFAULT_SWITCH_GUID:#018x}",
         'Switch 36 "sw1" # "sw1 36-port switch" enhanced port 0 lid 0',
     ]
@@ -87,6 +94,10 @@ def default_lab() -> dict[str, Any]:
     for h in hosts:
         lines += [
             "",
+            f"vendid={MELLANOX_VENDOR_ID:#x}",
+            f"devid={PCI_DEVICE_IDS[h.device]:#x}",
+            # Real cards' system image GUID is base+3, as the flash image's (docs/fs2-image.md).
+            f"sysimgguid={h.guid + 3:#018x}",
             f"caguid={h.guid:#018x}",
             f'Hca 2 "{h.name}" # "{h.name} HCA-1"',
             f'[1] "sw1"[{h.switch_port}] # lid 0 4xQDR',

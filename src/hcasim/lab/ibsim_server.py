@@ -1,0 +1,302 @@
+"""The lab's ibsim endpoint: libumad2sim.so clients attach to hosts of the lab.
+
+Speaks the ibsim 0.10 socket protocol (reference ibsim.md §1): abstract unix datagram
+sockets ``\\0<base>:ctl\\0`` (control, 80-byte ``sim_ctl``) and ``\\0<base>:out<i>\\0`` (one
+per client, 288-byte ``sim_request``), so Debian's unmodified libumad2sim.so, and through
+it OpenSM, infiniband-diags and mstflint, run against the lab. ``<base>`` is the lab's own
+name (:func:`sockname_for`), which ``hcasim exec`` exports as ``IBSIM_SOCKNAME``.
+
+Differences from ibsim, deliberate and documented in docs/fabric.md: any number of clients
+(up to :data:`MAX_CLIENTS`, out sockets bound on demand), a CONNECT whose data socket is
+missing is refused instead of killing the server, IsSM is cleared when an SM client goes
+away, and requests of classes an SM client never registers (vendor classes) are bounced
+instead of forwarded, so they cannot crash OpenSM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hcasim.fabric.engine import Delivery, DeliveryKind, MadEngine, bounce
+from hcasim.fabric.netfile import parse_netfile_text
+from hcasim.fabric.subnet import Subnet
+from hcasim.fabric.topology import PortRef
+from hcasim.ib import mad
+from hcasim.ib.simproto import (
+    SIM_CTL_SIZE,
+    SIM_MAGIC,
+    SIM_REQUEST_SIZE,
+    SimClientInfo,
+    SimCtl,
+    SimCtlType,
+    SimRequest,
+    SimVendor,
+)
+
+log = logging.getLogger("hcasim.ibsim")
+
+MAX_CLIENTS = 4096
+#: Classes an SM client registers with umad (SMI LID/DR, SA); only these are forwarded
+#: to it. A class it never registered crashes umad2sim's receiver (ibsim.md §1.9).
+SM_CLASSES = frozenset({mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE, 0x03})
+#: Datagrams one client may have handled per event-loop turn (a flood cannot starve others).
+BATCH = 64
+
+
+def sockname_for(home: Path) -> str:
+    """The lab's ``IBSIM_SOCKNAME``: unique per lab home, stable across restarts."""
+    return "hcasim-" + hashlib.sha256(str(home).encode()).hexdigest()[:12]
+
+
+def _abstract(name: str) -> bytes:
+    # Abstract names carry a trailing NUL, as umad2sim and ibsim make them (ibsim.md §1.1).
+    return b"\0" + name.encode() + b"\0"
+
+
+@dataclass
+class Client:
+    """One attached libumad2sim process."""
+
+    index: int
+    pid: int
+    port: PortRef
+    sock: socket.socket
+    issm: bool = False
+
+
+class IbsimServer:
+    """Serves the ibsim protocol for one lab's subnet on the daemon's event loop."""
+
+    def __init__(self, base: str, engine: MadEngine, loop: asyncio.AbstractEventLoop) -> None:
+        self.base = base
+        self.engine = engine
+        self.subnet: Subnet = engine.subnet
+        self.loop = loop
+        self.clients: dict[int, Client] = {}
+        self.ctl = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.ctl.bind(_abstract(f"{base}:ctl"))
+        self.ctl.setblocking(False)
+        loop.add_reader(self.ctl.fileno(), self._on_ctl)
+        self.started = time.monotonic()
+
+    def close(self) -> None:
+        """Stop serving: detach every client and close the sockets."""
+        for client in list(self.clients.values()):
+            self._drop(client)
+        self.loop.remove_reader(self.ctl.fileno())
+        self.ctl.close()
+
+    # ------------------------------------------------------------------ control channel
+    def _on_ctl(self) -> None:
+        for _ in range(BATCH):
+            try:
+                data, peer = self.ctl.recvfrom(SIM_CTL_SIZE + 1)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.warning("control socket: %s", exc)
+                return
+            reply = self.control(data)
+            if reply is not None and peer:
+                try:
+                    self.ctl.sendto(reply, peer)
+                except OSError as exc:
+                    log.info("control reply to %r lost: %s", peer, exc)
+
+    def control(self, data: bytes) -> bytes | None:
+        """Handle one ``sim_ctl``; return the 80-byte reply, or None to drop it."""
+        if len(data) != SIM_CTL_SIZE:
+            return None
+        ctl = SimCtl.decode(data)
+        if ctl.magic != SIM_MAGIC:
+            return None
+        client = self.clients.get(ctl.clientid)
+        if ctl.type != SimCtlType.CONNECT and client is None:
+            return None
+        payload: bytes | None = ctl.data
+        try:
+            if ctl.type == SimCtlType.CONNECT:
+                payload = self._connect(ctl.data)
+            elif client is None:
+                payload = None
+            elif ctl.type == SimCtlType.DISCONNECT:
+                self._drop(client)
+            elif ctl.type == SimCtlType.GET_VENDOR:
+                vendor_id, part_id, hw_ver = self.engine.vendor_data(client.port)
+                payload = SimVendor(vendor_id, part_id, hw_ver, 1).encode()
+            elif ctl.type == SimCtlType.GET_NODEINFO:
+                payload = self.engine.node_info_data(client.port)
+            elif ctl.type == SimCtlType.GET_PORTINFO:
+                payload = self.engine.port_info_data(self._port_arg(client, ctl.data[0]))
+            elif ctl.type == SimCtlType.GET_PKEYS:
+                payload = self.engine.pkeys_data(client.port)
+            elif ctl.type == SimCtlType.GET_PORT:
+                port = self.subnet.port(client.port)
+                payload = struct.pack("=HB", port.lid, port.state)
+            elif ctl.type == SimCtlType.GET_GUID:
+                payload = struct.pack("=Q", self.subnet.port(client.port).node.spec.guid)
+            elif ctl.type == SimCtlType.GET_GID:
+                port = self.subnet.port(client.port)
+                payload = port.gid_prefix.to_bytes(8, "big") + struct.pack(
+                    "=Q", port.node.spec.guid
+                )
+            elif ctl.type == SimCtlType.SET_ISSM:
+                self._set_issm(client, struct.unpack_from("=i", ctl.data)[0] != 0)
+        except (KeyError, ValueError, struct.error) as exc:
+            log.info("control %s refused: %s", ctl.type, exc)
+            payload = None
+        if payload is None and ctl.type not in (SimCtlType.DISCONNECT, SimCtlType.SET_ISSM):
+            ctl.type = SimCtlType.ERROR
+        elif payload is not None:
+            ctl.data = payload.ljust(len(ctl.data), b"\0")[: len(ctl.data)]
+        return ctl.encode()
+
+    def _port_arg(self, client: Client, number: int) -> PortRef:
+        return client.port if number == 0 else PortRef(client.port.node, number)
+
+    def _connect(self, data: bytes) -> bytes | None:
+        info = SimClientInfo.decode(data)
+        try:
+            port = self.subnet.attach_port(info.nodeid or None)
+        except KeyError:
+            log.info("attempt to attach to unknown host %r", info.nodeid)
+            return None
+        if info.issm and any(
+            c.issm and c.port.node == port.node.spec.id for c in self.clients.values()
+        ):
+            log.info("SM already exists on %s", port.node.spec.id)
+            return None
+        index = next((i for i in range(MAX_CLIENTS) if i not in self.clients), None)
+        if index is None:
+            log.warning("no free client slot")
+            return None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock.bind(_abstract(f"{self.base}:out{index}"))
+            sock.connect(_abstract(f"{self.base}:in{info.id}"))
+        except OSError as exc:
+            sock.close()
+            log.info("client pid %d: data socket: %s", info.id, exc)
+            return None
+        sock.setblocking(False)
+        client = Client(index, info.id, port.ref, sock)
+        self.clients[index] = client
+        self.loop.add_reader(sock.fileno(), self._on_data, client)
+        if info.issm:
+            self._set_issm(client, True)
+        log.info("client %d (pid %d) attached at %s", index, info.id, port.ref)
+        info.id = index
+        info.nodeid = port.node.spec.id
+        return info.encode()
+
+    def _set_issm(self, client: Client, issm: bool) -> None:
+        client.issm = issm
+        self._send_all(client, self.engine.set_is_sm(client.port, issm))
+
+    def _drop(self, client: Client) -> None:
+        if self.clients.pop(client.index, None) is None:
+            return
+        self.loop.remove_reader(client.sock.fileno())
+        client.sock.close()
+        if client.issm and not any(c.issm and c.port == client.port for c in self.clients.values()):
+            self._send_all(None, self.engine.set_is_sm(client.port, False))
+        log.info("client %d (pid %d) detached", client.index, client.pid)
+
+    # ------------------------------------------------------------------ data channel
+    def _on_data(self, client: Client) -> None:
+        for _ in range(BATCH):
+            if client.index not in self.clients:
+                return
+            try:
+                data = client.sock.recv(SIM_REQUEST_SIZE + 1)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._drop(client)
+                return
+            self.handle(client, data)
+
+    def handle(self, client: Client, data: bytes) -> None:
+        """Route one datagram a client sent and deliver whatever it produces."""
+        if len(data) != SIM_REQUEST_SIZE:
+            return  # ibsim: "bad packet size", no reply
+        request = SimRequest.decode(data)
+        raw = request.mad
+        if not mad.is_response(raw[3]):
+            # The server writes the client index into TID bits 48-63 (ibsim.md §1.4).
+            tagged = bytearray(raw)
+            tagged[8:10] = client.index.to_bytes(2, "big")
+            request.mad = bytes(tagged)
+        try:
+            deliveries = self.engine.process(client.port, request, time.monotonic())
+        except Exception:  # a model bug must not take the lab down
+            log.exception("MAD from client %d could not be processed", client.index)
+            deliveries = [bounce(request, "internal error")]
+        self._send_all(client, deliveries)
+
+    def _send_all(self, sender: Client | None, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            self._deliver(sender, delivery)
+
+    def _deliver(self, sender: Client | None, delivery: Delivery) -> None:
+        if delivery.kind is DeliveryKind.FORWARD:
+            target = self._receiver(delivery)
+            if target is not None and self._send(target, delivery.request):
+                return
+            if sender is None or delivery.note == "trap":
+                return  # a trap nobody takes is dropped, like ibsim's
+            delivery = bounce(delivery.request, "no one to handle pkt")
+            if mad.is_response(delivery.request.mad[3]):
+                return
+        if sender is not None:
+            self._send(sender, delivery.request)
+
+    def _receiver(self, delivery: Delivery) -> Client | None:
+        request = delivery.request
+        if mad.is_response(request.mad[3]):
+            client = self.clients.get(int.from_bytes(request.mad[8:10], "big"))
+            return client if client is not None and client.port == delivery.port else None
+        if request.mad[1] not in SM_CLASSES:
+            return None
+        for client in self.clients.values():
+            if client.issm and client.port == delivery.port:
+                return client
+        return None
+
+    def _send(self, client: Client, request: SimRequest) -> bool:
+        try:
+            client.sock.send(request.encode())
+            return True
+        except BlockingIOError:
+            log.warning("client %d is not reading; datagram dropped", client.index)
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.ECONNREFUSED, errno.ENOTCONN, errno.ENOENT):
+                self._drop(client)
+            return False
+
+
+def build_engine(definition: dict[str, Any]) -> MadEngine:
+    """The lab's subnet and MAD engine, from its stored net file."""
+    topology = parse_netfile_text(definition["netfile"], "<lab>")
+    return MadEngine(Subnet(topology))
+
+
+async def start(lab: Any, endpoint: Any, home: Any) -> Callable[[], None]:
+    """Daemon extension entry: serve the lab's fabric over the ibsim protocol."""
+    engine = build_engine(lab.definition)
+    lab.fabric = engine
+    server = IbsimServer(sockname_for(home.path), engine, asyncio.get_running_loop())
+    lab.ibsim = server
+    log.info("ibsim endpoint %s ready (%d nodes)", server.base, len(engine.subnet.nodes))
+    return server.close
