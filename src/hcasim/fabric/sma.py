@@ -42,7 +42,6 @@ from hcasim.fabric.subnet import (
     MULTICAST_FDB_CAP,
     NODE_REVISION,
     PARTITION_ENFORCEMENT_CAP,
-    RESP_TIME_VALUE,
     SPEED_ORDER,
     SPEED_SUPPORTED,
     VL_ARB_CAP,
@@ -249,7 +248,7 @@ def port_info(port: PortState, local_port_num: int, hide_m_key: bool = False) ->
         filter_raw_inbound=enforcement >> 1 & 1, filter_raw_outbound=enforcement & 1,
         m_key_violations=port.m_key_violations, p_key_violations=port.p_key_violations,
         q_key_violations=port.q_key_violations, guid_cap=port.guid_cap,
-        subnet_timeout=port.subnet_timeout, resp_time_value=RESP_TIME_VALUE,
+        subnet_timeout=port.subnet_timeout, resp_time_value=port.resp_time_value,
         capability_mask2=port.capability_mask2, **_ext_speed_fields(port))
 
 

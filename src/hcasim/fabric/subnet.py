@@ -41,15 +41,16 @@ CAPABILITY_MASK2 = 0x0030
 DEFAULT_M_KEY_LEASE_PERIOD = 4089
 # MTUCap 4 (2048) on CA and external switch ports, 3 (1024) on switch port 0; NeighborMTU 4
 # (1 on switch port 0);
-# VLCap 4 (VL0-7); VL arbitration caps 8/8; SubnetTimeOut 31; RespTimeValue 8; GUIDCap
-# 32 on CA ports and 1 on switch port 0 (templates bytes 36-52).
+# VLCap 4 (VL0-7); VL arbitration caps 8/8; SubnetTimeOut 31 (0 on external switch ports);
+# RespTimeValue 8 on switch port 0, else 0; GUIDCap 32 on CA ports and 1 on switch port 0
+# (templates bytes 36-52).
 MTU_CAP = 4
 PORT0_MTU_CAP = 3
 NEIGHBOR_MTU = 4
 VL_CAP = 4
 VL_ARB_CAP = 8
 SUBNET_TIMEOUT = 31
-RESP_TIME_VALUE = 8
+PORT0_RESP_TIME_VALUE = 8
 CA_GUID_CAP = 32
 SWITCH_GUID_CAP = 1
 LINK_DOWN_DEFAULT_POLLING = 2
@@ -98,7 +99,8 @@ class PortState:
         "capability_mask", "capability_mask2", "m_key", "m_key_protect_bits",
         "m_key_lease_period", "m_key_lease_deadline", "m_key_violations", "p_key_violations",
         "q_key_violations", "neighbor_mtu", "mtu_cap", "vl_cap", "operational_vls",
-        "vl_high_limit", "hoq_life", "vl_stall_count", "subnet_timeout", "guid_cap",
+        "vl_high_limit", "hoq_life", "vl_stall_count", "subnet_timeout", "resp_time_value",
+        "guid_cap",
         "partition_enforcement", "alias_guids", "pkeys", "sl2vl", "vlarb", "counters",
     )
 
@@ -141,9 +143,10 @@ class PortState:
         self.vl_cap = VL_CAP
         self.operational_vls = VL_CAP
         self.vl_high_limit = 0
-        self.hoq_life = 31 if not port0 else 0
+        self.hoq_life = 0  # ibsim update_portinfo writes its hoqlife, 0 until set
         self.vl_stall_count = 7 if not port0 else 0
-        self.subnet_timeout = SUBNET_TIMEOUT
+        self.subnet_timeout = 0 if is_switch and not port0 else SUBNET_TIMEOUT
+        self.resp_time_value = PORT0_RESP_TIME_VALUE if port0 else 0
         self.guid_cap = (SWITCH_GUID_CAP if port0 else 0) if is_switch else CA_GUID_CAP
         self.partition_enforcement = 0  # inbound, outbound, filter raw in/out (4 bits)
         self.alias_guids: list[int] | None = None
@@ -212,8 +215,8 @@ class SwitchState:
         self.multicast_fdb: dict[tuple[int, int], tuple[int, ...]] | None = None
         self.multicast_fdb_top = 0
         self.default_port = 0
-        self.default_mcast_primary = 0xFF
-        self.default_mcast_not_primary = 0xFF
+        self.default_mcast_primary = 0
+        self.default_mcast_not_primary = 0
         self.life_time_value = 0
         self.port_state_change = 0
         self.enhanced_port0 = enhanced_port0
