@@ -243,3 +243,40 @@ def test_twenty_thousand_hca_subnet_is_modest() -> None:
     request = build.sim_request(build.smp(mad.ATTR_PORT_INFO, 1, path=(1, 30, 1)))
     out = engine.process(PortRef("H00001", 1), request, 0.0)
     assert out[0].kind is DeliveryKind.REPLY
+
+
+def test_link_changes_raise_trap_128() -> None:
+    engine = MadEngine(Subnet(parse_netfile_text(CAPTURE_NET)))
+    quicksm.configure(engine.subnet, PortRef("hca2", 1))
+    sw = engine.subnet.node("sw1")
+    assert sw.switch is not None
+    sw.switch.port_state_change = 0
+    out = engine.set_link(PortRef("hca1", 1), enabled=False)
+    assert [(d.kind, d.port) for d in out] == [(DeliveryKind.FORWARD, PortRef("hca2", 1))]
+    notice = sa.Notice.decode(mad.Smp.decode(out[0].request.mad).data)
+    assert (notice.trap_number, notice.producer_type, notice.notice_type) == (128, 2, 1)
+    assert notice.issuer_lid == sw.ports[0].lid
+    assert notice.data_details[:2] == sw.ports[0].lid.to_bytes(2, "big")
+    assert sw.switch.port_state_change == 1
+    hca1 = engine.subnet.port(PortRef("hca1", 1))
+    assert (hca1.phys_state, engine.subnet.port(PortRef("sw1", 1)).phys_state) == \
+        (sa.PHYS_DISABLED, sa.PHYS_POLLING)
+    assert engine.set_link(PortRef("hca1", 1), enabled=False) == []  # already down
+    back = engine.set_link(PortRef("hca1", 1), enabled=True)
+    assert len(back) == 1 and hca1.state == sa.PORT_STATE_INIT
+    with pytest.raises(ValueError):
+        engine.set_link(PortRef("sw1", 0), enabled=False)
+
+
+def test_portinfo_disable_from_the_sm_raises_trap_128() -> None:
+    from dataclasses import replace
+
+    engine = MadEngine(Subnet(parse_netfile_text(CAPTURE_NET)))
+    quicksm.configure(engine.subnet, PortRef("hca2", 1))
+    get = build.sim_request(build.smp(mad.ATTR_PORT_INFO, 1, path=(1,)))
+    current = sa.PortInfo.decode(send(engine, "hca2", get)[0].request.mad[64:128])
+    disable = replace(current, port_phys_state=sa.PHYS_DISABLED)
+    out = send(engine, "hca2", build.sim_request(build.smp(
+        mad.ATTR_PORT_INFO, 1, method=mad.METHOD_SET, path=(1,), data=disable.encode())))
+    assert [d.kind for d in out] == [DeliveryKind.REPLY, DeliveryKind.FORWARD]
+    assert out[1].note == "trap" and out[1].port == PortRef("hca2", 1)

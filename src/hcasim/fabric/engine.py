@@ -51,6 +51,7 @@ from hcasim.fabric.sma import (
     Trap,
     can_send_trap,
     capability_mask_change_notice,
+    link_state_change_notice,
     node_info,
     port_info,
 )
@@ -282,6 +283,26 @@ class MadEngine:
         if notices and mask & sa.CAP_IS_CAPABILITY_MASK_NOTICE_SUPPORTED:
             return self._trap_deliveries(Trap(port, capability_mask_change_notice(port)))
         return []
+
+    def set_link(self, ref: PortRef, enabled: bool) -> list[Delivery]:
+        """Disable (PortPhysicalState Disabled) or re-enable the port at ``ref``, as an
+        operator would; switches whose port state changed note PortStateChange and send
+        trap 128 to their SM (IBTA 14.3.1; ibsim console Unlink/ReLink, sim_cmd.c)."""
+        port = self.subnet.port(ref)
+        if port.is_management_port:
+            raise ValueError("switch port 0 has no link")
+        if enabled:
+            if port.phys_state != sa.PHYS_DISABLED:
+                return []
+            port.phys_state = sa.PHYS_POLLING
+            switches = self.subnet.train(port)
+        else:
+            if port.phys_state == sa.PHYS_DISABLED:
+                return []
+            switches = self.subnet.take_down(port, disable=True)
+        return [d for node in switches
+                for d in self._trap_deliveries(Trap(node.ports[0],
+                                                    link_state_change_notice(node.ports[0])))]
 
     # -- the control channel (reads the daemon answers with; ibsim.md §1.2) ---------------------
 

@@ -20,6 +20,10 @@ for all LID routing).
 
 Every traversal counts one packet on the egress and ingress port; failures count
 PortXmitDiscards or PortRcvSwitchRelayErrors, as ibsim does.
+
+The walk follows IBTA's hop-by-hop rules, but the HopPointer field of the datagrams is left
+as the requester wrote it (0), in requests handed to a client and in replies, because that
+is what OpenSM and the diagnostic tools see from ibsim (observed; ibsim.md §2.2).
 """
 
 from __future__ import annotations

@@ -9,5 +9,6 @@ encoding, decoding and dumping follow.  Nothing here does I/O or decides policy.
   P_KeyTable, SLtoVL, VLArbitration, LFT, MFT, SMInfo, Notice (and trap 256 details);
 * :mod:`hcasim.ib.perf` - ClassPortInfo and PortCounters;
 * :mod:`hcasim.ib.vendor` - the Mellanox ConfigSpaceAccess vendor MAD;
-* :mod:`hcasim.ib.simproto` - ibsim's ``sim_ctl`` and ``sim_request`` socket structs.
+* :mod:`hcasim.ib.simproto` - ibsim's ``sim_ctl`` and ``sim_request`` socket structs;
+* :mod:`hcasim.ib.build` - requests built the way the diagnostic tools build them.
 """
