@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from dataclasses import replace
 
 import pytest
 from test_ib_wire import NODEINFO_REPLY, NODEINFO_REQUEST, PORTINFO_REPLY, PORTINFO_REQUEST
@@ -12,7 +13,8 @@ from hcasim.fabric import quicksm
 from hcasim.fabric.engine import DeliveryKind, MadEngine
 from hcasim.fabric.fattree import fat_tree
 from hcasim.fabric.netfile import parse_netfile_text
-from hcasim.fabric.subnet import XMIT_DATA, XMIT_DISCARDS, XMIT_PKTS, Subnet
+from hcasim.fabric.pma import counters_of
+from hcasim.fabric.subnet import XMIT_DATA, XMIT_DISCARDS, XMIT_PKTS, Subnet, saturated
 from hcasim.fabric.topology import PortRef
 from hcasim.ib import build, mad, perf
 from hcasim.ib import smp_attrs as sa
@@ -54,10 +56,16 @@ def test_replays_smpquery_portinfo_one_hop(engine: MadEngine) -> None:
     out = send(engine, "hca1", SimRequest.decode(PORTINFO_REQUEST))
     got = out[0].request.encode()
     want = without_padding(PORTINFO_REPLY)
-    # the one deliberate difference: the GID prefix reads as the IBTA default fe80::
-    # before an SM sets it (ibsim shows 0)
-    assert got[104:112] == bytes.fromhex("fe80000000000000") and want[104:112] == bytes(8)
-    assert got[:104] + got[112:] == want[:104] + want[112:]
+    assert got[:96] + got[160:] == want[:96] + want[160:]
+    # deliberate differences in the data: the GID prefix reads as the IBTA default fe80::
+    # before an SM sets it (ibsim shows 0), and the Supported masks are the port's (from
+    # the net file: 4x, SDR) where ibsim shows fixed 1x-12x, SDR-QDR
+    ours, theirs = sa.PortInfo.decode(got[96:160]), sa.PortInfo.decode(want[96:160])
+    assert (ours.gid_prefix, theirs.gid_prefix) == (0xFE80000000000000, 0)
+    assert (ours.link_width_supported, theirs.link_width_supported) == (0x02, 0x1F)
+    assert (ours.link_speed_supported, theirs.link_speed_supported) == (0x1, 0x7)
+    assert replace(ours, gid_prefix=0, link_width_supported=0x1F,
+                   link_speed_supported=0x7) == theirs
 
 
 def test_unroutable_lid_bounces_with_110(engine: MadEngine) -> None:
@@ -191,11 +199,12 @@ def test_counters_saturate() -> None:
     a.counters[XMIT_DATA] = 0xFFFFFFFF - 100
     for _ in range(3):
         subnet.count_hop(a, b)
-    assert a.counters[XMIT_PKTS] == a.counters[XMIT_DATA] == 0xFFFFFFFF
-    subnet.count_error(a, XMIT_DISCARDS)
+    shown = saturated(a)
+    assert shown[XMIT_PKTS] == shown[XMIT_DATA] == 0xFFFFFFFF
     a.counters[XMIT_DISCARDS] = 0xFFFF
     subnet.count_error(a, XMIT_DISCARDS)
-    assert a.counters[XMIT_DISCARDS] == 0xFFFF  # 16-bit counter
+    assert saturated(a)[XMIT_DISCARDS] == 0xFFFF  # 16-bit counter
+    assert counters_of([a, a])[XMIT_PKTS] == 0xFFFFFFFF
 
 
 # -- SM capability and the control channel ----------------------------------------------------

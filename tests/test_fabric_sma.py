@@ -173,9 +173,9 @@ def test_portinfo_set_is_all_or_nothing(lab: Lab) -> None:
     pi = lab.portinfo("h1")
     for bad in (replace(pi, lid=0xC000), replace(pi, lid=0xBFFF, lmc=1),
                 replace(pi, master_sm_lid=0xFFFF), replace(pi, port_state=5),
-                replace(pi, operational_vls=5), replace(pi, neighbor_mtu=5),
-                replace(pi, link_width_enabled=0x20), replace(pi, link_speed_enabled=8),
-                replace(pi, link_speed_ext_enabled=9), replace(pi, port_state=4)):
+                replace(pi, operational_vls=5),
+                replace(pi, link_width_enabled=0x01), replace(pi, link_speed_enabled=2),
+                replace(pi, link_speed_ext_enabled=1), replace(pi, port_state=4)):
         result = lab.set_portinfo("h1", replace(bad, m_key=0x99))
         assert result is not None and result[0] == BAD_FIELD
         assert lab.port("h1", 1).m_key == 0  # nothing else changed either
@@ -217,8 +217,13 @@ def test_portinfo_set_disable_and_enable(lab: Lab) -> None:
 
 
 def test_portinfo_set_widths_renegotiate(lab: Lab) -> None:
+    for p in (lab.port("h1", 1), lab.port("s1", 1)):  # hardware able to do 1x-12x
+        p.width_supported = 0x1F
     lab.port("s1", 1).width_enabled = 0x1F
     pi = lab.portinfo("h1")
+    assert pi.link_width_supported == 0x1F
+    bad = lab.set_portinfo("h1", replace(pi, link_width_enabled=0x20))
+    assert bad is not None and bad[0] == BAD_FIELD  # not a subset of Supported
     result = lab.set_portinfo("h1", replace(pi, link_width_enabled=0xFF))  # = supported
     assert result is not None and lab.port("h1", 1).width_enabled == 0x1F
     assert lab.port("h1", 1).width_active == 0x08  # 12x, the best both ends enable
@@ -496,3 +501,19 @@ def test_port_changed_reports_sm_changes(lab: Lab) -> None:
     lab.set_portinfo("h2", replace(pi, lid=4, master_sm_lid=2, client_reregister=1))
     assert fw.changes[-1] == (1, PortChange.LID | PortChange.SM_LID
                               | PortChange.CLIENT_REREGISTER)
+
+
+def test_enabling_everything_supported_keeps_the_cabled_speed() -> None:
+    """A 4xEDR link stays 4xEDR when an SM enables every supported width and speed (the
+    net file's tag describes the ports' hardware)."""
+    lab = Lab('Switch 4 "s"\n[1] "h"[1] # "h" lid 0 4xEDR\n\n'
+              'Hca 1 "h"\n[1] "s"[1] # lid 0 lmc 0 "s" lid 0 4xEDR\n')
+    for source, path, mod in (("h", (), 0), ("h", (1,), 1)):
+        pi = lab.portinfo(source, mod, path=path)
+        assert (pi.link_width_supported, pi.link_speed_ext_supported) == (0x03, 0x03)
+        new = replace(pi, link_width_enabled=0xFF, link_speed_enabled=0xF,
+                      link_speed_ext_enabled=31, port_state=0)
+        result = lab.set_portinfo(source, new, mod, path=path)
+        assert result is not None and result[0] == OK
+    h = lab.port("h", 1)
+    assert (h.width_active, h.speed_active, h.ext_speed_active) == (0x02, 0x4, 0x2)

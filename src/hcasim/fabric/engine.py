@@ -114,23 +114,25 @@ class MadEngine:
         subnet = self.subnet
         sender = subnet.port(source)
         raw = request.mad
-        header = mad.MadHeader.decode(raw)
-        if header.base_version != mad.BASE_VERSION or header.class_version > MAX_CLASS_VERSION:
+        if raw[0] != mad.BASE_VERSION or raw[2] > MAX_CLASS_VERSION:
             return []
-        is_dr = header.mgmt_class == mad.CLASS_SUBN_DIRECTED_ROUTE
-        response = mad.is_response(header.method)
+        response = mad.is_response(raw[3])
         dr: mad.DrSmp | None = None
-        if is_dr:
-            dr = mad.DrSmp.decode(raw)
+        header: mad.MadHeader | mad.DrSmp
+        if raw[1] == mad.CLASS_SUBN_DIRECTED_ROUTE:
+            header = dr = mad.DrSmp.decode(raw)
             if (dr.hop_pointer != 0 or dr.direction != int(response)
                     or dr.dr_slid != mad.PERMISSIVE_LID or dr.dr_dlid != mad.PERMISSIVE_LID
                     or dr.hop_count > mad.MAX_DR_HOPS
                     or request.dlid != mad.PERMISSIVE_LID):
                 return []
-        elif request.slid == 0 and request.dlid != mad.PERMISSIVE_LID:
-            request = SimRequest(request.dlid, sender.lid, request.dqp, request.sqp,
-                                 request.status, request.length, raw)
-        ctx = MadContext(sender.node, sender, dr if dr is not None else header, raw, True, now)
+        else:
+            header = (mad.Smp.decode(raw) if raw[1] == mad.CLASS_SUBN_LID_ROUTED
+                      else mad.MadHeader.decode(raw))
+            if request.slid == 0 and request.dlid != mad.PERMISSIVE_LID:
+                request = SimRequest(request.dlid, sender.lid, request.dqp, request.sqp,
+                                     request.status, request.length, raw)
+        ctx = MadContext(sender.node, sender, header, raw, True, now)
         if sender.node.firmware.host_send(ctx) is Action.DROP:
             return []
         if header.method == mad.METHOD_TRAP_REPRESS:
@@ -166,9 +168,8 @@ class MadEngine:
         from_host = target.node is sender.node
         traps: list[Trap] = []
         outcome: Outcome | FullReply
-        if header.mgmt_class in (mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE):
-            smp = dr if dr is not None else mad.Smp.decode(raw)
-            outcome, traps = self.sma.handle(target, smp, raw, from_host, now, return_path)
+        if isinstance(header, mad.Smp | mad.DrSmp):
+            outcome, traps = self.sma.handle(target, header, raw, from_host, now, return_path)
         elif header.mgmt_class == mad.CLASS_PERF_MGT:
             outcome = handle_perf(target, mad.PerfMgtMad.decode(raw))
             if outcome is NOT_HANDLED:
@@ -200,7 +201,7 @@ class MadEngine:
             return [bounce(request, "reply reached another node")] + deliveries
         return [Delivery(DeliveryKind.REPLY, reply, source, "answered")] + deliveries
 
-    def _firmware_answer(self, target: PortState, header: mad.MadHeader, raw: bytes,
+    def _firmware_answer(self, target: PortState, header: mad.MadHeader | mad.DrSmp, raw: bytes,
                          from_host: bool, now: float) -> Outcome | FullReply:
         ctx = MadContext(target.node, target, header, raw, from_host, now)
         answer = target.node.firmware.mad_received(ctx)
@@ -212,7 +213,7 @@ class MadEngine:
         return FullReply(answer)
 
     @staticmethod
-    def _reply_mad(raw: bytes, header: mad.MadHeader, dr: mad.DrSmp | None,
+    def _reply_mad(raw: bytes, header: mad.MadHeader | mad.DrSmp, dr: mad.DrSmp | None,
                    return_path: bytes, reply: Reply) -> bytes:
         """The response MAD: GetResp, status, data, and for DR the D bit and return path
         (ibsim reply_MAD, sim_mad.c:260-290; the hop pointer stays 0 as ibsim leaves it)."""
@@ -229,8 +230,9 @@ class MadEngine:
         buf[offset:offset + len(reply.data)] = reply.data
         return bytes(buf)
 
-    def _trap_repress(self, sender: PortState, request: SimRequest, header: mad.MadHeader,
-                      dr: mad.DrSmp | None, now: float) -> None:
+    def _trap_repress(self, sender: PortState, request: SimRequest,
+                      header: mad.MadHeader | mad.DrSmp, dr: mad.DrSmp | None,
+                      now: float) -> None:
         """Route a TrapRepress to its SMA for the M_Key check; it is never answered."""
         try:
             if request.dlid != mad.PERMISSIVE_LID:
@@ -242,9 +244,8 @@ class MadEngine:
                 return
         except NoRoute:
             return
-        if header.mgmt_class in (mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE):
-            smp = dr if dr is not None else mad.Smp.decode(request.mad)
-            self.sma.handle(target, smp, request.mad, target.node is sender.node, now)
+        if isinstance(header, mad.Smp | mad.DrSmp):
+            self.sma.handle(target, header, request.mad, target.node is sender.node, now)
 
     # -- traps -----------------------------------------------------------------------------------
 

@@ -37,8 +37,8 @@ def counters_of(ports: list[PortState]) -> list[int]:
     for port in ports:
         if port.counters is not None:
             for i, value in enumerate(port.counters):
-                totals[i] = min(totals[i] + value, COUNTER_LIMITS[i])
-    return totals
+                totals[i] += value
+    return [min(v, limit) for v, limit in zip(totals, COUNTER_LIMITS, strict=True)]
 
 
 def handle_perf(port: PortState, request: mad.PerfMgtMad) -> Outcome:

@@ -36,17 +36,14 @@ from hcasim.fabric.subnet import (
     DEFAULT_VLARB_HIGH,
     DEFAULT_VLARB_LOW,
     EXT_SPEED_ORDER,
-    EXT_SPEED_SUPPORTED,
     LINEAR_FDB_CAP,
     MAX_UNICAST_LID,
     MULTICAST_FDB_CAP,
     NODE_REVISION,
     PARTITION_ENFORCEMENT_CAP,
     SPEED_ORDER,
-    SPEED_SUPPORTED,
     VL_ARB_CAP,
     WIDTH_ORDER,
-    WIDTH_SUPPORTED,
     NodeState,
     PortState,
     Subnet,
@@ -232,8 +229,8 @@ def port_info(port: PortState, local_port_num: int, hide_m_key: bool = False) ->
         m_key=0 if hide_m_key else port.m_key, gid_prefix=port.gid_prefix, lid=port.lid,
         master_sm_lid=port.sm_lid, capability_mask=port.capability_mask,
         m_key_lease_period=port.m_key_lease_period, local_port_num=local_port_num,
-        link_width_enabled=port.width_enabled, link_width_supported=WIDTH_SUPPORTED,
-        link_width_active=port.width_active, link_speed_supported=SPEED_SUPPORTED,
+        link_width_enabled=port.width_enabled, link_width_supported=port.width_supported,
+        link_width_active=port.width_active, link_speed_supported=port.speed_supported,
         port_state=port.state, port_phys_state=port.phys_state,
         link_down_default_state=port.link_down_default,
         m_key_protect_bits=port.m_key_protect_bits, lmc=port.lmc,
@@ -249,17 +246,9 @@ def port_info(port: PortState, local_port_num: int, hide_m_key: bool = False) ->
         m_key_violations=port.m_key_violations, p_key_violations=port.p_key_violations,
         q_key_violations=port.q_key_violations, guid_cap=port.guid_cap,
         subnet_timeout=port.subnet_timeout, resp_time_value=port.resp_time_value,
-        capability_mask2=port.capability_mask2, **_ext_speed_fields(port))
-
-
-def _ext_speed_fields(port: PortState) -> dict[str, int]:
-    """The LinkSpeedExt fields read as zero unless an extended speed is active on the link,
-    as ibsim reports them (update_portinfo, sim_net.c:1276-1296)."""
-    if not port.ext_speed_active:
-        return {}
-    return {"link_speed_ext_active": port.ext_speed_active,
-            "link_speed_ext_supported": EXT_SPEED_SUPPORTED,
-            "link_speed_ext_enabled": port.ext_speed_enabled}
+        capability_mask2=port.capability_mask2, link_speed_ext_active=port.ext_speed_active,
+        link_speed_ext_supported=port.ext_speed_supported,
+        link_speed_ext_enabled=port.ext_speed_enabled)
 
 
 def switch_info(node: NodeState) -> sa.SwitchInfo:
@@ -383,9 +372,9 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
             return True
         if new.master_sm_lid > MAX_UNICAST_LID:
             return True
-    width = _mask_setting(new.link_width_enabled, port.width_enabled, WIDTH_SUPPORTED,
+    width = _mask_setting(new.link_width_enabled, port.width_enabled, port.width_supported,
                           LINK_WIDTH_SET_TO_SUPPORTED)
-    speed = _mask_setting(new.link_speed_enabled, port.speed_enabled, SPEED_SUPPORTED,
+    speed = _mask_setting(new.link_speed_enabled, port.speed_enabled, port.speed_supported,
                           LINK_SPEED_SET_TO_SUPPORTED)
     ext = new.link_speed_ext_enabled
     if ext == NO_CHANGE:
@@ -393,13 +382,15 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
     elif ext == EXT_SPEED_DISABLE:
         ext_speed = 0
     elif ext == EXT_SPEED_SET_TO_SUPPORTED:
-        ext_speed = EXT_SPEED_SUPPORTED
+        ext_speed = port.ext_speed_supported
     else:
-        ext_speed = None if ext & ~EXT_SPEED_SUPPORTED else ext
+        ext_speed = None if ext & ~port.ext_speed_supported else ext
     if width is None or speed is None or ext_speed is None:
         return True
-    if new.operational_vls > port.vl_cap or new.neighbor_mtu > port.mtu_cap:
+    if new.operational_vls > port.vl_cap:
         return True
+    # NeighborMTU is stored unchecked, as ibsim accepts any value: OpenSM may write a
+    # value above MTUCap on switch port 0 (documented choice)
     state = new.port_state
     if state == port.state or state == sa.PORT_STATE_INIT:
         state = NO_CHANGE  # the current state, or Init (only training reaches it): no-op

@@ -24,11 +24,10 @@ from hcasim.ib import smp_attrs as sa
 
 # -- device constants (documented choices; sources given) ----------------------------------
 
-# LinkWidthSupported 1x|2x|4x|8x|12x, LinkSpeedSupported SDR|DDR|QDR, LinkSpeedExtSupported
-# FDR|EDR|HDR (ibsim update_portinfo, sim_net.c:1262-1284).
-WIDTH_SUPPORTED = 0x1F
-SPEED_SUPPORTED = 0x7
-EXT_SPEED_SUPPORTED = 0x7
+# LinkWidth/Speed/SpeedExtSupported: what the net file enables on a port describes its
+# hardware, so the Supported masks are the file's enabled masks and an SM that enables
+# "everything supported" leaves a 4xEDR link at 4xEDR.  (ibsim reports fixed masks, 1x-12x,
+# SDR-QDR and FDR-HDR, update_portinfo sim_net.c:1262-1284; a documented difference.)
 # CapabilityMask of a CA port: IsTrap, IsSLMapping, IsExtendedSpeeds, IsCapabilityMask2,
 # IsVendorClass, IsCapabilityMaskNotice (ibsim hcaport template bytes 20-23, 0x0050C048);
 # switch port 0: 0x0000C048 (smaport template); external switch ports have none.
@@ -94,8 +93,9 @@ class PortState:
 
     __slots__ = (
         "node", "number", "guid", "peer", "lid", "lmc", "sm_lid", "sm_sl", "gid_prefix",
-        "state", "phys_state", "link_down_default", "width_enabled", "width_active",
-        "speed_enabled", "speed_active", "ext_speed_enabled", "ext_speed_active",
+        "state", "phys_state", "link_down_default", "width_supported", "width_enabled",
+        "width_active", "speed_supported", "speed_enabled", "speed_active",
+        "ext_speed_supported", "ext_speed_enabled", "ext_speed_active",
         "capability_mask", "capability_mask2", "m_key", "m_key_protect_bits",
         "m_key_lease_period", "m_key_lease_deadline", "m_key_violations", "p_key_violations",
         "q_key_violations", "neighbor_mtu", "mtu_cap", "vl_cap", "operational_vls",
@@ -120,11 +120,11 @@ class PortState:
         self.state = sa.PORT_STATE_ACTIVE if port0 else sa.PORT_STATE_DOWN
         self.phys_state = sa.PHYS_LINK_UP if port0 else sa.PHYS_POLLING
         self.link_down_default = LINK_DOWN_DEFAULT_POLLING
-        self.width_enabled = width
+        self.width_supported = self.width_enabled = width
         self.width_active = 0x02  # 4x until trained (ibsim init_ports)
-        self.speed_enabled = speed
+        self.speed_supported = self.speed_enabled = speed
         self.speed_active = 0x1
-        self.ext_speed_enabled = ext_speed
+        self.ext_speed_supported = self.ext_speed_enabled = ext_speed
         self.ext_speed_active = 0
         if port0:
             self.capability_mask = SWITCH_PORT0_CAPABILITY_MASK
@@ -403,21 +403,35 @@ class Subnet:
     @staticmethod
     def count_hop(egress: PortState, ingress: PortState) -> None:
         """Count one MAD crossing a link: 1 packet and 72 data words (288 bytes / 4) on
-        each side (ibsim pc_updated, sim_mad.c:825-860)."""
-        for port, pkts, data in ((egress, XMIT_PKTS, XMIT_DATA), (ingress, RCV_PKTS, RCV_DATA)):
-            counters = port.counters
-            if counters is None:
-                counters = port.counters = [0] * len(COUNTER_LIMITS)
-            counters[pkts] = min(counters[pkts] + 1, COUNTER_LIMITS[pkts])
-            counters[data] = min(counters[data] + 72, COUNTER_LIMITS[data])
+        each side (ibsim pc_updated, sim_mad.c:825-860).
+
+        Counters are stored unbounded and read through :func:`saturated`, which is what a
+        saturating counter shows (IBTA 16.1.3.5)."""
+        counters = egress.counters
+        if counters is None:
+            counters = egress.counters = [0] * len(COUNTER_LIMITS)
+        counters[XMIT_PKTS] += 1
+        counters[XMIT_DATA] += 72
+        counters = ingress.counters
+        if counters is None:
+            counters = ingress.counters = [0] * len(COUNTER_LIMITS)
+        counters[RCV_PKTS] += 1
+        counters[RCV_DATA] += 72
 
     @staticmethod
     def count_error(port: PortState, index: int) -> None:
-        """Add one to error counter ``index`` of ``port`` (saturating)."""
+        """Add one to error counter ``index`` of ``port``."""
         counters = port.counters
         if counters is None:
             counters = port.counters = [0] * len(COUNTER_LIMITS)
-        counters[index] = min(counters[index] + 1, COUNTER_LIMITS[index])
+        counters[index] += 1
+
+
+def saturated(port: PortState) -> list[int]:
+    """The port's counters as PortCounters shows them: each stops at its maximum."""
+    if port.counters is None:
+        return [0] * len(COUNTER_LIMITS)
+    return [min(v, limit) for v, limit in zip(port.counters, COUNTER_LIMITS, strict=True)]
 
 
 # PortCounters storage: one list per port, in CounterSelect bit order (hcasim.ib.perf).
