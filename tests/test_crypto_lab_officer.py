@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -297,3 +298,48 @@ def test_no_lab_running(tmp_path: Path) -> None:
     r = lab.hcasim("crypto", "status")
     assert r.stderr == f"hcasim: no lab is running at {tmp_path / 'nowhere'} (start it with " \
                        "'hcasim up')\n"
+
+
+TWO_CRYPTO_HOSTS = """\
+Switch 8 "leaf1"
+[1] "vault1"[1]
+[2] "vault2"[1]
+
+caguid=0x0002c90300003000
+Hca 2 "vault1"
+[1] "leaf1"[1]
+
+caguid=0x0002c90300004000
+Hca 2 "vault2"
+[1] "leaf1"[2]
+"""
+
+
+def test_a_lab_file_can_name_crypto_hosts(tmp_path: Path) -> None:
+    """Each ConnectX-6 Dx of a lab has its own NV state (and storage key)."""
+    from hcasim.testing import running_lab
+
+    net = tmp_path / "lab.net"
+    net.write_text(TWO_CRYPTO_HOSTS)
+    labfile = tmp_path / "lab.toml"
+    labfile.write_text('[hosts.vault1]\ndevice = "mt4125"\n[hosts.vault2]\ndevice = "mt4125"\n')
+    with running_lab(tmp_path / "home", ("--topology", str(net), "--lab", str(labfile))) as lab:
+        cred = write_hex(tmp_path / "cred.hex", ADMIN.credential)
+        kek = write_hex(tmp_path / "kek.hex", ADMIN.kek)
+        r = lab.hcasim("crypto", "commission", "--host", "vault2", "--credential-file", cred,
+                       "--kek-file", kek)
+        assert r.returncode == 0, r.stderr
+        modes = {h["name"]: h["devices"][0]["crypto"]["mode"] for h in lab.status()["hosts"]}
+        assert modes == {"vault1": "commissioning", "vault2": "operational"}
+        r = lab.run("vault2", sys.executable, "-c", LOGIN_PROBE, ADMIN.wrapped_credential().hex())
+        assert r.stdout == "0\n", r.stderr
+        r = lab.run("vault1", sys.executable, "-c", LOGIN_PROBE, ADMIN.wrapped_credential().hex())
+        assert r.stdout == f"{errno.EOPNOTSUPP}\n", r.stderr
+
+
+LOGIN_PROBE = """
+import sys
+from hcasim.mlx5dv import Mlx5Context, Mlx5CryptoLoginAttr, mlx5dv_crypto_login
+ctx = Mlx5Context("mlx5_0")
+print(mlx5dv_crypto_login(ctx, Mlx5CryptoLoginAttr(bytes.fromhex(sys.argv[1]))))
+"""
