@@ -288,7 +288,7 @@ class MadEngine:
     def set_link(self, ref: PortRef, enabled: bool) -> list[Delivery]:
         """Disable (PortPhysicalState Disabled) or re-enable the port at ``ref``, as an
         operator would; switches whose port state changed note PortStateChange and send
-        trap 128 to their SM (IBTA 14.3.1; ibsim console Unlink/ReLink, sim_cmd.c)."""
+        trap 128 to their SM (ibsim console Unlink/ReLink, sim_cmd.c; send_trap)."""
         port = self.subnet.port(ref)
         if port.is_management_port:
             raise ValueError("switch port 0 has no link")

@@ -10,13 +10,13 @@ Directed route (IBTA 14.2.2; ibsim ``sim_mad.c:1711-1806``, reference ibsim.md �
 * each hop needs PortPhysicalState LinkUp on both ends; PortState is not checked (SMPs
   travel on VL15, which IBTA allows from Init on).
 
-LID routing (IBTA 18.2.4.3; ibsim ``sim_mad.c:1632-1709``, ibsim.md §2.3): a DLID within
-the sender's own LID range stays local; a CA or router hands the packet to its link
-peer; each switch forwards by its linear forwarding table (an entry above LinearFDBTop or
-0xFF is a miss, egress 0 is the switch itself); at most :data:`MAX_LID_HOPS` switches.
-Subnet management packets (``vl15=True``) need the links up, any other MAD needs both
-ends Active (IBTA 7.2: non-VL15 traffic flows only on Active ports; ibsim requires Active
-for all LID routing).
+LID routing (IBTA ch. 18, switch forwarding; ibsim ``sim_mad.c:1632-1709``, ibsim.md
+§2.3): a DLID within the sender's own LID range stays local; a CA or router hands the
+packet to its link peer; each switch forwards by its linear forwarding table (an entry
+above LinearFDBTop or 0xFF is a miss, egress 0 is the switch itself); at most
+:data:`MAX_LID_HOPS` switches.  Subnet management packets (``vl15=True``) need the links
+up, any other MAD needs both ends Active (IBTA ch. 7 link states: only VL15 flows before
+Active; ibsim requires Active for all LID routing).
 
 Every traversal counts one packet on the egress and ingress port; failures count
 PortXmitDiscards or PortRcvSwitchRelayErrors, as ibsim does.

@@ -181,7 +181,7 @@ def bad_m_key_notice(mport: PortState, smp: Smp | DrSmp, return_path: bytes) -> 
 
 
 def link_state_change_notice(switch_port0: PortState) -> bytes:
-    """The Notice of trap 128 "link state change" from a switch (IBTA 14.3.1; ibsim
+    """The Notice of trap 128 "link state change" from a switch (ibsim
     encode_trap128, sim_mad.c:1917-1936)."""
     details = switch_port0.lid.to_bytes(2, "big")
     return sa.Notice(is_generic=1, notice_type=sa.NOTICE_TYPE_URGENT,
@@ -191,8 +191,8 @@ def link_state_change_notice(switch_port0: PortState) -> bytes:
 
 
 def capability_mask_change_notice(port: PortState) -> bytes:
-    """The Notice of trap 144 "capability mask changed" (IBTA 14.3.x; libibmad fields.c
-    NoticeDataTrap144LID at bit 96 and NoticeDataTrap144CapMask at bit 128)."""
+    """The Notice of trap 144 "capability mask changed" (IBTA 14.3.11 as qib cites it;
+    libibmad fields.c NoticeDataTrap144LID at bit 96, NoticeDataTrap144CapMask at bit 128)."""
     details = bytearray(54)
     details[2:4] = port.lid.to_bytes(2, "big")
     details[6:10] = port.capability_mask.to_bytes(4, "big")
@@ -470,7 +470,7 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
         port.state = state
         changes |= PortChange.PORT_STATE
     for node in changed_switches:
-        _trap_128(req, node)  # a switch reports its link state changes (IBTA 14.3.1)
+        _trap_128(req, node)  # a switch reports its link state changes (ibsim trap 128)
     if changes:
         req.changed(port, changes)
     return False
@@ -625,7 +625,7 @@ HANDLERS: dict[int, Handler] = {
     mad.ATTR_MULTICAST_FDB: _multicast_fdb,
     mad.ATTR_MLNX_EXT_PORT_INFO: _mlnx_ext_port_info,
 }
-"""The attributes the SMA serves (IBTA 14.2.5 Table 145, plus MlnxExtPortInfo)."""
+"""The attributes the SMA serves (IBTA 14.2.5, plus MlnxExtPortInfo)."""
 
 
 class Sma:

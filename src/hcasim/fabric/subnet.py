@@ -53,7 +53,7 @@ PORT0_RESP_TIME_VALUE = 8
 CA_GUID_CAP = 32
 SWITCH_GUID_CAP = 1
 LINK_DOWN_DEFAULT_POLLING = 2
-GID_PREFIX_DEFAULT = 0xFE80000000000000  # link-local prefix (IBTA 4.1.1)
+GID_PREFIX_DEFAULT = 0xFE80000000000000  # link-local prefix fe80::/64 (IBTA ch. 4, GID format)
 # NodeInfo: PartitionCap 64 (CA) / 8 (switch), Revision 0xA1 (templates, sim_net.c:142-162).
 CA_PARTITION_CAP = 64
 SWITCH_PARTITION_CAP = 8
@@ -64,9 +64,9 @@ NODE_REVISION = 0xA1
 LINEAR_FDB_CAP = 0xC000
 MULTICAST_FDB_CAP = 1024
 PARTITION_ENFORCEMENT_CAP = 64
-MULTICAST_LID_BASE = 0xC000  # IBTA 4.1.2: multicast LIDs 0xC000-0xFFFE
+MULTICAST_LID_BASE = 0xC000  # multicast LIDs 0xC000-0xFFFE (IBTA ch. 4, LID ranges)
 MAX_UNICAST_LID = 0xBFFF
-DEFAULT_PKEY = 0xFFFF  # full-membership default partition (IBTA 10.9.1.1), ibsim :632
+DEFAULT_PKEY = 0xFFFF  # full-membership default partition (IBTA 10.9), ibsim sim_net.c:632
 # SLtoVL default: SL n -> VL n, SL15 -> VL7 (ibsim default_sl2vl, sim_net.c:164-166).
 DEFAULT_SL2VL = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 7)
 # VL arbitration defaults (ibsim default_vlarb_high/low, sim_net.c:168-176): (VL, weight).

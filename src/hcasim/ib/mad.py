@@ -19,7 +19,7 @@ from hcasim.ib.layout import Layout, raw, uint
 MAD_SIZE = 256  # IBTA 13.4.1; libibmad IB_MAD_SIZE (mad.h:58)
 BASE_VERSION = 1  # IBTA 13.4.2 BaseVersion
 
-# Management classes (IBTA 13.4.4 Table 107; libibmad mad.h:82-96).
+# Management classes (IBTA 13.4.4; libibmad mad.h:82-96).
 CLASS_SUBN_LID_ROUTED = 0x01
 CLASS_SUBN_DIRECTED_ROUTE = 0x81
 CLASS_SUBN_ADM = 0x03
@@ -34,7 +34,7 @@ CLASS_CC = 0x21
 CLASS_VENDOR_RANGE2_FIRST = 0x30
 CLASS_VENDOR_RANGE2_LAST = 0x4F
 
-# Methods, the whole byte 3 including the R bit (IBTA 13.4.5 Table 108; libibmad
+# Methods, the whole byte 3 including the R bit (IBTA 13.4.5; libibmad
 # mad.h:98-120).
 METHOD_GET = 0x01
 METHOD_SET = 0x02
@@ -47,7 +47,7 @@ METHOD_GET_RESP = 0x81
 METHOD_REPORT_RESP = 0x86
 METHOD_RESPONSE_BIT = 0x80
 
-# MAD status (IBTA 13.4.7 Table 110; libibmad mad.h:127-135).  Bits 2-4 carry the code.
+# MAD status (IBTA 13.4.7; libibmad mad.h:127-135).  Bits 2-4 carry the code.
 STATUS_OK = 0x0000
 STATUS_BUSY = 0x0001
 STATUS_REDIRECT = 0x0002
@@ -57,7 +57,7 @@ STATUS_METHOD_ATTR_UNSUPPORTED = 0x000C
 STATUS_INVALID_FIELD = 0x001C  # one or more fields in the attribute or modifier invalid
 DR_DIRECTION_BIT = 0x8000  # SMP directed-route D bit, status bit 15 (IBTA 14.2.1.2)
 
-# Attribute ids (IBTA 14.2.5 Table 145 for SubnMgt; libibmad mad.h:124-155).
+# Attribute ids (IBTA 14.2.5 for SubnMgt; libibmad mad.h:124-155).
 ATTR_CLASS_PORT_INFO = 0x0001
 ATTR_NOTICE = 0x0002
 ATTR_NODE_DESC = 0x0010
@@ -82,7 +82,7 @@ SMP_DATA_SIZE = 64
 GMP_PERF_DATA_OFFSET = 64
 VENDOR_RANGE1_DATA_OFFSET = 24
 DR_PATH_SIZE = 64  # InitialPath / ReturnPath (IBTA 14.2.1.2), 1 + 63 hops
-MAX_DR_HOPS = 63  # HopCount is 6 bits in practice (IBTA 14.2.2.1)
+MAX_DR_HOPS = 63  # HopCount is 6 bits in practice (IBTA 14.2.2; 64-byte path arrays)
 
 
 def is_response(method: int) -> bool:
@@ -91,7 +91,7 @@ def is_response(method: int) -> bool:
 
 
 def response_method(method: int) -> int:
-    """The response method for a request: GetResp for Get/Set (IBTA 13.4.5 Table 108)."""
+    """The response method for a request: GetResp for Get/Set (IBTA 13.4.5)."""
     if method in (METHOD_GET, METHOD_SET, METHOD_TRAP_REPRESS):
         return METHOD_GET_RESP
     return method | METHOD_RESPONSE_BIT
@@ -102,7 +102,7 @@ def response_method(method: int) -> int:
 
 @dataclass(slots=True)
 class MadHeader(Layout):
-    """The 24-byte common MAD header (IBTA 13.4.2 Figure 146)."""
+    """The 24-byte common MAD header (IBTA 13.4.2)."""
 
     SIZE: ClassVar[int] = 24
     base_version: int = uint(0, 8, "MadBaseVersion")
@@ -126,7 +126,7 @@ class Mad(MadHeader):
 
 @dataclass(slots=True)
 class Smp(MadHeader):
-    """LID-routed SMP, class 0x01 (IBTA 14.2.1.1 Figure 172)."""
+    """LID-routed SMP, class 0x01 (IBTA 14.2.1.1)."""
 
     SIZE: ClassVar[int] = MAD_SIZE
     m_key: int = uint(192, 64, "MadMkey")
@@ -135,7 +135,7 @@ class Smp(MadHeader):
 
 @dataclass(slots=True)
 class DrSmp(Layout):
-    """Directed-route SMP, class 0x81 (IBTA 14.2.1.2 Figure 173).
+    """Directed-route SMP, class 0x81 (IBTA 14.2.1.2).
 
     The header's status word is the D bit (direction: 1 = returning) plus a 15-bit
     status; the class-specific word holds HopPointer and HopCount.

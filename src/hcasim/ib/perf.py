@@ -18,12 +18,12 @@ ATTR_PORT_COUNTERS = mad.ATTR_PORT_COUNTERS  # 0x0012, IBTA 16.1.3.5
 ATTR_PORT_COUNTERS_EXTENDED = 0x001D  # IBTA 16.1.4.11
 ALL_PORTS = 0xFF  # PortSelect 0xFF: all ports of a switch (IBTA 16.1.3.5)
 
-# ClassPortInfo.CapabilityMask bits for PerfMgt (IBTA 16.1.2 Table 223).
+# ClassPortInfo.CapabilityMask bits for PerfMgt (IBTA 16.1.2).
 PERF_CAP_ALL_PORT_SELECT = 1 << 8
 PERF_CAP_EXTENDED_WIDTH = 1 << 9
 PERF_CAP_PORT_XMIT_WAIT = 1 << 12
 
-# PortCounters.CounterSelect bits (IBTA 16.1.3.5 Table 226; ibsim ``sim.h:145-162``):
+# PortCounters.CounterSelect bits (IBTA 16.1.3.5; ibsim ``sim.h:145-162``):
 # a Set clears the counters whose bit is 1.  Bit 16 is CounterSelect2 bit 0 (XmitWait).
 COUNTER_SELECT_BITS: dict[str, int] = {
     "symbol_error_counter": 1 << 0,
@@ -48,7 +48,7 @@ COUNTER_SELECT_BITS: dict[str, int] = {
 
 @dataclass(slots=True)
 class ClassPortInfo(Layout):
-    """ClassPortInfo, attribute 0x0001 of every GSI class (IBTA 13.4.8.1 Table 113)."""
+    """ClassPortInfo, attribute 0x0001 of every GSI class (IBTA 13.4.8.1)."""
 
     ATTR_ID: ClassVar[int] = mad.ATTR_CLASS_PORT_INFO
     SIZE: ClassVar[int] = 72
@@ -78,7 +78,7 @@ class ClassPortInfo(Layout):
 
 @dataclass(slots=True)
 class PortCounters(Layout):
-    """PortCounters, PerfMgt attribute 0x0012 (IBTA 16.1.3.5 Table 225)."""
+    """PortCounters, PerfMgt attribute 0x0012 (IBTA 16.1.3.5)."""
 
     ATTR_ID: ClassVar[int] = ATTR_PORT_COUNTERS
     SIZE: ClassVar[int] = 44

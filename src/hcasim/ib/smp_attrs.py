@@ -16,19 +16,19 @@ from hcasim.ib.layout import Layout, array, raw, text, uint
 
 # -- enumerations used by the fields --------------------------------------------------------
 
-# NodeInfo.NodeType (IBTA 14.2.5.3 Table 147).
+# NodeInfo.NodeType (IBTA 14.2.5.3).
 NODE_TYPE_CA = 1
 NODE_TYPE_SWITCH = 2
 NODE_TYPE_ROUTER = 3
 
-# PortInfo.PortState (IBTA 14.2.5.6 Table 148).
+# PortInfo.PortState (IBTA 14.2.5.6).
 PORT_STATE_NO_CHANGE = 0
 PORT_STATE_DOWN = 1
 PORT_STATE_INIT = 2
 PORT_STATE_ARMED = 3
 PORT_STATE_ACTIVE = 4
 
-# PortInfo.PortPhysicalState (IBTA 14.2.5.6 Table 148).
+# PortInfo.PortPhysicalState (IBTA 14.2.5.6).
 PHYS_NO_CHANGE = 0
 PHYS_SLEEP = 1
 PHYS_POLLING = 2
@@ -38,7 +38,7 @@ PHYS_LINK_UP = 5
 PHYS_LINK_ERROR_RECOVERY = 6
 PHYS_PHY_TEST = 7
 
-# PortInfo.CapabilityMask bits (IBTA 14.2.5.6 Table 148; names as libibmad dump.c
+# PortInfo.CapabilityMask bits (IBTA 14.2.5.6; names as libibmad dump.c
 # mad_dump_portcapmask prints them).
 CAP_IS_SM = 1 << 1
 CAP_IS_NOTICE_SUPPORTED = 1 << 2
@@ -138,7 +138,7 @@ class GuidInfo(Layout):
 
 @dataclass(slots=True)
 class PortInfo(Layout):
-    """PortInfo, attribute 0x0015 (IBTA 14.2.5.6 Table 148; libibmad fields.c:121-167 and
+    """PortInfo, attribute 0x0015 (IBTA 14.2.5.6; libibmad fields.c:121-167 and
     528-531 for CapabilityMask2 and the extended speeds)."""
 
     ATTR_ID: ClassVar[int] = mad.ATTR_PORT_INFO
