@@ -21,8 +21,6 @@ from hcasim.cli import crypto as crypto_cli
 from hcasim.lab.home import LabHome
 
 START_TIMEOUT = 60.0
-#: Debian libumad2sim0's preload library (package libumad2sim0).
-UMAD2SIM = "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so"
 STOP_TIMEOUT = 15.0
 
 
@@ -30,10 +28,10 @@ class CliError(Exception):
     """A command failed; the message is printed after ``hcasim:``."""
 
 
-def connect(home: LabHome) -> ControlClient:
+def connect(home: LabHome, timeout: float = 60.0) -> ControlClient:
     """Connect to the home's running daemon or fail with a clear message."""
     try:
-        return ControlClient(str(home.socket))
+        return ControlClient(str(home.socket), timeout=timeout)
     except LabUnavailable:
         raise CliError(f"no lab is running at {home.path} (start it with 'hcasim up')") from None
 
@@ -174,15 +172,7 @@ def host_environment(home: LabHome, host: str) -> dict[str, str]:
     env["HCASIM_HOST"] = host
     scripts = sysconfig.get_path("scripts")
     env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
-    # libibumad programs reach the lab's fabric through Debian's libumad2sim.so; append it
-    # to any LD_PRELOAD already set (ibsim-run's own script gets this wrong).
-    from hcasim.lab.ibsim_server import sockname_for
-
-    preload = [p for p in env.get("LD_PRELOAD", "").split() if p and p != UMAD2SIM]
-    env["LD_PRELOAD"] = " ".join([*preload, UMAD2SIM])
-    env["IBSIM_SOCKNAME"] = sockname_for(home.path)
-    env["SIM_HOST"] = host
-    return env
+    return home.fabric_environment(env, host)
 
 
 def cmd_exec(args: argparse.Namespace, home: LabHome) -> int:
@@ -224,6 +214,33 @@ def cmd_driver(args: argparse.Namespace, home: LabHome) -> int:
         except LabError as exc:
             raise CliError(exc.message) from None
     print(f"hcasim: driver restarted on {args.host}")
+    return 0
+
+
+def cmd_sm(args: argparse.Namespace, home: LabHome) -> int:
+    """Start, stop or show the lab's subnet manager (the real OpenSM)."""
+    options = list(args.sm_options)
+    with connect(home, timeout=args.timeout + 30) as client:
+        try:
+            if args.action == "start":
+                reply = client.call(
+                    "sm_start", host=args.host, options=options, timeout=args.timeout
+                )
+                print(
+                    f"hcasim: opensm on {reply['host']} (pid {reply['pid']}): SUBNET UP after "
+                    f"{reply['seconds']:.2f} s; log {reply['log']}"
+                )
+            elif args.action == "stop":
+                reply = client.call("sm_stop")
+                print("hcasim: opensm stopped" if reply["stopped"] else "hcasim: no SM running")
+            else:
+                reply = client.call("sm_status")
+                if reply["running"]:
+                    print(f"opensm on {reply['host']} (pid {reply['pid']}); log {reply['log']}")
+                else:
+                    print("no SM running")
+        except LabError as exc:
+            raise CliError(exc.message) from None
     return 0
 
 
@@ -312,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     restart.add_argument("host")
     restart.set_defaults(func=cmd_driver)
 
+    sm = sub.add_parser("sm", help="the subnet manager (real OpenSM) on a lab host")
+    sm.add_argument("action", choices=("start", "stop", "status"))
+    sm.add_argument("--host", default="sm", help="host OpenSM runs on (default: sm)")
+    sm.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for SUBNET UP")
+    sm.set_defaults(func=cmd_sm)
+
     fw = sub.add_parser("fw", help="firmware images")
     fw_sub = fw.add_subparsers(dest="action", required=True)
     build = fw_sub.add_parser("build", help="build an FS2 image from an mlxburn-style ini")
@@ -328,7 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run hcasim; return its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `hcasim sm start [--host H] -- OPENSM OPTIONS`: what follows -- belongs to opensm.
+    sm_options: list[str] = []
+    if "sm" in argv and "--" in argv[argv.index("sm") :]:
+        cut = argv.index("--", argv.index("sm"))
+        argv, sm_options = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
+    args.sm_options = sm_options
     home = LabHome.resolve(args.home)
     try:
         return int(args.func(args, home))

@@ -12,7 +12,7 @@ import binascii
 import errno
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hcasim.devices.cx3 import Cx3Firmware, FirmwareError
@@ -91,8 +91,13 @@ class ControlEndpoint:
                 except ProtocolError as exc:
                     writer.write(encode({"ok": False, "errno": errno.EPROTO, "error": str(exc)}))
                     break
-                writer.write(encode(self.dispatch(session, request)))
+                reply = self.dispatch(session, request)
+                if "pending" in reply:  # an asynchronous operation: wait without blocking the lab
+                    reply = await self._finish(reply["pending"])
+                writer.write(encode(reply))
                 await writer.drain()
+        except asyncio.CancelledError:
+            pass  # the daemon is stopping
         finally:
             self.end_session(session)
             writer.close()
@@ -110,6 +115,15 @@ class ControlEndpoint:
         reply["ok"] = True
         return reply
 
+    @staticmethod
+    async def _finish(pending: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            reply = await pending
+        except FirmwareError as exc:
+            return {"ok": False, "errno": exc.errno, "error": str(exc)}
+        reply["ok"] = True
+        return reply
+
     def end_session(self, session: Session) -> None:
         """Release what a finished session held."""
         for device in session.opened.values():
@@ -121,7 +135,11 @@ class ControlEndpoint:
     def register(
         self, op: str, handler: Callable[[Session, dict[str, Any]], dict[str, Any]]
     ) -> None:
-        """Serve another operation (device models and services add theirs)."""
+        """Serve another operation (device models and services add theirs).
+
+        A handler that must wait (for another process, say) returns ``{"pending": aw}``
+        with an awaitable of its reply; the lab keeps serving everything else meanwhile.
+        """
         if op in self.handlers:
             raise ValueError(f"operation {op!r} is already served")
         self.handlers[op] = handler

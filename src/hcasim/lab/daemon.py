@@ -29,7 +29,11 @@ log = logging.getLogger("hcasim.daemon")
 #: (hcasim.lab.lab.register_device_model); if it defines
 #: ``async def start(lab, endpoint, home) -> Callable[[], None]`` that service is started
 #: with the daemon and the returned function stops it.
-EXTENSIONS: tuple[str, ...] = ("hcasim.lab.crypto_service", "hcasim.lab.ibsim_server")
+EXTENSIONS: tuple[str, ...] = (
+    "hcasim.lab.crypto_service",
+    "hcasim.lab.ibsim_server",
+    "hcasim.lab.sm_service",
+)
 
 
 def load_extensions() -> list[Any]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+#: Debian libumad2sim0's preload library, through which libibumad programs reach the lab.
+UMAD2SIM = "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,24 @@ class LabHome:
     def log(self) -> Path:
         """The daemon's log."""
         return self.path / "daemon.log"
+
+    @property
+    def ibsim_sockname(self) -> str:
+        """The lab's ``IBSIM_SOCKNAME``: unique per home, stable across restarts."""
+        return "hcasim-" + hashlib.sha256(str(self.path).encode()).hexdigest()[:12]
+
+    def fabric_environment(self, env: dict[str, str], host: str) -> dict[str, str]:
+        """``env`` plus what a libibumad program needs to run as if on ``host``.
+
+        libumad2sim.so is appended to any ``LD_PRELOAD`` already set (``ibsim-run`` gets
+        this wrong, reference ibsim.md §0).
+        """
+        env = dict(env)
+        preload = [p for p in env.get("LD_PRELOAD", "").split() if p and p != UMAD2SIM]
+        env["LD_PRELOAD"] = " ".join([*preload, UMAD2SIM])
+        env["IBSIM_SOCKNAME"] = self.ibsim_sockname
+        env["SIM_HOST"] = host
+        return env
 
     def ensure(self) -> None:
         """Create the home directory, private to its owner."""

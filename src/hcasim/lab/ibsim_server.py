@@ -4,7 +4,7 @@ Speaks the ibsim 0.10 socket protocol (reference ibsim.md §1): abstract unix da
 sockets ``\\0<base>:ctl\\0`` (control, 80-byte ``sim_ctl``) and ``\\0<base>:out<i>\\0`` (one
 per client, 288-byte ``sim_request``), so Debian's unmodified libumad2sim.so, and through
 it OpenSM, infiniband-diags and mstflint, run against the lab. ``<base>`` is the lab's own
-name (:func:`sockname_for`), which ``hcasim exec`` exports as ``IBSIM_SOCKNAME``.
+name (``LabHome.ibsim_sockname``), which ``hcasim exec`` exports as ``IBSIM_SOCKNAME``.
 
 Differences from ibsim, deliberate and documented in docs/fabric.md: any number of clients
 (up to :data:`MAX_CLIENTS`, out sockets bound on demand), a CONNECT whose data socket is
@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import logging
 import socket
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hcasim.fabric.engine import Delivery, DeliveryKind, MadEngine, bounce
@@ -51,11 +49,6 @@ MAX_CLIENTS = 4096
 SM_CLASSES = frozenset({mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE, 0x03})
 #: Datagrams one client may have handled per event-loop turn (a flood cannot starve others).
 BATCH = 64
-
-
-def sockname_for(home: Path) -> str:
-    """The lab's ``IBSIM_SOCKNAME``: unique per lab home, stable across restarts."""
-    return "hcasim-" + hashlib.sha256(str(home).encode()).hexdigest()[:12]
 
 
 def _abstract(name: str) -> bytes:
@@ -296,7 +289,7 @@ async def start(lab: Any, endpoint: Any, home: Any) -> Callable[[], None]:
     """Daemon extension entry: serve the lab's fabric over the ibsim protocol."""
     engine = build_engine(lab.definition)
     lab.fabric = engine
-    server = IbsimServer(sockname_for(home.path), engine, asyncio.get_running_loop())
+    server = IbsimServer(home.ibsim_sockname, engine, asyncio.get_running_loop())
     lab.ibsim = server
     log.info("ibsim endpoint %s ready (%d nodes)", server.base, len(engine.subnet.nodes))
     return server.close

@@ -1,0 +1,168 @@
+"""The lab's subnet manager: the real Debian OpenSM, run by the daemon on a lab host.
+
+``hcasim sm start [--host H] [-- opensm options]`` asks the daemon to start ``opensm``
+attached to host H through libumad2sim.so, with its log, cache and temporary files in the
+lab home, and answers once OpenSM logs ``SUBNET UP``. The daemon owns the process: it
+stops it on ``hcasim sm stop`` and on shutdown, and the kernel stops it if the daemon dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hcasim.devices.cx3 import FirmwareError
+from hcasim.lab.home import LabHome
+
+log = logging.getLogger("hcasim.sm")
+
+DEFAULT_SM_HOST = "sm"
+SUBNET_UP = b"SUBNET UP"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: SIGTERM when the daemon goes away, even on kill -9.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class SubnetManager:
+    """At most one OpenSM process for the lab."""
+
+    def __init__(self, lab: Any, home: LabHome) -> None:
+        self.lab = lab
+        self.home = home
+        self.proc: asyncio.subprocess.Process | None = None
+        self.host: str | None = None
+        self.log_path: Path | None = None
+
+    def running(self) -> bool:
+        """Whether the SM process is alive."""
+        return self.proc is not None and self.proc.returncode is None
+
+    def status(self, session: Any, args: dict[str, Any]) -> dict[str, Any]:
+        """``sm_status``: host, pid and log of the running SM, if any."""
+        if not self.running():
+            return {"running": False}
+        assert self.proc is not None
+        return {"running": True, "host": self.host, "pid": self.proc.pid, "log": str(self.log_path)}
+
+    def start(self, session: Any, args: dict[str, Any]) -> dict[str, Any]:
+        """``sm_start``: start OpenSM on a host and wait for SUBNET UP (asynchronously)."""
+        host = args.get("host") or DEFAULT_SM_HOST
+        options = args.get("options") or []
+        timeout = args.get("timeout", 120)
+        if (
+            not isinstance(host, str)
+            or not isinstance(options, list)
+            or not all(isinstance(o, str) for o in options)
+        ):
+            raise FirmwareError(errno.EINVAL, "host must be a name and options a list of strings")
+        if not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+            raise FirmwareError(errno.EINVAL, "timeout must be 0 < seconds <= 3600")
+        self.lab.host(host)  # ENOENT for an unknown host
+        if self.running():
+            assert self.proc is not None
+            raise FirmwareError(
+                errno.EEXIST, f"an SM is already running on {self.host} (pid {self.proc.pid})"
+            )
+        binary = shutil.which("opensm", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        if binary is None:
+            raise FirmwareError(errno.ENOENT, "opensm is not installed (Debian package opensm)")
+        return {"pending": self._run(binary, host, options, float(timeout))}
+
+    async def _run(
+        self, binary: str, host: str, options: list[str], timeout: float
+    ) -> dict[str, Any]:
+        workdir = self.home.path / f"opensm-{host}"
+        (workdir / "cache").mkdir(parents=True, exist_ok=True)
+        log_path = workdir / "opensm.log"
+        log_path.unlink(missing_ok=True)
+        env = self.home.fabric_environment(dict(os.environ), host)
+        env["OSM_CACHE_DIR"] = str(workdir / "cache")
+        env["OSM_TMP_DIR"] = str(workdir)
+        # OpenSM buffers its log unless told to flush; SUBNET UP must be seen as it happens.
+        conf = workdir / "opensm.conf"
+        conf.write_text("force_log_flush TRUE\n")
+        started = time.monotonic()
+        with open(workdir / "opensm.out", "wb") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                binary,
+                "-F",
+                str(conf),
+                "-f",
+                str(log_path),
+                *options,
+                cwd=workdir,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        self.host, self.log_path = host, log_path
+        log.info("opensm started on %s (pid %d)", host, self.proc.pid)
+        while time.monotonic() - started < timeout:
+            if self.proc.returncode is not None:
+                raise FirmwareError(
+                    errno.EIO, f"opensm exited with status {self.proc.returncode}; see {log_path}"
+                )
+            if log_path.exists() and SUBNET_UP in log_path.read_bytes():
+                elapsed = time.monotonic() - started
+                log.info("SUBNET UP after %.2f s", elapsed)
+                return {
+                    "host": host,
+                    "pid": self.proc.pid,
+                    "log": str(log_path),
+                    "seconds": elapsed,
+                }
+            await asyncio.sleep(0.02)
+        await self._terminate()
+        raise FirmwareError(errno.ETIMEDOUT, f"no SUBNET UP within {timeout:.0f} s; see {log_path}")
+
+    def stop(self, session: Any, args: dict[str, Any]) -> dict[str, Any]:
+        """``sm_stop``: stop the SM (a no-op when none runs)."""
+        if not self.running():
+            return {"stopped": False}
+        return {"pending": self._stop_reply()}
+
+    async def _stop_reply(self) -> dict[str, Any]:
+        await self._terminate()
+        return {"stopped": True}
+
+    async def _terminate(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        log.info("opensm (pid %d) stopped", proc.pid)
+
+    def kill_now(self) -> None:
+        """Stop the SM at daemon shutdown, without the event loop."""
+        if self.running():
+            assert self.proc is not None
+            self.proc.terminate()
+
+
+async def start(lab: Any, endpoint: Any, home: LabHome) -> Callable[[], None]:
+    """Daemon extension entry: serve sm_start / sm_stop / sm_status."""
+    sm = SubnetManager(lab, home)
+    endpoint.register("sm_start", sm.start)
+    endpoint.register("sm_stop", sm.stop)
+    endpoint.register("sm_status", sm.status)
+    return sm.kill_now
