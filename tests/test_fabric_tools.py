@@ -1,0 +1,59 @@
+"""Real OpenSM and infiniband-diags against the lab's fabric (through libumad2sim.so)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hcasim.testing import running_lab
+
+
+@pytest.fixture(scope="module")
+def fabric(tmp_path_factory):  # type: ignore[no-untyped-def]
+    with running_lab(tmp_path_factory.mktemp("fabric") / "home") as lab:
+        r = lab.hcasim("sm", "start")
+        assert r.returncode == 0, r.stderr
+        assert re.fullmatch(
+            r"hcasim: opensm on sm \(pid \d+\): SUBNET UP after \d+\.\d\d s; log .*\n", r.stdout
+        )
+        yield lab
+
+
+def test_sminfo_from_a_node(fabric):  # type: ignore[no-untyped-def]
+    r = fabric.run("node2", "sminfo")
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(
+        r"sminfo: sm lid 1 sm guid 0x2c90300a1b211, activity count \d+ priority 0 state 3 "
+        r"SMINFO_MASTER\n",
+        r.stdout,
+    )
+
+
+def test_ibnetdiscover_sees_the_whole_lab(fabric):  # type: ignore[no-untyped-def]
+    r = fabric.run("node2", "ibnetdiscover")
+    assert r.returncode == 0, r.stderr
+    for host in ("sm", "node1", "node2", "node3", "crypto1"):
+        assert f'"{host} HCA-1"' in r.stdout
+    assert 'Switch\t36 "S-0002c90200a1b000"' in r.stdout
+
+
+def test_smpquery_nodeinfo_by_lid(fabric):  # type: ignore[no-untyped-def]
+    r = fabric.run("node2", "smpquery", "nodeinfo", "1")
+    assert r.returncode == 0, r.stderr
+    assert "# Node info: Lid 1\n" in r.stdout
+    assert "Guid:............................0x0002c90300a1b210\n" in r.stdout
+    assert "DevId:...........................0x1003\n" in r.stdout
+    assert "VendorId:........................0x0002c9\n" in r.stdout
+
+
+def test_sm_start_twice_and_stop(fabric):  # type: ignore[no-untyped-def]
+    r = fabric.hcasim("sm", "start")
+    assert r.returncode == 1 and "an SM is already running on sm (pid" in r.stderr
+    r = fabric.hcasim("sm", "status")
+    assert r.returncode == 0 and r.stdout.startswith("opensm on sm (pid ")
+
+
+def test_unknown_sim_host_is_refused(fabric):  # type: ignore[no-untyped-def]
+    r = fabric.hcasim("sm", "start", "--host", "nosuch")
+    assert r.returncode == 1 and "unknown host 'nosuch'" in r.stderr
