@@ -57,3 +57,8 @@ def test_sm_start_twice_and_stop(fabric):  # type: ignore[no-untyped-def]
 def test_unknown_sim_host_is_refused(fabric):  # type: ignore[no-untyped-def]
     r = fabric.hcasim("sm", "start", "--host", "nosuch")
     assert r.returncode == 1 and "unknown host 'nosuch'" in r.stderr
+
+
+def test_host_named_sm_is_not_mistaken_for_the_sm_command(fabric):  # type: ignore[no-untyped-def]
+    r = fabric.run("sm", "flint", "-d", "/dev/mst/mt4099_pci_cr0", "-qq", "q")
+    assert r.returncode == 0 and "Device ID:             4099\n" in r.stdout

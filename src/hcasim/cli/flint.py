@@ -271,6 +271,28 @@ def precheck(spec: CommandSpec, opts: Options) -> int | None:
     return None
 
 
+def load_image(opts: Options) -> tuple[bytes, tuple[int, int, int] | None] | int:
+    """The image a command works on: the ``-i`` file, or the ``-d`` device's flash.
+
+    With a device, also the firmware version it runs. On failure the error is printed and
+    FLINT_FAILED returned.
+    """
+    if opts.image is not None:
+        data = read_image_file(opts.image)
+        return data if isinstance(data, int) else (data, None)
+    device = open_for_fw_ops(opts.device or "")
+    if isinstance(device, int):
+        return device
+    try:
+        from hcasim.api.mst import SEM_FLASH_PROGRAMMING
+
+        with device.semaphore(SEM_FLASH_PROGRAMMING):
+            data = device.read_flash_image()
+        return data, device.running_version()
+    finally:
+        device.close()
+
+
 def cmd_query(opts: Options) -> int:
     """``q``: print firmware and image information of a device or an image."""
     from hcasim.cli.flint_format import format_query
@@ -278,23 +300,10 @@ def cmd_query(opts: Options) -> int:
 
     if opts.params and opts.params != ["full"]:
         return err(f'Unknown option "{opts.params[0]}" for the "query" command. you can use full.')
-    running = None
-    if opts.image is not None:
-        data = read_image_file(opts.image)
-        if isinstance(data, int):
-            return data
-    else:
-        device = open_for_fw_ops(opts.device or "")
-        if isinstance(device, int):
-            return device
-        try:
-            from hcasim.api.mst import SEM_FLASH_PROGRAMMING
-
-            with device.semaphore(SEM_FLASH_PROGRAMMING):
-                data = device.read_flash_image()
-            running = device.running_version()
-        finally:
-            device.close()
+    loaded = load_image(opts)
+    if isinstance(loaded, int):
+        return loaded
+    data, running = loaded
     try:
         info = fs2.parse_image(data)
     except fs2.ImageError as exc:

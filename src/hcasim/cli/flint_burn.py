@@ -16,6 +16,7 @@ from hcasim.cli.flint import (
     FLINT_SUCCESS,
     Options,
     err,
+    load_image,
     open_for_fw_ops,
     out,
     read_image_file,
@@ -147,26 +148,16 @@ def _chip_name(device_id: int) -> str:
 
 def cmd_verify(opts: Options) -> int:
     """``v``: check every section of an image or of a device's flash."""
-    from hcasim.api.mst import SEM_FLASH_PROGRAMMING
     from hcasim.devices import fs2
 
     if opts.params and opts.params != ["showitoc"]:
         return err(
             f'Unknown option "{opts.params[0]}" for the "verify" command. you can use showitoc.'
         )
-    if opts.image is not None:
-        data = read_image_file(opts.image)
-        if isinstance(data, int):
-            return data
-    else:
-        device = open_for_fw_ops(opts.device or "")
-        if isinstance(device, int):
-            return device
-        try:
-            with device.semaphore(SEM_FLASH_PROGRAMMING):
-                data = device.read_flash_image()
-        finally:
-            device.close()
+    loaded = load_image(opts)
+    if isinstance(loaded, int):
+        return loaded
+    data = loaded[0]
     from hcasim.cli.flint_format import format_verify, format_verify_error
 
     try:

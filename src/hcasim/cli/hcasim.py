@@ -349,13 +349,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _subcommand_index(argv: list[str]) -> int | None:
+    """Where the subcommand stands in argv, past the global options."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--home":
+            i += 2
+        elif argv[i].startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run hcasim; return its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # `hcasim sm start [--host H] -- OPENSM OPTIONS`: what follows -- belongs to opensm.
     sm_options: list[str] = []
-    if "sm" in argv and "--" in argv[argv.index("sm") :]:
-        cut = argv.index("--", argv.index("sm"))
+    at = _subcommand_index(argv)
+    if at is not None and argv[at] == "sm" and "--" in argv[at:]:
+        cut = argv.index("--", at)
         argv, sm_options = argv[:cut], argv[cut + 1 :]
     args = build_parser().parse_args(argv)
     args.sm_options = sm_options
