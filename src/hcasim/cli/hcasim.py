@@ -112,14 +112,27 @@ def cmd_down(args: argparse.Namespace, home: LabHome) -> int:
     with connect(home) as client:
         client.call("shutdown")
     deadline = time.monotonic() + STOP_TIMEOUT
-    while pid is not None and time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            break
-        time.sleep(0.05)
+    while pid is not None and time.monotonic() < deadline and _lock_held(home):
+        time.sleep(0.02)
     print("hcasim: lab down")
     return 0
+
+
+def _lock_held(home: LabHome) -> bool:
+    """Whether a daemon still holds the home's lock (it releases it as it exits)."""
+    import fcntl
+
+    try:
+        fd = os.open(home.lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _key_state(dev: dict[str, Any]) -> str:
