@@ -14,6 +14,7 @@ import sys
 import sysconfig
 import tempfile
 from pathlib import Path
+from typing import Any
 
 DEV = "/dev/mst/mt4099_pci_cr0"
 KEY = "1a1a1a1a2b2b2b2b"
@@ -30,12 +31,17 @@ def step(
     *,
     expect: int = 0,
     input: str | None = None,
+    cwd: str | None = None,
     contains: str | None = None,
 ) -> str:
     """Run one command of the walk-through, show it, and check its outcome."""
     print(f"\n# {title}\n$ {shlex.join(argv)}", flush=True)
     raw = subprocess.run(
-        argv, env=env, input=None if input is None else input.encode(), capture_output=True
+        argv,
+        env=env,
+        input=None if input is None else input.encode(),
+        capture_output=True,
+        cwd=cwd,
     )
     result = subprocess.CompletedProcess(
         argv,
@@ -147,6 +153,7 @@ def main() -> int:
                 env,
                 contains="HW Access Key:         Disabled",
             )
+            _fabric_and_crypto(tmp, env, hcasim, on)
             step("Stop the lab", [*hcasim, "down"], env)
         except DemoFailed as exc:
             print(f"\ndemo FAILED: {exc}", file=sys.stderr)
@@ -154,6 +161,104 @@ def main() -> int:
             return 1
     print("\ndemo finished: every step behaved as the seed says")
     return 0
+
+
+APP = """\
+import os
+from pathlib import Path
+from typing import Any
+
+from hcasim.devices.mlx5.keywrap import wrap_credential, wrap_dek
+from hcasim.mlx5dv import (
+    MLX5DV_BLOCK_SIZE_512, MLX5DV_CRYPTO_KEY_SIZE_128, MLX5DV_MKEY_INIT_ATTR_FLAGS_CRYPTO,
+    MLX5DV_MKEY_INIT_ATTR_FLAGS_INDIRECT, PD, Mlx5Context, Mlx5CryptoAttr, Mlx5CryptoLoginAttr,
+    Mlx5DEK, Mlx5DEKInitAttr, Mlx5Mkey, mlx5dv_crypto_login, mlx5dv_crypto_login_query_state,
+    mlx5dv_crypto_logout,
+)
+
+kek = bytes.fromhex(Path("app-kek.hex").read_text())
+cred = bytes.fromhex(Path("app-cred.hex").read_text())
+ctx = Mlx5Context("mlx5_0")
+print("login:", mlx5dv_crypto_login(ctx, Mlx5CryptoLoginAttr(
+    credential=wrap_credential(kek, cred), credential_id=1, import_kek_id=1)))
+print("query_state (rc, state):", mlx5dv_crypto_login_query_state(ctx))
+pd = PD(ctx)
+dek = Mlx5DEK(ctx, Mlx5DEKInitAttr(pd, MLX5DV_CRYPTO_KEY_SIZE_128, opaque=b"disk0",
+                                   key=wrap_dek(kek, os.urandom(32))))
+mkey = Mlx5Mkey(pd, MLX5DV_MKEY_INIT_ATTR_FLAGS_CRYPTO | MLX5DV_MKEY_INIT_ATTR_FLAGS_INDIRECT, 1)
+mkey.configure(4096, Mlx5CryptoAttr(encrypt_on_tx=True, data_unit_size=MLX5DV_BLOCK_SIZE_512,
+                                    initial_tweak=(1000).to_bytes(16, "little"), dek=dek))
+data = os.urandom(4096)
+wire = bytes(mkey.send(data))
+print("AES-XTS through the crypto MKey round-trips:", bytes(mkey.recv(wire)) == data != wire)
+print("logout:", mlx5dv_crypto_logout(ctx))
+print("DEK still works after logout:", bytes(mkey.send(data)) == wire)
+"""
+
+
+def _fabric_and_crypto(tmp: str, env: dict[str, str], hcasim: list[str], on: Any) -> None:
+    """The real OpenSM and diags on the lab's fabric, then the mlx5 crypto engine."""
+    step("The real OpenSM on host sm, until SUBNET UP", [*hcasim, "sm", "start"], env)
+    step("sminfo from node2", on("node2", "sminfo"), env, contains="SMINFO_MASTER")
+    work = Path(tmp)
+    for name, size in (
+        ("officer-cred", 40),
+        ("officer-kek", 32),
+        ("app-cred", 40),
+        ("app-kek", 32),
+    ):
+        (work / f"{name}.hex").write_text(os.urandom(size).hex() + "\n")
+        (work / f"{name}.hex").chmod(0o600)
+    (work / "my_app.py").write_text(APP)
+    officer = [
+        "--host",
+        "crypto1",
+        "--officer-credential-file",
+        str(work / "officer-cred.hex"),
+        "--officer-kek-file",
+        str(work / "officer-kek.hex"),
+    ]
+    step(
+        "Crypto officer: commission crypto1 (CRYPTO_OPERATIONAL)",
+        [
+            *hcasim,
+            "crypto",
+            "commission",
+            "--host",
+            "crypto1",
+            "--credential-file",
+            str(work / "officer-cred.hex"),
+            "--kek-file",
+            str(work / "officer-kek.hex"),
+        ],
+        env,
+    )
+    step(
+        "Officer: a credential for the application",
+        [
+            *hcasim,
+            "crypto",
+            "credential",
+            "add",
+            *officer,
+            "--credential-file",
+            str(work / "app-cred.hex"),
+        ],
+        env,
+    )
+    step(
+        "Officer: an import KEK for the application",
+        [*hcasim, "crypto", "kek", "add", *officer, "--kek-file", str(work / "app-kek.hex")],
+        env,
+    )
+    step(
+        "The application on crypto1: login, DEK, AES-XTS data path",
+        on("crypto1", sys.executable, "my_app.py"),
+        env,
+        cwd=tmp,
+        contains="DEK still works after logout: True",
+    )
+    step("Crypto state (never a secret)", [*hcasim, "crypto", "status"], env)
 
 
 def _ini(tmp: str) -> str:
