@@ -114,25 +114,21 @@ def text(byte: int, size: int, ref: str = "") -> str:
 class _Codec:
     """The compiled field table of one layout class.
 
-    Bit fields (``uint`` and sub-byte ``array`` elements) are read and written through
-    one big-endian integer covering the whole layout, so each costs a shift and a mask
-    in C; byte-aligned arrays, raw bytes, text and host-order integers are sliced or
-    packed with :mod:`struct` afterwards.
+    ``decode`` and ``encode`` are Python functions generated from the field table the
+    first time the layout is used, as :mod:`dataclasses` generates ``__init__``.  The bit
+    fields are read (and written) with one :mod:`struct` call over the big-endian 32-bit
+    words that hold them (words holding none are skipped), so each field costs a shift
+    and a mask of a small integer, whatever the size of the layout; raw bytes, text,
+    host-order integers and byte-aligned arrays are sliced or packed on their own.
     """
 
-    __slots__ = ("specs", "names", "size", "bit_fields", "others", "only_bits", "fetch",
-                 "shifts", "masks")
+    __slots__ = ("specs", "names", "size", "fetch", "decode", "encode")
     specs: tuple[FieldSpec, ...]
     names: tuple[str, ...]
     size: int
-    # (index in the field list, shift, mask) of every plain uint field
-    bit_fields: tuple[tuple[int, int, int], ...]
-    # (index, kind, first byte, byte length or element plan, struct or None)
-    others: tuple[tuple[int, str, int, Any, struct.Struct | None], ...]
-    only_bits: bool
     fetch: Callable[[Any], tuple[Any, ...]]  # all field values of an instance, in order
-    shifts: tuple[int, ...]  # of the bit fields, when the layout has nothing else
-    masks: tuple[int, ...]
+    decode: Callable[[Buffer, int], Any]  # buffer, offset -> instance
+    encode: Callable[[Any], bytearray]  # instance -> SIZE bytes
 
     def __init__(self, cls: type[Layout]) -> None:
         self.size = cls.SIZE
@@ -145,42 +141,15 @@ class _Codec:
                 raise TypeError(f"{cls.__name__}.{f.name} is not declared with a layout field")
             specs.append(dataclasses.replace(spec, name=f.name))
         self._check(cls.__name__, specs)
-        total = self.size * 8
-        bit_fields: list[tuple[int, int, int]] = []
-        others: list[tuple[int, str, int, Any, struct.Struct | None]] = []
-        for index, spec in enumerate(specs):
-            if spec.kind == "uint":
-                bit_fields.append((index, total - spec.bit - spec.width, (1 << spec.width) - 1))
-            elif spec.kind == "array":
-                code = {8: "B", 16: "H", 32: "I", 64: "Q"}.get(spec.width)
-                if spec.bit % 8 == 0 and spec.stride == spec.width and code:
-                    fmt = struct.Struct(f">{spec.count}{code}")
-                    others.append((index, "packed", spec.bit // 8,
-                                   (spec.count, (1 << spec.width) - 1), fmt))
-                else:
-                    plan = tuple((total - spec.bit - k * spec.stride - spec.width,
-                                  (1 << spec.width) - 1) for k in range(spec.count))
-                    others.append((index, "bits", 0, plan, None))
-            elif spec.kind in ("raw", "text"):
-                if spec.bit % 8 or spec.width % 8:
-                    raise TypeError(f"{cls.__name__}.{spec.name}: byte fields must be "
-                                    "byte-aligned")
-                others.append((index, spec.kind, spec.bit // 8, spec.width // 8, None))
-            else:  # host
-                code = {8: "B", 16: "H", 32: "I", 64: "Q"}[spec.width]
-                order = "<" if sys.byteorder == "little" else ">"
-                others.append((index, "host", spec.bit // 8, (1 << spec.width) - 1,
-                               struct.Struct(order + code)))
+        for spec in specs:
+            if spec.kind in ("raw", "text") and (spec.bit % 8 or spec.width % 8):
+                raise TypeError(f"{cls.__name__}.{spec.name}: byte fields must be "
+                                "byte-aligned")
         self.specs = tuple(specs)
         self.names = tuple(s.name for s in specs)
-        self.bit_fields = tuple(bit_fields)
-        self.others = tuple(others)
-        self.only_bits = not others
-        self.shifts = tuple(shift for _, shift, _ in bit_fields)
-        self.masks = tuple(mask for _, _, mask in bit_fields)
-        names = self.names
-        getter = operator.attrgetter(*names)
-        self.fetch = getter if len(names) > 1 else (lambda obj: (getter(obj),))
+        getter = operator.attrgetter(*self.names)
+        self.fetch = getter if len(self.names) > 1 else (lambda obj: (getter(obj),))
+        self.decode, self.encode = _Generator(cls, self.specs).build()
 
     def _check(self, cls_name: str, specs: list[FieldSpec]) -> None:
         """Every field inside ``SIZE``, no two fields overlapping."""
@@ -197,86 +166,166 @@ class _Codec:
                     raise TypeError(f"{cls_name}.{spec.name} overlaps {taken[b]} at bit {b}")
                 taken[b] = spec.name
 
-    def decode(self, buf: Buffer, base: int) -> list[Any]:
-        """The field values, in declaration order, of the layout at ``buf[base:]``."""
-        size = self.size
-        if len(buf) - base < size:
-            raise ValueError(f"needs {size} bytes, got {len(buf) - base}")
-        n = int.from_bytes(buf[base:base + size], "big")
-        if self.only_bits:
-            return [(n >> shift) & mask for _, shift, mask in self.bit_fields]
-        values: list[Any] = [None] * len(self.specs)
-        for index, shift, mask in self.bit_fields:
-            values[index] = (n >> shift) & mask
-        for index, kind, start, extra, fmt in self.others:
-            if kind == "packed":
-                assert fmt is not None
-                values[index] = fmt.unpack_from(buf, base + start)
-            elif kind == "bits":
-                values[index] = tuple((n >> shift) & mask for shift, mask in extra)
-            elif kind == "raw":
-                values[index] = bytes(buf[base + start:base + start + extra])
-            elif kind == "text":
-                data = bytes(buf[base + start:base + start + extra]).split(b"\0", 1)[0]
-                values[index] = data.decode("utf-8", errors="replace")
-            else:
-                assert fmt is not None
-                values[index] = fmt.unpack_from(buf, base + start)[0]
-        return values
 
-    def encode(self, values: tuple[Any, ...] | list[Any]) -> bytearray:
-        """``SIZE`` bytes holding ``values`` (declaration order); reserved bits zero."""
-        n = 0
-        if self.only_bits:
-            for v, shift, mask in zip(values, self.shifts, self.masks, strict=True):
-                if not 0 <= v <= mask:
-                    raise ValueError(f"{self.names[self.shifts.index(shift)]}={v!r} does not "
-                                     f"fit in {mask.bit_length()} bits")
-                n |= v << shift
-            return bytearray(n.to_bytes(self.size, "big"))
-        for index, shift, mask in self.bit_fields:
-            v = values[index]
-            if not 0 <= v <= mask:
-                raise ValueError(f"{self.names[index]}={v!r} does not fit in "
-                                 f"{mask.bit_length()} bits")
-            n |= v << shift
-        if self.only_bits:
-            return bytearray(n.to_bytes(self.size, "big"))
-        for index, kind, _, extra, _ in self.others:
-            if kind == "bits":
-                v = values[index]
-                if len(v) != len(extra):
-                    raise ValueError(f"{self.names[index]} needs {len(extra)} values")
-                for e, (shift, mask) in zip(v, extra, strict=True):
-                    if not 0 <= e <= mask:
-                        raise ValueError(f"{self.names[index]}: {e!r} does not fit in "
-                                         f"{mask.bit_length()} bits")
-                    n |= e << shift
-        buf = bytearray(n.to_bytes(self.size, "big"))
-        for index, kind, start, extra, fmt in self.others:
-            v = values[index]
-            name = self.names[index]
-            if kind == "packed":
-                assert fmt is not None
-                count, limit = extra
-                if len(v) != count:
-                    raise ValueError(f"{name} needs {count} values, got {len(v)}")
-                if any(not 0 <= e <= limit for e in v):
-                    raise ValueError(f"{name}: values must fit in {limit.bit_length()} bits")
-                fmt.pack_into(buf, start, *v)
-            elif kind == "raw":
-                if len(v) > extra:
-                    raise ValueError(f"{name}: {len(v)} bytes do not fit in {extra}")
-                buf[start:start + len(v)] = v
-            elif kind == "text":
-                data = v.encode("utf-8")[:extra]
-                buf[start:start + len(data)] = data
-            elif kind == "host":
-                assert fmt is not None
-                if not 0 <= v <= extra:
-                    raise ValueError(f"{name}={v!r} does not fit in {extra.bit_length()} bits")
-                fmt.pack_into(buf, start, v)
-        return buf
+def _bad_value(name: str, value: Any, bits: int) -> ValueError:
+    return ValueError(f"{name}={value!r} does not fit in {bits} bits")
+
+
+def _text_value(data: Buffer) -> str:
+    return bytes(data).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+
+
+_STD = {8: "B", 16: "H", 32: "I", 64: "Q"}
+
+
+class _Generator:
+    """Writes the source of one layout's decode and encode functions (see :class:`_Codec`)."""
+
+    def __init__(self, cls: type[Layout], specs: tuple[FieldSpec, ...]) -> None:
+        self.cls = cls
+        self.specs = specs
+        self.size = cls.SIZE
+        # 32-bit words when the layout is a whole number of them (every MAD layout), else
+        # bytes, so the struct never reads past SIZE
+        self.unit = 32 if self.size % 4 == 0 else 8
+        self.env: dict[str, Any] = {"cls": cls, "_bad": _bad_value, "_text": _text_value}
+        self.units: set[int] = set()
+
+    def _name(self, prefix: str, value: Any) -> str:
+        name = f"_{prefix}{len(self.env)}"
+        self.env[name] = value
+        return name
+
+    def _span(self, bit: int, width: int) -> tuple[int, int]:
+        first, last = bit // self.unit, (bit + width - 1) // self.unit
+        self.units.update(range(first, last + 1))
+        return first, last
+
+    def _read(self, bit: int, width: int) -> str:
+        """Expression for the bit field's value, from the unpacked words ``w<i>``."""
+        first, last = self._span(bit, width)
+        u = self.unit
+        if first == last:
+            word = f"w{first}"
+        else:
+            joined = " | ".join(f"w{i} << {(last - i) * u}" for i in range(first, last + 1))
+            word = f"({joined})"
+        shift = (last + 1) * u - (bit + width)
+        expr = f"({word} >> {shift})" if shift else word
+        if shift or width != (last - first + 1) * u:
+            expr = f"({expr} & {(1 << width) - 1:#x})"
+        return expr
+
+    def _write(self, value: str, bit: int, width: int, parts: dict[int, list[str]]) -> None:
+        """Add the bit field's share of each word it touches to ``parts``."""
+        first, last = self._span(bit, width)
+        u = self.unit
+        end = bit + width
+        for i in range(first, last + 1):
+            lo, hi = max(bit, i * u), min(end, (i + 1) * u)
+            piece = f"({value} >> {end - hi})" if end - hi else value
+            if i != first:  # lower words take only their bits
+                piece = f"({piece} & {(1 << (hi - lo)) - 1:#x})"
+            shift = (i + 1) * u - hi
+            parts.setdefault(i, []).append(f"{piece} << {shift}" if shift else piece)
+
+    def _words_struct(self) -> tuple[str, list[int]]:
+        used = sorted(self.units)
+        size = self.unit // 8
+        code = "I" if size == 4 else "B"
+        fmt, at = ">", 0
+        for i in used:
+            if i > at:
+                fmt += f"{(i - at) * size}x"
+            fmt += code
+            at = i + 1
+        if at * size < self.size:
+            fmt += f"{self.size - at * size}x"
+        return self._name("words", struct.Struct(fmt)), used
+
+    def build(self) -> tuple[Callable[[Buffer, int], Any], Callable[[Any], bytearray]]:
+        """Compile the decode and encode functions."""
+        dec_values: list[str] = []
+        enc_checks: list[str] = []
+        enc_after: list[str] = []
+        parts: dict[int, list[str]] = {}
+        for index, spec in enumerate(self.specs):
+            var = f"f{index}"
+            name = spec.name
+            enc_checks.append(f"    {var} = obj.{name}")
+            start, size = spec.bit // 8, spec.width // 8
+            if spec.kind == "uint":
+                dec_values.append(self._read(spec.bit, spec.width))
+                enc_checks.append(f"    if not 0 <= {var} <= {(1 << spec.width) - 1:#x}: "
+                                  f"raise _bad({name!r}, {var}, {spec.width})")
+                self._write(var, spec.bit, spec.width, parts)
+            elif spec.kind == "array":
+                code = _STD.get(spec.width)
+                limit = (1 << spec.width) - 1
+                if spec.bit % 8 == 0 and spec.stride == spec.width and code:
+                    fmt = self._name("array", struct.Struct(f">{spec.count}{code}"))
+                    dec_values.append(f"{fmt}.unpack_from(buf, base + {start})")
+                    enc_after += [
+                        f"    if len({var}) != {spec.count}: raise ValueError("
+                        f"f'{name} needs {spec.count} values, got {{len({var})}}')",
+                        f"    if any(not 0 <= e <= {limit:#x} for e in {var}): raise ValueError("
+                        f"'{name}: values must fit in {spec.width} bits')",
+                        f"    {fmt}.pack_into(buf, {start}, *{var})",
+                    ]
+                    continue
+                elements = [self._read(spec.bit + k * spec.stride, spec.width)
+                            for k in range(spec.count)]
+                dec_values.append("(" + ", ".join(elements) + ",)")
+                enc_checks += [
+                    f"    if len({var}) != {spec.count}: raise ValueError("
+                    f"'{name} needs {spec.count} values')",
+                    f"    for e in {var}:",
+                    f"        if not 0 <= e <= {limit:#x}: raise ValueError("
+                    f"f'{name}: {{e!r}} does not fit in {spec.width} bits')",
+                ]
+                for k in range(spec.count):
+                    self._write(f"{var}[{k}]", spec.bit + k * spec.stride, spec.width, parts)
+            elif spec.kind == "raw":
+                dec_values.append(f"bytes(buf[base + {start}:base + {start + size}])")
+                enc_after += [
+                    f"    if len({var}) > {size}: raise ValueError("
+                    f"f'{name}: {{len({var})}} bytes do not fit in {size}')",
+                    f"    buf[{start}:{start} + len({var})] = {var}",
+                ]
+            elif spec.kind == "text":
+                dec_values.append(f"_text(buf[base + {start}:base + {start + size}])")
+                enc_after += [
+                    f"    {var} = {var}.encode('utf-8')[:{size}]",
+                    f"    buf[{start}:{start} + len({var})] = {var}",
+                ]
+            else:  # host
+                order = "<" if sys.byteorder == "little" else ">"
+                fmt = self._name("host", struct.Struct(order + _STD[spec.width]))
+                limit = (1 << spec.width) - 1
+                dec_values.append(f"{fmt}.unpack_from(buf, base + {start})[0]")
+                enc_after += [
+                    f"    if not 0 <= {var} <= {limit:#x}: raise _bad({name!r}, {var}, "
+                    f"{spec.width})",
+                    f"    {fmt}.pack_into(buf, {start}, {var})",
+                ]
+        short = (f"f'{self.cls.__name__}: needs {self.size} bytes, got {{len(buf) - base}}'")
+        decode = ["def decode(buf, base):",
+                  f"    if len(buf) - base < {self.size}: raise ValueError({short})"]
+        encode = ["def encode(obj):", *enc_checks]
+        if self.units:
+            words, used = self._words_struct()
+            names = ", ".join(f"w{i}" for i in used)
+            decode.append(f"    {names}, = {words}.unpack_from(buf, base)")
+            values = ", ".join(" | ".join(parts[i]) for i in used)
+            encode.append(f"    buf = bytearray({words}.pack({values}))")
+        else:
+            encode.append(f"    buf = bytearray({self.size})")
+        decode.append(f"    return cls({', '.join(dec_values)})")
+        encode += [*enc_after, "    return buf"]
+        source = "\n".join(decode) + "\n\n" + "\n".join(encode) + "\n"
+        namespace: dict[str, Any] = {}
+        exec(compile(source, f"<layout {self.cls.__qualname__}>", "exec"), self.env, namespace)
+        return namespace["decode"], namespace["encode"]
 
 
 class Layout:
@@ -305,11 +354,9 @@ class Layout:
 
         Raises ``ValueError`` if the buffer is too short.
         """
-        try:
-            values = cls._codec().decode(buf, offset)
-        except ValueError as e:
-            raise ValueError(f"{cls.__name__}: {e}") from None
-        return cls(*values)
+        codec = cls.__dict__.get("_codec_cache") or cls._codec()
+        decoded: Self = codec.decode(buf, offset)
+        return decoded
 
     def values(self) -> tuple[Any, ...]:
         """The field values in declaration order."""
@@ -320,14 +367,16 @@ class Layout:
 
         Raises ``ValueError`` naming the field when a value does not fit.
         """
-        return bytes(type(self)._codec().encode(self.values()))
+        cls = type(self)
+        codec = cls.__dict__.get("_codec_cache") or cls._codec()
+        return bytes(codec.encode(self))
 
     def encode_into(self, buf: bytearray, offset: int = 0) -> None:
         """Write the ``SIZE`` encoded bytes into ``buf`` at ``offset``."""
         size = type(self).SIZE
         if len(buf) - offset < size:
             raise ValueError(f"{type(self).__name__} needs {size} bytes")
-        buf[offset:offset + size] = type(self)._codec().encode(self.values())
+        buf[offset:offset + size] = type(self)._codec().encode(self)
 
     def dump(self) -> str:
         """One ``name: value`` line per field, for logs and debugging."""
