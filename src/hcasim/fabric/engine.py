@@ -14,7 +14,8 @@ differences below):
    and for directed route a non-zero hop pointer, D bit not equal to R, DR SLID/DLID or
    the datagram's DLID not the permissive LID, or more than 63 hops;
 2. a LID-routed MAD with SLID 0 gets the sender's LID;
-3. the sending node's firmware may swallow the MAD (``host_send``);
+3. the sending node's firmware may swallow the MAD (``host_send``), silently or reporting
+   the send as timed out (a bounce);
 4. routing: DLID below 0xFFFF is LID-routed, else directed route (outbound for requests,
    inbound for responses); a MAD that cannot be routed comes back with status 110;
 5. responses are forwarded to the port they reach;
@@ -37,9 +38,10 @@ The daemon is expected to have tagged the TID of non-response MADs with the clie
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass, replace
 
-from hcasim.fabric.firmware import Action, MadContext
+from hcasim.fabric.firmware import Action, MadContext, NodeFirmware
 from hcasim.fabric.pma import handle_perf
 from hcasim.fabric.routing import NoRoute, route_dr_in, route_dr_out, route_lid
 from hcasim.fabric.sma import (
@@ -59,7 +61,7 @@ from hcasim.fabric.subnet import NODE_REVISION, PortState, Subnet
 from hcasim.fabric.topology import PortRef
 from hcasim.ib import mad
 from hcasim.ib import smp_attrs as sa
-from hcasim.ib.simproto import SIM_MAD_SIZE, SIM_STATUS_TIMEOUT, SimRequest
+from hcasim.ib.simproto import SIM_MAD_SIZE, SIM_REQUEST_SIZE, SIM_STATUS_TIMEOUT, SimRequest
 
 MAX_CLASS_VERSION = 2  # SMA/PMA use 1, SA uses 2 (ibsim decode_sim_MAD)
 QP0 = 0
@@ -73,14 +75,47 @@ class DeliveryKind(enum.Enum):
     BOUNCE = "bounce"  # back to the sender with status 110 (unroutable)
 
 
-@dataclass(frozen=True, slots=True)
 class Delivery:
-    """One datagram to send: what, how to pick the receiver, and why."""
+    """One datagram to send: what, how to pick the receiver, and why.
 
-    kind: DeliveryKind
-    request: SimRequest
-    port: PortRef | None = None
-    note: str = ""
+    ``datagram`` is the 288-byte ``sim_request`` ready for the socket; ``request`` decodes
+    it.  ``target`` is the port a FORWARD is for, ``port`` the same as a
+    :class:`PortRef`.
+    """
+
+    __slots__ = ("kind", "datagram", "target", "note", "_port")
+
+    def __init__(self, kind: DeliveryKind, request: SimRequest | bytes,
+                 port: PortRef | None = None, note: str = "",
+                 target: PortState | None = None) -> None:
+        self.kind = kind
+        self.datagram = request if isinstance(request, bytes) else request.encode()
+        self.target = target
+        self.note = note
+        self._port = port
+
+    @property
+    def request(self) -> SimRequest:
+        """The datagram decoded."""
+        return SimRequest.decode(self.datagram)
+
+    @property
+    def port(self) -> PortRef | None:
+        """The port a FORWARD is for (``None`` for other kinds unless given)."""
+        if self._port is None and self.target is not None:
+            self._port = self.target.ref
+        return self._port
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Delivery):
+            return NotImplemented
+        return (self.kind, self.datagram, self.port, self.note) == (
+            other.kind, other.datagram, other.port, other.note)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Delivery({self.kind.name}, {self.port}, {self.note!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +129,22 @@ def bounce(request: SimRequest, note: str) -> Delivery:
     """The sender's own datagram back with status 110 (ETIMEDOUT), as ibsim bounces."""
     return Delivery(DeliveryKind.BOUNCE, replace(request, status=SIM_STATUS_TIMEOUT),
                     note=note)
+
+
+#: ``struct sim_request`` without the MAD (ibsim.md §1.3): DLID and SLID as big-endian
+#: LIDs in the first two bytes of their u32 containers, DQP, SQP, status, 4 bytes of
+#: padding, length.  Written with zeros in the container halves and the padding, as
+#: :class:`SimRequest` encodes them.
+_SIM_HEADER = struct.Struct(">H2xH2xIII4xQ")
+#: Common MAD header: versions, class, method, status, class-specific (IBTA 13.4.2).
+_MAD_FIRST = struct.Struct(">BBBBHBB")
+#: Directed-route SMP: DrSLID and DrDLID (IBTA 14.2.1.2).
+_DR_LIDS = struct.Struct(">32xHH")
+
+
+def _datagram(dlid: int, slid: int, dqp: int, sqp: int, status: int, length: int,
+              raw: bytes | bytearray) -> bytes:
+    return _SIM_HEADER.pack(dlid, slid, dqp, sqp, status, length) + raw
 
 
 class MadEngine:
@@ -111,99 +162,118 @@ class MadEngine:
         ``now`` is a monotonic clock in seconds (M_Key lease timers).  An empty list means
         the MAD is silently dropped.
         """
+        return self.process_datagram(self.subnet.port(source), request.encode(), now)
+
+    def process_datagram(self, sender: PortState, data: bytes,
+                         now: float) -> list[Delivery]:
+        """:meth:`process` for the 288-byte datagram itself, from a client attached at
+        ``sender`` (the daemon's path: nothing is decoded that the MAD does not need)."""
+        if len(data) != SIM_REQUEST_SIZE:
+            return []
         subnet = self.subnet
-        sender = subnet.port(source)
-        raw = request.mad
-        if raw[0] != mad.BASE_VERSION or raw[2] > MAX_CLASS_VERSION:
+        dlid, slid, dqp, sqp, status, length = _SIM_HEADER.unpack_from(data)
+        raw = data[32:]
+        base_version, mgmt_class, class_version, method, word, hop_pointer, hop_count = \
+            _MAD_FIRST.unpack_from(raw)
+        if base_version != mad.BASE_VERSION or class_version > MAX_CLASS_VERSION:
             return []
-        response = mad.is_response(raw[3])
-        dr: mad.DrSmp | None = None
-        header: mad.MadHeader | mad.DrSmp
-        if raw[1] == mad.CLASS_SUBN_DIRECTED_ROUTE:
-            header = dr = mad.DrSmp.decode(raw)
-            if (dr.hop_pointer != 0 or dr.direction != int(response)
-                    or dr.dr_slid != mad.PERMISSIVE_LID or dr.dr_dlid != mad.PERMISSIVE_LID
-                    or dr.hop_count > mad.MAX_DR_HOPS
-                    or request.dlid != mad.PERMISSIVE_LID):
+        response = method & mad.METHOD_RESPONSE_BIT
+        dr = mgmt_class == mad.CLASS_SUBN_DIRECTED_ROUTE
+        if dr:
+            dr_slid, dr_dlid = _DR_LIDS.unpack_from(raw)
+            if (hop_pointer != 0 or (word >> 15) != (1 if response else 0)
+                    or dr_slid != mad.PERMISSIVE_LID or dr_dlid != mad.PERMISSIVE_LID
+                    or hop_count > mad.MAX_DR_HOPS or dlid != mad.PERMISSIVE_LID):
                 return []
-        else:
-            header = (mad.Smp.decode(raw) if raw[1] == mad.CLASS_SUBN_LID_ROUTED
-                      else mad.MadHeader.decode(raw))
-            if request.slid == 0 and request.dlid != mad.PERMISSIVE_LID:
-                request = SimRequest(request.dlid, sender.lid, request.dqp, request.sqp,
-                                     request.status, request.length, raw)
-        ctx = MadContext(sender.node, sender, header, raw, True, now)
-        if sender.node.firmware.host_send(ctx) is Action.DROP:
-            return []
-        if header.method == mad.METHOD_TRAP_REPRESS:
-            self._trap_repress(sender, request, header, dr, now)
+        elif slid == 0 and dlid != mad.PERMISSIVE_LID:
+            slid = sender.lid
+        firmware = sender.node.firmware
+        if firmware.__class__ is not NodeFirmware:  # the base class's hooks do nothing
+            ctx = MadContext(sender.node, sender, None, raw, True, now)
+            if firmware.host_send(ctx) is Action.DROP:
+                return []
+        if method == mad.METHOD_TRAP_REPRESS:
+            self._trap_repress(sender, dlid, raw, dr, hop_count, now)
             return []
 
         # -- route
         return_path = b""
-        vl15 = header.mgmt_class == mad.CLASS_SUBN_LID_ROUTED
+        vl15 = mgmt_class == mad.CLASS_SUBN_LID_ROUTED
         try:
-            if request.dlid != mad.PERMISSIVE_LID:
-                target = route_lid(subnet, sender, request.dlid, vl15)
-            elif dr is None:
-                return [bounce(request, "permissive DLID on a LID-routed class")]
+            if dlid != mad.PERMISSIVE_LID:
+                target = route_lid(subnet, sender, dlid, vl15)
+            elif not dr:
+                return [Delivery(DeliveryKind.BOUNCE, _datagram(
+                    dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                    note="permissive DLID on a LID-routed class")]
             elif response:
-                target = route_dr_in(subnet, sender, dr.hop_count, dr.return_path)
+                target = route_dr_in(subnet, sender, hop_count, raw[192:256])
             else:
-                route = route_dr_out(subnet, sender, dr.hop_count, dr.initial_path)
+                route = route_dr_out(subnet, sender, hop_count, raw[128:192])
                 target, return_path = route.target, route.return_path
         except NoRoute as e:
-            return [bounce(request, str(e))]
+            return [Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw), note=str(e))]
         if response:
-            return [Delivery(DeliveryKind.FORWARD, request, target.ref, "response")]
-        if dr is not None:
+            return [Delivery(DeliveryKind.FORWARD,
+                             _datagram(dlid, slid, dqp, sqp, status, length, raw),
+                             note="response", target=target)]
+        if dr:
             # the return path travels with the request, for whoever answers it (ibsim
             # forward_MAD, sim_mad.c:249-258)
             raw = raw[:192] + return_path + raw[256:]
-            dr.return_path = return_path
-            request = SimRequest(request.dlid, request.slid, request.dqp, request.sqp,
-                                 request.status, request.length, raw)
 
         # -- answer
         from_host = target.node is sender.node
         traps: list[Trap] = []
         outcome: Outcome | FullReply
-        if isinstance(header, mad.Smp | mad.DrSmp):
-            outcome, traps = self.sma.handle(target, header, raw, from_host, now, return_path)
-        elif header.mgmt_class == mad.CLASS_PERF_MGT:
+        if dr or vl15:
+            outcome, traps = self.sma.handle_raw(target, raw, from_host, now, return_path)
+        elif mgmt_class == mad.CLASS_PERF_MGT:
             outcome = handle_perf(target, mad.PerfMgtMad.decode(raw))
             if outcome is NOT_HANDLED:
-                outcome = self._firmware_answer(target, header, raw, from_host, now)
+                outcome = self._firmware_answer(target, raw, from_host, now)
         else:
-            outcome = self._firmware_answer(target, header, raw, from_host, now)
-        deliveries = [d for trap in traps for d in self._trap_deliveries(trap)]
+            outcome = self._firmware_answer(target, raw, from_host, now)
         if outcome is DROPPED:
-            return deliveries
+            return [d for trap in traps for d in self._trap_deliveries(trap)]
         if outcome is NOT_HANDLED:
-            return [Delivery(DeliveryKind.FORWARD, request, target.ref, "request")] + deliveries
+            forward = Delivery(DeliveryKind.FORWARD,
+                               _datagram(dlid, slid, dqp, sqp, status, length, raw),
+                               note="request", target=target)
+            return [forward] + [d for trap in traps for d in self._trap_deliveries(trap)]
         if isinstance(outcome, FullReply):
-            reply_mad = outcome.mad
+            reply_mad: bytes | bytearray = outcome.mad
         else:
             assert isinstance(outcome, Reply)
-            reply_mad = self._reply_mad(raw, header, dr, return_path, outcome)
-        reply = SimRequest(request.slid, request.dlid, request.sqp, request.dqp, 0,
-                           request.length, reply_mad)
+            reply_mad = self._reply_mad(raw, method, mgmt_class, dr, return_path, outcome)
         # -- route the reply back; it must reach the requester's node (ibsim :1904-1908)
         try:
-            if reply.dlid != mad.PERMISSIVE_LID:
-                back = route_lid(subnet, target, reply.dlid, vl15)
+            if slid != mad.PERMISSIVE_LID:
+                back = route_lid(subnet, target, slid, vl15)
             else:
-                assert dr is not None
-                back = route_dr_in(subnet, target, dr.hop_count, return_path)
+                assert dr
+                back = route_dr_in(subnet, target, hop_count, return_path)
         except NoRoute as e:
-            return [bounce(request, f"reply lost: {e}")] + deliveries
-        if back.node is not sender.node:
-            return [bounce(request, "reply reached another node")] + deliveries
-        return [Delivery(DeliveryKind.REPLY, reply, source, "answered")] + deliveries
+            delivery = Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                note=f"reply lost: {e}")
+        else:
+            if back.node is not sender.node:
+                delivery = Delivery(DeliveryKind.BOUNCE, _datagram(
+                    dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                    note="reply reached another node")
+            else:
+                delivery = Delivery(DeliveryKind.REPLY, _datagram(
+                    slid, dlid, sqp, dqp, 0, length, reply_mad), note="answered",
+                    target=sender)
+        if traps:
+            return [delivery] + [d for trap in traps for d in self._trap_deliveries(trap)]
+        return [delivery]
 
-    def _firmware_answer(self, target: PortState, header: mad.MadHeader | mad.DrSmp, raw: bytes,
-                         from_host: bool, now: float) -> Outcome | FullReply:
-        ctx = MadContext(target.node, target, header, raw, from_host, now)
+    def _firmware_answer(self, target: PortState, raw: bytes, from_host: bool,
+                         now: float) -> Outcome | FullReply:
+        ctx = MadContext(target.node, target, None, raw, from_host, now)
         answer = target.node.firmware.mad_received(ctx)
         if answer is None:
             return NOT_HANDLED
@@ -213,39 +283,37 @@ class MadEngine:
         return FullReply(answer)
 
     @staticmethod
-    def _reply_mad(raw: bytes, header: mad.MadHeader | mad.DrSmp, dr: mad.DrSmp | None,
-                   return_path: bytes, reply: Reply) -> bytes:
+    def _reply_mad(raw: bytes, method: int, mgmt_class: int, dr: bool, return_path: bytes,
+                   reply: Reply) -> bytearray:
         """The response MAD: GetResp, status, data, and for DR the D bit and return path
         (ibsim reply_MAD, sim_mad.c:260-290; the hop pointer stays 0 as ibsim leaves it)."""
         buf = bytearray(raw)
-        buf[3] = mad.response_method(header.method)
-        if dr is not None:
+        buf[3] = mad.response_method(method)
+        if dr:
             status = mad.DR_DIRECTION_BIT | (reply.status & 0x7FFF)
             buf[4:6] = status.to_bytes(2, "big")
             buf[192:256] = return_path
         else:
             buf[4:6] = reply.status.to_bytes(2, "big")
-        offset = (mad.GMP_PERF_DATA_OFFSET if header.mgmt_class == mad.CLASS_PERF_MGT
+        offset = (mad.GMP_PERF_DATA_OFFSET if mgmt_class == mad.CLASS_PERF_MGT
                   else mad.SMP_DATA_OFFSET)
         buf[offset:offset + len(reply.data)] = reply.data
-        return bytes(buf)
+        return buf
 
-    def _trap_repress(self, sender: PortState, request: SimRequest,
-                      header: mad.MadHeader | mad.DrSmp, dr: mad.DrSmp | None,
-                      now: float) -> None:
+    def _trap_repress(self, sender: PortState, dlid: int, raw: bytes, dr: bool,
+                      hop_count: int, now: float) -> None:
         """Route a TrapRepress to its SMA for the M_Key check; it is never answered."""
         try:
-            if request.dlid != mad.PERMISSIVE_LID:
-                target = route_lid(self.subnet, sender, request.dlid)
-            elif dr is not None:
-                target = route_dr_out(self.subnet, sender, dr.hop_count,
-                                      dr.initial_path).target
+            if dlid != mad.PERMISSIVE_LID:
+                target = route_lid(self.subnet, sender, dlid)
+            elif dr:
+                target = route_dr_out(self.subnet, sender, hop_count, raw[128:192]).target
             else:
                 return
         except NoRoute:
             return
-        if isinstance(header, mad.Smp | mad.DrSmp):
-            self.sma.handle(target, header, request.mad, target.node is sender.node, now)
+        if raw[1] in (mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE):
+            self.sma.handle_raw(target, raw, target.node is sender.node, now)
 
     # -- traps -----------------------------------------------------------------------------------
 
@@ -265,7 +333,7 @@ class MadEngine:
                       data=trap.notice)
         request = SimRequest(dlid=source.sm_lid, slid=source.lid, dqp=QP0, sqp=QP0,
                              length=SIM_MAD_SIZE, mad=smp.encode())
-        return [Delivery(DeliveryKind.FORWARD, request, destination.ref, "trap")]
+        return [Delivery(DeliveryKind.FORWARD, request, note="trap", target=destination)]
 
     def set_is_sm(self, ref: PortRef, is_sm: bool) -> list[Delivery]:
         """A client attached at ``ref`` became (or stopped being) an SM: set or clear

@@ -8,7 +8,8 @@ subclasses it and overrides the hooks it needs:
 
 ``host_send``
     a MAD leaves the host through this node (a client attached here injects it): let it
-    out or swallow it (the SMP firewall drops SMPs the host sends);
+    out or swallow it (the SMP firewall drops SMPs the host sends, and the host's MAD
+    layer sees them time out: ``Action.TIMED_OUT``);
 ``smp_received``
     an SMP reaches this node's SMA, before the standard SMA sees it: pass it on, drop it,
     or answer it with the firmware's own status and data (e.g. refuse a GUIDInfo Set that
@@ -34,7 +35,13 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hcasim.ib.mad import DrSmp, MadHeader, Smp
+from hcasim.ib.mad import (
+    CLASS_SUBN_DIRECTED_ROUTE,
+    CLASS_SUBN_LID_ROUTED,
+    DrSmp,
+    MadHeader,
+    Smp,
+)
 
 if TYPE_CHECKING:
     from hcasim.fabric.subnet import NodeState, PortState
@@ -45,6 +52,10 @@ class Action(enum.Enum):
 
     PASS = "pass"  # carry on with the standard behaviour
     DROP = "drop"  # discard silently: the sender sees no reply and times out
+    # ``host_send`` only: discard, and the sending host's MAD layer completes the send with
+    # ETIMEDOUT, as the kernel does when no response comes (a sim status 110 bounce; what
+    # libibmad then prints is the seed's firewalled ``sminfo`` failure)
+    TIMED_OUT = "timed out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +82,49 @@ class PortChange(enum.Flag):
     SL2VL_TABLE = enum.auto()
 
 
-@dataclass(slots=True)
 class MadContext:
     """Where a MAD is: the node and port it reached, and who sent it.
 
     ``port`` is the ingress port at ``node`` (for ``host_send``: the port the sending
     client is attached to); ``from_host`` is true when the sender is a client attached
-    to this same node; ``now`` is the caller's monotonic clock in seconds.
+    to this same node; ``now`` is the caller's monotonic clock in seconds.  ``raw`` is the
+    256-byte MAD; ``mad`` is its header decoded (a :class:`DrSmp`, :class:`Smp` or
+    :class:`MadHeader` by management class), on first use only, so a hook that needs
+    nothing but a byte or two of ``raw`` costs the MAD path nothing more.
     """
 
-    node: NodeState
-    port: PortState
-    mad: MadHeader | Smp | DrSmp
-    raw: bytes
-    from_host: bool
-    now: float
+    __slots__ = ("node", "port", "raw", "from_host", "now", "_mad")
+
+    def __init__(self, node: NodeState, port: PortState, mad: MadHeader | Smp | DrSmp | None,
+                 raw: bytes, from_host: bool, now: float) -> None:
+        self.node = node
+        self.port = port
+        self._mad = mad
+        self.raw = raw
+        self.from_host = from_host
+        self.now = now
+
+    @property
+    def mad(self) -> MadHeader | Smp | DrSmp:
+        """The decoded header (see the class docstring)."""
+        header = self._mad
+        if header is None:
+            header = self._mad = decode_header(self.raw)
+        return header
+
+    def __repr__(self) -> str:
+        return (f"MadContext({self.node!r}, {self.port!r}, class {self.raw[1]:#04x}, "
+                f"from_host={self.from_host})")
+
+
+def decode_header(raw: bytes) -> MadHeader | Smp | DrSmp:
+    """A MAD decoded as the engine sees it: directed-route SMP (class 0x81), LID-routed SMP
+    (0x01) or the common header of any other class."""
+    if raw[1] == CLASS_SUBN_DIRECTED_ROUTE:
+        return DrSmp.decode(raw)
+    if raw[1] == CLASS_SUBN_LID_ROUTED:
+        return Smp.decode(raw)
+    return MadHeader.decode(raw)
 
 
 class NodeFirmware:

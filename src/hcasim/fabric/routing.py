@@ -35,9 +35,12 @@ from hcasim.fabric.subnet import (
     XMIT_DISCARDS,
     PortState,
     Subnet,
+    count_error,
+    count_hop,
 )
 from hcasim.ib import smp_attrs as sa
 from hcasim.ib.mad import DR_PATH_SIZE, MAX_DR_HOPS
+from hcasim.ib.smp_attrs import PHYS_LINK_UP
 
 MAX_LID_HOPS = 64  # loop guard; ibsim uses 16 (MAXHOPS, sim.h:111)
 
@@ -57,20 +60,21 @@ class DrRoute:
 def _step(subnet: Subnet, node_port: PortState, egress_number: int) -> PortState:
     """Leave ``node_port``'s node by port ``egress_number``; return the ingress port."""
     node = node_port.node
-    egress = node.port(egress_number)
+    table = node.by_number
+    egress = table[egress_number] if egress_number < len(table) else None
     if egress is None:
-        subnet.count_error(node_port, RCV_SWITCH_RELAY_ERRORS)
+        count_error(node_port, RCV_SWITCH_RELAY_ERRORS)
         raise NoRoute(f"{node.id!r} has no port {egress_number}")
-    if egress.is_management_port:
-        return egress  # the switch's own SMA
-    if not egress.link_up or egress.peer is None:
-        subnet.count_error(egress, XMIT_DISCARDS)
-        raise NoRoute(f"{node.id!r} port {egress_number} is not LinkUp")
+    if egress_number == 0:
+        return egress  # only a switch has a port 0: its own SMA
     ingress = egress.peer
-    if not ingress.link_up:
-        subnet.count_error(egress, XMIT_DISCARDS)
+    if egress.phys_state != PHYS_LINK_UP or ingress is None:
+        count_error(egress, XMIT_DISCARDS)
+        raise NoRoute(f"{node.id!r} port {egress_number} is not LinkUp")
+    if ingress.phys_state != PHYS_LINK_UP:
+        count_error(egress, XMIT_DISCARDS)
         raise NoRoute(f"{ingress.node.id!r} port {ingress.number} is not LinkUp")
-    subnet.count_hop(egress, ingress)
+    count_hop(egress, ingress)
     return ingress
 
 
@@ -108,7 +112,7 @@ def route_dr_in(subnet: Subnet, start: PortState, hop_count: int,
 
 
 def _usable(port: PortState, vl15: bool) -> bool:
-    if not port.link_up:
+    if port.phys_state != PHYS_LINK_UP:
         return False
     return vl15 or port.state == sa.PORT_STATE_ACTIVE
 
@@ -126,9 +130,9 @@ def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) ->
     if not port.node.is_switch:
         peer = port.peer
         if peer is None or not _usable(port, vl15) or not _usable(peer, vl15):
-            subnet.count_error(port, XMIT_DISCARDS)
+            count_error(port, XMIT_DISCARDS)
             raise NoRoute(f"{port.node.id!r} port {port.number} has no usable link")
-        subnet.count_hop(port, peer)
+        count_hop(port, peer)
         port = peer
     for _ in range(MAX_LID_HOPS):
         if port.covers_lid(dlid):
@@ -141,7 +145,7 @@ def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) ->
         out = switch.lft_lookup(dlid)
         egress = node.port(out) if out != 0xFF else None
         if egress is None:
-            subnet.count_error(port, RCV_SWITCH_RELAY_ERRORS)
+            count_error(port, RCV_SWITCH_RELAY_ERRORS)
             raise NoRoute(f"switch {node.id!r} has no route to LID {dlid}")
         if egress.number == 0:
             if egress.covers_lid(dlid):
@@ -150,8 +154,8 @@ def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) ->
                           "not own it")
         peer = egress.peer
         if peer is None or not _usable(egress, vl15) or not _usable(peer, vl15):
-            subnet.count_error(egress, XMIT_DISCARDS)
+            count_error(egress, XMIT_DISCARDS)
             raise NoRoute(f"switch {node.id!r} port {egress.number} has no usable link")
-        subnet.count_hop(egress, peer)
+        count_hop(egress, peer)
         port = peer
     raise NoRoute(f"LID {dlid}: more than {MAX_LID_HOPS} hops (routing loop?)")

@@ -27,10 +27,11 @@ returned as :data:`NOT_HANDLED` so the caller can hand them to an SM client.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hcasim.fabric.firmware import Action, Answer, MadContext, PortChange
+from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, PortChange
 from hcasim.fabric.subnet import (
     DEFAULT_SL2VL,
     DEFAULT_VLARB_HIGH,
@@ -61,6 +62,9 @@ LINK_WIDTH_SET_TO_SUPPORTED = 0xFF  # IBTA 14.2.5.6 LinkWidthEnabled 255
 LINK_SPEED_SET_TO_SUPPORTED = 0xF  # LinkSpeedEnabled 15
 EXT_SPEED_DISABLE = 30  # LinkSpeedExtEnabled 30: disable extended speeds
 EXT_SPEED_SET_TO_SUPPORTED = 31
+#: Method (byte 3), AttributeID (16-17), AttributeModifier (20-23) and M_Key (24-31) of an
+#: SMP, the same offsets in both SMP formats (IBTA 14.2.1.1-14.2.1.2).
+_SMP_FIELDS = struct.Struct(">3xB12xH2xIQ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +148,16 @@ def check_m_key(mport: PortState, smp: Smp | DrSmp, now: float) -> tuple[bool, b
     Returns ``(allowed, hide_m_key)``; on a violation the counters and lease timer are
     updated here and the caller sends trap 256.
     """
+    return _check_m_key(mport, smp.method, smp.m_key, now)
+
+
+def _check_m_key(mport: PortState, method: int, m_key: int,
+                 now: float) -> tuple[bool, bool]:
     deadline = mport.m_key_lease_deadline
     if deadline is not None and now >= deadline:
         mport.m_key_lease_deadline = None
         mport.m_key_protect_bits = 0
-    method = smp.method
-    if mport.m_key == 0 or smp.m_key == mport.m_key:
+    if mport.m_key == 0 or m_key == mport.m_key:
         if mport.m_key_lease_deadline is not None and method in (
                 mad.METHOD_GET, mad.METHOD_SET, mad.METHOD_TRAP_REPRESS):
             mport.m_key_lease_deadline = None
@@ -641,37 +649,51 @@ class Sma:
         ``return_path`` is the DR return path routing recorded (for trap 256).  Returns the
         outcome and the traps raised; the caller builds and routes the reply and the traps.
         """
+        return self.handle_raw(port, raw, from_host, now, return_path, smp)
+
+    def handle_raw(self, port: PortState, raw: bytes, from_host: bool, now: float,
+                   return_path: bytes = b"", smp: Smp | DrSmp | None = None,
+                   ) -> tuple[Outcome, list[Trap]]:
+        """:meth:`handle` for an SMP given as its 256 bytes (class 0x01 or 0x81): the
+        header fields the SMA needs are read from ``raw``; the whole SMP is decoded only
+        for a firmware hook that asks for it and for trap 256."""
         node = port.node
         traps: list[Trap] = []
-        ctx = MadContext(node, port, smp, raw, from_host, now)
-        verdict = node.firmware.smp_received(ctx)
-        if verdict is Action.DROP:
-            return DROPPED, traps
-        if isinstance(verdict, Answer):
-            return Reply(verdict.status, _pad(verdict.data[:SMP_DATA])), traps
-        method = smp.method
-        if smp.attr_id in (mad.ATTR_SM_INFO, mad.ATTR_NOTICE) or method == mad.METHOD_TRAP:
+        firmware = node.firmware
+        ctx = None
+        if firmware.__class__ is not NodeFirmware:  # the base class's hooks do nothing
+            ctx = MadContext(node, port, smp, raw, from_host, now)
+            verdict = firmware.smp_received(ctx)
+            if verdict is Action.DROP:
+                return DROPPED, traps
+            if isinstance(verdict, Answer):
+                return Reply(verdict.status, _pad(verdict.data[:SMP_DATA])), traps
+        method, attr_id, attr_mod, m_key = _SMP_FIELDS.unpack_from(raw)
+        if attr_id in (mad.ATTR_SM_INFO, mad.ATTR_NOTICE) or method == mad.METHOD_TRAP:
             if method != mad.METHOD_TRAP_REPRESS:
                 return NOT_HANDLED, traps
         if method not in (mad.METHOD_GET, mad.METHOD_SET, mad.METHOD_TRAP_REPRESS):
-            return Reply(mad.STATUS_METHOD_UNSUPPORTED, smp.data), traps
-        mport = node.management_port(port)
-        allowed, hide = check_m_key(mport, smp, now)
+            return Reply(mad.STATUS_METHOD_UNSUPPORTED, raw[64:128]), traps
+        mport = node.ports[0] if node.is_switch else port  # node.management_port(port)
+        allowed, hide = _check_m_key(mport, method, m_key, now)
         if not allowed:
             if can_send_trap(mport):
-                traps.append(Trap(mport, bad_m_key_notice(mport, smp, return_path)))
+                header = smp if smp is not None else mad.decode_smp(raw)
+                traps.append(Trap(mport, bad_m_key_notice(mport, header, return_path)))
             return DROPPED, traps
         if method == mad.METHOD_TRAP_REPRESS:
             return DROPPED, traps  # a TrapRepress is never answered (IBTA 13.4.5)
-        handler = HANDLERS.get(smp.attr_id)
+        handler = HANDLERS.get(attr_id)
         if handler is None:
-            return Reply(mad.STATUS_METHOD_ATTR_UNSUPPORTED, smp.data), traps
-        req = _Request(self.subnet, node, port, method, smp.attr_mod, smp.data, hide, traps)
+            return Reply(mad.STATUS_METHOD_ATTR_UNSUPPORTED, raw[64:128]), traps
+        req = _Request(self.subnet, node, port, method, attr_mod, raw[64:128], hide, traps)
         reply = handler(req)
+        if ctx is None:
+            return reply, traps
         data = bytearray(reply.data)
-        node.firmware.smp_reply(ctx, smp.attr_id, data)
+        firmware.smp_reply(ctx, attr_id, data)
         for number, changes in req.changes.items():
             changed_port = node.port(number)
             if changed_port is not None:
-                node.firmware.port_changed(changed_port, changes)
+                firmware.port_changed(changed_port, changes)
         return Reply(reply.status, bytes(data)), traps

@@ -246,7 +246,7 @@ class NodeState:
     """One node's run-time state: its ports, switch state and firmware hook."""
 
     __slots__ = ("spec", "id", "kind", "is_switch", "guid", "ports", "switch", "firmware",
-                 "description")
+                 "description", "by_number")
 
     def __init__(self, spec: Node, firmware: NodeFirmware | None = None) -> None:
         self.spec = spec
@@ -259,6 +259,9 @@ class NodeState:
         self.firmware = firmware if firmware is not None else NodeFirmware()
         self.ports = [PortState(self, p.number, p.guid, p.width_enabled, p.speed_enabled,
                                 p.ext_speed_enabled, p.lid, p.lmc) for p in spec.ports]
+        # index = port number (a CA has no port 0), for the routing fast path
+        self.by_number: tuple[PortState | None, ...] = (
+            tuple(self.ports) if self.is_switch else (None, *self.ports))
 
     def __repr__(self) -> str:
         return f"<NodeState {self.id!r}>"
@@ -270,10 +273,8 @@ class NodeState:
 
     def port(self, number: int) -> PortState | None:
         """Port ``number`` or ``None`` if the node has none (never raises)."""
-        index = number if self.is_switch else number - 1
-        if index < 0 or number > self.spec.num_ports:
-            return None
-        return self.ports[index]
+        table = self.by_number
+        return table[number] if 0 <= number < len(table) else None
 
     def management_port(self, ingress: PortState) -> PortState:
         """The port whose M_Key protects an SMP arriving at ``ingress``: switch port 0 for
@@ -402,29 +403,39 @@ class Subnet:
 
     @staticmethod
     def count_hop(egress: PortState, ingress: PortState) -> None:
-        """Count one MAD crossing a link: 1 packet and 72 data words (288 bytes / 4) on
-        each side (ibsim pc_updated, sim_mad.c:825-860).
-
-        Counters are stored unbounded and read through :func:`saturated`, which is what a
-        saturating counter shows (IBTA 16.1.3.5)."""
-        counters = egress.counters
-        if counters is None:
-            counters = egress.counters = [0] * len(COUNTER_LIMITS)
-        counters[XMIT_PKTS] += 1
-        counters[XMIT_DATA] += 72
-        counters = ingress.counters
-        if counters is None:
-            counters = ingress.counters = [0] * len(COUNTER_LIMITS)
-        counters[RCV_PKTS] += 1
-        counters[RCV_DATA] += 72
+        """Count one MAD crossing a link (see :func:`count_hop`)."""
+        count_hop(egress, ingress)
 
     @staticmethod
     def count_error(port: PortState, index: int) -> None:
         """Add one to error counter ``index`` of ``port``."""
-        counters = port.counters
-        if counters is None:
-            counters = port.counters = [0] * len(COUNTER_LIMITS)
-        counters[index] += 1
+        count_error(port, index)
+
+
+def count_hop(egress: PortState, ingress: PortState) -> None:
+    """Count one MAD crossing a link: 1 packet and 72 data words (288 bytes / 4) on each
+    side (ibsim pc_updated, sim_mad.c:825-860).
+
+    Counters are stored unbounded and read through :func:`saturated`, which is what a
+    saturating counter shows (IBTA 16.1.3.5)."""
+    counters = egress.counters
+    if counters is None:
+        counters = egress.counters = [0] * _COUNTERS
+    counters[XMIT_PKTS] += 1
+    counters[XMIT_DATA] += 72
+    counters = ingress.counters
+    if counters is None:
+        counters = ingress.counters = [0] * _COUNTERS
+    counters[RCV_PKTS] += 1
+    counters[RCV_DATA] += 72
+
+
+def count_error(port: PortState, index: int) -> None:
+    """Add one to error counter ``index`` of ``port``."""
+    counters = port.counters
+    if counters is None:
+        counters = port.counters = [0] * _COUNTERS
+    counters[index] += 1
 
 
 def saturated(port: PortState) -> list[int]:
@@ -449,3 +460,4 @@ XMIT_DATA = COUNTER_FIELDS.index("port_xmit_data")
 RCV_DATA = COUNTER_FIELDS.index("port_rcv_data")
 XMIT_PKTS = COUNTER_FIELDS.index("port_xmit_pkts")
 RCV_PKTS = COUNTER_FIELDS.index("port_rcv_pkts")
+_COUNTERS = len(COUNTER_LIMITS)
