@@ -230,6 +230,35 @@ def cmd_driver(args: argparse.Namespace, home: LabHome) -> int:
     return 0
 
 
+def cmd_driver_show(args: argparse.Namespace, home: LabHome) -> int:
+    """Show what a host's mlx4 driver knows: secure-host mode, its port, events, log."""
+    with connect(home) as client:
+        try:
+            reply = client.call("driver_show", host=args.host)
+        except LabError as exc:
+            raise CliError(exc.message) from None
+    if args.json:
+        reply.pop("ok", None)
+        print(json.dumps(reply, indent=2))
+        return 0
+    if not reply["devices"]:
+        print(f"{reply['host']}: no ConnectX-3 (mlx4) device")
+    for dev in reply["devices"]:
+        port = dev["port"]
+        mode = "on (SMP firewall activated)" if dev["secure_host"] else "off"
+        print(f"{reply['host']}: {dev['ibdev']} ({dev['model']}, {dev['mst']})")
+        print(f"  secure-host mode: {mode}")
+        print(f"  port {port['number']}: state {port['state']}, LID {port['lid']}, "
+              f"SM LID {port['sm_lid']}, SM SL {port['sm_sl']}, GID prefix {port['gid_prefix']}")
+        print("  events (oldest first):" if dev["events"] else "  events: none")
+        for line in dev["events"]:
+            print(f"    {line}")
+        print("  driver log:" if dev["log"] else "  driver log: empty")
+        for line in dev["log"]:
+            print(f"    {line}")
+    return 0
+
+
 def cmd_sm(args: argparse.Namespace, home: LabHome) -> int:
     """Start, stop or show the lab's subnet manager (the real OpenSM)."""
     options = list(args.sm_options)
@@ -341,6 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     restart = drv_sub.add_parser("restart", help="restart the HCA driver on a host")
     restart.add_argument("host")
     restart.set_defaults(func=cmd_driver)
+    show = drv_sub.add_parser("show", help="what a host's driver learnt (mode, port, events)")
+    show.add_argument("host")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_driver_show)
 
     sm = sub.add_parser("sm", help="the subnet manager (real OpenSM) on a lab host")
     sm.add_argument("action", choices=("start", "stop", "status"))

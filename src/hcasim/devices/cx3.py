@@ -54,6 +54,21 @@ CR_SPACE_SIZE = 0x100000
 HCR_GO = 1 << 23
 HW_ACCESS_OPCODE = 0x60
 
+# MAD_DEMUX, the command the mlx4 driver issues at start (reference secure-host.md §2.2;
+# linux-6.1 include/linux/mlx4/cmd.h:126,213-217, drivers/net/ethernet/mellanox/mlx4/
+# fw.c:2800-2879): opcode 0x203, in_mod 0x01 (LID-routed SMPs), op_mod 0 configure,
+# 1 query state, 2 query restrictions; four big-endian masks in the mailbox.
+MAD_DEMUX_OPCODE = 0x203
+MAD_DEMUX_CONFIG, MAD_DEMUX_QUERY_STATE, MAD_DEMUX_QUERY_RESTR = 0, 1, 2
+MAD_DEMUX_SUBN_CLASS = 0x01
+MAD_DEMUX_MAILBOX_SIZE = 0x80
+#: Mailbox offsets of the Set, GetResp, Trap and TrapRepress attribute masks (fw.c:2800-2836).
+MAD_DEMUX_MASK_OFFSETS = {"set": 0x10, "getresp": 0x20, "trap": 0x40, "traprepress": 0x70}
+#: What the firmware reports while its SMP firewall is on: every attribute of each method is
+#: its own (the mask bits' meaning is in the non-public PRM; any non-zero value makes the
+#: driver enter secure-host mode, docs/fabric.md).
+MAD_DEMUX_FIREWALL_MASK = 0xFFFFFFFF
+
 
 class HcrStatus(IntEnum):
     """Tools-HCR status byte (mtcr_ul/mtcr_tools_cif.c:119-142)."""
@@ -298,6 +313,28 @@ class Cx3Firmware:
         else:
             self.secure.cr_locked = True
         return HcrStatus.OK
+
+    # ----------------------------------------------------------------- driver commands
+    def mad_demux(
+        self, op_mod: int, in_mod: int, mailbox: bytes = b""
+    ) -> tuple[HcrStatus, bytes]:
+        """MAD_DEMUX (opcode 0x203) as the driver issues it: status and out-mailbox.
+
+        Query restrictions (op_mod 2) and query state (1) return the four masks: all set
+        while the SMP firewall is on, zero otherwise; configure (0) accepts the driver's
+        mailbox and changes nothing the firmware enforces (the firewall follows the key).
+        """
+        if in_mod != MAD_DEMUX_SUBN_CLASS:
+            return HcrStatus.BAD_PARAM, b""
+        if op_mod == MAD_DEMUX_CONFIG:
+            return HcrStatus.OK, b""
+        if op_mod not in (MAD_DEMUX_QUERY_STATE, MAD_DEMUX_QUERY_RESTR):
+            return HcrStatus.BAD_PARAM, b""
+        out = bytearray(MAD_DEMUX_MAILBOX_SIZE)
+        mask = MAD_DEMUX_FIREWALL_MASK if self.secure.smp_firewall else 0
+        for offset in MAD_DEMUX_MASK_OFFSETS.values():
+            out[offset : offset + 4] = mask.to_bytes(4, "big")
+        return HcrStatus.OK, bytes(out)
 
     # ----------------------------------------------------------------- flash
     def flash_read(self, offset: int, length: int, owner: object) -> bytes:

@@ -190,7 +190,12 @@ class MadEngine:
         firmware = sender.node.firmware
         if firmware.__class__ is not NodeFirmware:  # the base class's hooks do nothing
             ctx = MadContext(sender.node, sender, None, raw, True, now)
-            if firmware.host_send(ctx) is Action.DROP:
+            verdict = firmware.host_send(ctx)
+            if verdict is Action.TIMED_OUT:
+                return [Delivery(DeliveryKind.BOUNCE, _datagram(
+                    dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                    note="send timed out")]
+            if verdict is Action.DROP:
                 return []
         if method == mad.METHOD_TRAP_REPRESS:
             self._trap_repress(sender, dlid, raw, dr, hop_count, now)

@@ -76,6 +76,8 @@ class IbsimServer:
         self.subnet: Subnet = engine.subnet
         self.loop = loop
         self.clients: dict[int, Client] = {}
+        #: Called with each client that detaches (device models release what it held).
+        self.detach_listeners: list[Callable[[Client], None]] = []
         self.ctl = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.ctl.bind(_abstract(f"{base}:ctl"))
         self.ctl.setblocking(False)
@@ -203,6 +205,8 @@ class IbsimServer:
         client.sock.close()
         if client.issm and not any(c.issm and c.port == client.port for c in self.clients.values()):
             self._send_all(None, self.engine.set_is_sm(client.port, False))
+        for listener in self.detach_listeners:
+            listener(client)
         log.info("client %d (pid %d) detached", client.index, client.pid)
 
     # ------------------------------------------------------------------ data channel
@@ -291,5 +295,8 @@ async def start(lab: Any, endpoint: Any, home: Any) -> Callable[[], None]:
     lab.fabric = engine
     server = IbsimServer(home.ibsim_sockname, engine, asyncio.get_running_loop())
     lab.ibsim = server
+    from hcasim.lab import cx3_wire  # ConnectX-3 firewall, in-band CR access, mlx4 drivers
+
+    cx3_wire.install(lab, engine, server, endpoint)
     log.info("ibsim endpoint %s ready (%d nodes)", server.base, len(engine.subnet.nodes))
     return server.close

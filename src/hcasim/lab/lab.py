@@ -128,6 +128,9 @@ class Lab:
         self.definition = definition
         self.hosts: dict[str, Host] = {}
         self.devices: dict[str, Device] = {}
+        #: Called as ``listener(host, event)`` after a ``"reboot"`` or ``"driver_restart"``
+        #: (the host's driver models load again; hcasim.lab.cx3_wire).
+        self.host_listeners: list[Callable[[str, str], None]] = []
         for raw in definition["hosts"]:
             spec = HostSpec.from_json(raw)
             host = self.hosts.setdefault(spec.name, Host(spec.name))
@@ -175,12 +178,16 @@ class Lab:
         for device in self.host(name).devices:
             device.firmware.cold_boot()
         log.info("host %s rebooted", name)
+        for listener in self.host_listeners:
+            listener(name, "reboot")
 
     def restart_driver(self, name: str) -> None:
         """Driver restart on a host: the flash key comes into force, firmware keeps running."""
         for device in self.host(name).devices:
             device.firmware.driver_restart()
         log.info("driver restarted on host %s", name)
+        for listener in self.host_listeners:
+            listener(name, "driver_restart")
 
     def device_status(self, device: Device) -> dict[str, Any]:
         """Describe one device without any key material."""

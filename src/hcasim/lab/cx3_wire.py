@@ -1,0 +1,302 @@
+"""The ConnectX-3 firmware on the wire: SMP firewall, M_Key and GUID0 protection, in-band
+CR-space access, and the events the firmware sends its host's driver.
+
+One :class:`Cx3Wire` (a :class:`~hcasim.fabric.firmware.NodeFirmware`) is installed on the
+fabric node of every lab host whose HCA is a ConnectX-3. It is backed by the same
+:class:`~hcasim.devices.cx3.Cx3Firmware` the lab holds, so the control socket (hcasim's
+flint) and MADs (the real mstflint in-band) see one device. Facts and choices are in
+docs/fabric.md; in short:
+
+- **SMP firewall** (seed; reference secure-host.md §2.4, §4.4): while the firmware's key is
+  active, SMPs the host's software sends are dropped silently (the tool times out, as the
+  seed's ``sminfo`` shows), except a directed-route SMP of zero hops, which the driver
+  hands to the firmware locally (MAD_IFC) and which the firmware answers (not SMInfo,
+  which mlx4 never answers locally, ``mad.c:845-847``). SMPs from the wire are answered by
+  the firmware's SMA; what the SMA does not serve (SMInfo, traps) never reaches the host.
+  QP1 (SA, PerfMgt, vendor classes) is not QP0 and passes.
+- **M_Key hidden** from the host whatever the protection level: the local PortInfo reads
+  M_Key 0 while the firewall is on.
+- **GUID0**: while the firewall is on, a GUIDInfo Set that would change GUID0 (the port
+  GUID, read-only per IBTA 14.2.5.5) is refused with status 0x001C and changes nothing.
+- **ConfigSpaceAccess** (reference inband.md §1; mstflint v4.21.0-1
+  ``mtcr_ul/mtcr_ib_ofed.c:170-177,360-411,500-585``): vendor class 0x0A or 0x09,
+  attribute 0x0050, Get/Set of up to 56 dwords through :meth:`Cx3Firmware.cr_read` /
+  :meth:`Cx3Firmware.cr_write`, so a locked device reads 0xbad0cafe and ignores writes
+  except to the tools HCR and its semaphore. The semaphore owner is the attached ibsim
+  client; its semaphores are released when it detaches. The SMP forms (0xFF50-0xFF53) are
+  not supported by ConnectX-3 firmware (``mtcr_ib_ofed.c:762-775``) and get a quick
+  status 0x000C reply, which is all ``trm_create``'s 0xFF53 probe needs (inband.md §2.1).
+- **Events**: when the SM changes the port, the firmware writes PORT_MNG_CHG and
+  PORT_CHANGE events to its driver (:mod:`hcasim.lab.mlx4_driver`).
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from hcasim.devices.cx3 import SEMAPHORES, Cx3Firmware, FirmwareError
+from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, PortChange
+from hcasim.fabric.subnet import DEFAULT_SL2VL, PortState
+from hcasim.ib import mad, vendor
+from hcasim.ib import smp_attrs as sa
+from hcasim.lab.mlx4_driver import (
+    CHANGED_CLIENT_REREG,
+    CHANGED_GID_PREFIX,
+    CHANGED_LID,
+    CHANGED_SM_LID,
+    CHANGED_SM_SL,
+    PMC_SUBTYPE_GUID_INFO,
+    PMC_SUBTYPE_PKEY_TABLE,
+    Mlx4Driver,
+    PortView,
+    port_change_eqe,
+    port_info_eqe,
+    sl2vl_eqe,
+    table_eqe,
+)
+
+log = logging.getLogger("hcasim.cx3wire")
+
+#: SMP attributes of Mellanox's in-band register and CR access (reference inband.md §1.4,
+#: §2.1, §4.1): ConfigSpaceAccess, AccessRegister and the semaphore-lock query.
+VENDOR_SMP_ATTRS = frozenset({vendor.ATTR_SMP_CONFIG_SPACE_ACCESS, 0xFF51,
+                              vendor.ATTR_SMP_ACCESS_REGISTER, vendor.ATTR_SMP_SEMAPHORE_LOCK})
+VENDOR_CLASSES = frozenset({vendor.CLASS_MLNX_VENDOR_A, vendor.CLASS_MLNX_VENDOR_9})
+#: Mode 2 record layout, relative to MAD byte 32: address, data at +4, mask at +8
+#: (``mtcr_ib_ofed.c`` CONFIG_ACCESS_MODE_2_DATA_OFFSET / _BITMASK_OFFSET).
+MODE2_DATA, MODE2_MASK = 4, 8
+#: PortChange flags reported in a PortInfo event, with their ``changed_attr`` bits.
+_PORT_INFO_BITS = (
+    (PortChange.SM_LID, CHANGED_SM_LID),
+    (PortChange.GID_PREFIX, CHANGED_GID_PREFIX),
+    (PortChange.LID, CHANGED_LID),
+    (PortChange.CLIENT_REREGISTER, CHANGED_CLIENT_REREG),
+    (PortChange.SM_SL, CHANGED_SM_SL),
+)
+
+Owner = Callable[[bytes], object]
+
+
+def port_view(port: PortState) -> PortView:
+    """The local MAD_IFC Get(PortInfo) the firmware answers its driver (M_Key not included)."""
+    return PortView(lid=port.lid, sm_lid=port.sm_lid, sm_sl=port.sm_sl, state=port.state,
+                    gid_prefix=port.gid_prefix)
+
+
+class Cx3Wire(NodeFirmware):
+    """The fabric-facing half of one ConnectX-3's firmware (module docstring)."""
+
+    def __init__(self, firmware: Cx3Firmware, driver: Mlx4Driver | None, owner_of: Owner,
+                 port: PortState | None = None) -> None:
+        self.firmware = firmware
+        self.driver = driver
+        self.owner_of = owner_of
+        self._active = port is not None and port.state == sa.PORT_STATE_ACTIVE
+
+    @property
+    def firewall(self) -> bool:
+        """Whether the SMP firewall is on (a key is active; CR unlock does not matter)."""
+        return self.firmware.secure.smp_firewall
+
+    # -- QP0 -----------------------------------------------------------------------------------
+
+    def host_send(self, ctx: MadContext) -> Action:
+        """Drop the host's SMPs while the firewall is on, except local zero-hop DR SMPs."""
+        cls = ctx.raw[1]
+        if not self.firewall or cls not in (mad.CLASS_SUBN_LID_ROUTED,
+                                            mad.CLASS_SUBN_DIRECTED_ROUTE):
+            return Action.PASS
+        header = ctx.mad
+        if (isinstance(header, mad.DrSmp) and header.hop_count == 0
+                and header.attr_id != mad.ATTR_SM_INFO and not mad.is_response(header.method)):
+            return Action.PASS  # handled inside the HCA, like mlx4's local MAD_IFC path
+        return Action.TIMED_OUT
+
+    def smp_received(self, ctx: MadContext) -> Action | Answer:
+        """Refuse SMP CR access quickly; keep SMInfo and traps from a firewalled host; GUID0."""
+        smp = ctx.mad
+        if smp.attr_id in VENDOR_SMP_ATTRS:
+            return Answer(mad.STATUS_METHOD_ATTR_UNSUPPORTED)
+        if not self.firewall:
+            return Action.PASS
+        if not ctx.from_host and (smp.attr_id in (mad.ATTR_SM_INFO, mad.ATTR_NOTICE)
+                                  or smp.method == mad.METHOD_TRAP):
+            return Action.DROP  # the firmware owns QP0: nothing is forwarded to the host
+        if (smp.attr_id == mad.ATTR_GUID_INFO and smp.method == mad.METHOD_SET
+                and smp.attr_mod == 0 and isinstance(smp, mad.Smp | mad.DrSmp)):
+            return self._guid0_set(ctx.port, smp)
+        return Action.PASS
+
+    @staticmethod
+    def _guid0_set(port: PortState, smp: mad.Smp | mad.DrSmp) -> Action | Answer:
+        if port.m_key and smp.m_key != port.m_key:
+            return Action.PASS  # the SMA's M_Key check drops it and raises trap 256
+        if int.from_bytes(smp.data[:8], "big") == port.guid:
+            return Action.PASS  # GUID0 unchanged: an ordinary alias-GUID Set
+        table = port.guid_table()[:sa.GuidInfo.BLOCK]
+        current = sa.GuidInfo(tuple(table + [0] * (sa.GuidInfo.BLOCK - len(table)))).encode()
+        log.info("GUIDInfo Set changing GUID0 of %s refused", port.node.id)
+        return Answer(mad.STATUS_INVALID_FIELD, current)
+
+    def smp_reply(self, ctx: MadContext, attr_id: int, data: bytearray) -> None:
+        """Hide the M_Key from the host, whatever the protection level."""
+        if attr_id == mad.ATTR_PORT_INFO and ctx.from_host and self.firewall:
+            data[0:8] = bytes(8)
+
+    # -- QP1: vendor ConfigSpaceAccess ----------------------------------------------------------
+
+    def mad_received(self, ctx: MadContext) -> bytes | None:
+        """Answer Mellanox vendor classes 0x0A/0x09; other classes are not the firmware's."""
+        if ctx.raw[1] not in VENDOR_CLASSES:
+            return None
+        reply = bytearray(ctx.raw)
+        reply[3] = mad.METHOD_GET_RESP
+        try:
+            status = self._config_space_access(ctx, reply)
+        except FirmwareError as exc:
+            log.debug("ConfigSpaceAccess on %s refused: %s", ctx.node.id, exc)
+            status = mad.STATUS_INVALID_FIELD
+        reply[4:6] = status.to_bytes(2, "big")
+        return bytes(reply)
+
+    def _config_space_access(self, ctx: MadContext, reply: bytearray) -> int:
+        header = ctx.mad
+        if header.attr_id != vendor.ATTR_CONFIG_SPACE_ACCESS:
+            return mad.STATUS_METHOD_ATTR_UNSUPPORTED
+        if header.method not in (mad.METHOD_GET, mad.METHOD_SET):
+            return mad.STATUS_METHOD_UNSUPPORTED
+        address, count, mode = vendor.unpack_cr_modifier(header.attr_mod)
+        base = vendor.CR_DATA_OFFSET
+        if mode == vendor.CR_MODE_RECORDS:
+            # Only a one-record mode-2 MAD is well formed as mstflint builds it (inband.md
+            # §1.2); the record's address replaces the modifier's.
+            if count != 1:
+                return mad.STATUS_INVALID_FIELD
+            address = int.from_bytes(ctx.raw[base:base + 4], "big")
+            base += MODE2_DATA
+        elif mode != vendor.CR_MODE_DIRECT or not 1 <= count <= vendor.MAX_CR_DWORDS:
+            return mad.STATUS_INVALID_FIELD
+        owner = self.owner_of(ctx.raw)
+        if header.method == mad.METHOD_GET:
+            values = self.firmware.cr_read(address, count, owner)
+            reply[base:base + 4 * count] = b"".join(v.to_bytes(4, "big") for v in values)
+        else:
+            data = ctx.raw[base:base + 4 * count]
+            values = [int.from_bytes(data[4 * i:4 * i + 4], "big") for i in range(count)]
+            if mode == vendor.CR_MODE_RECORDS:
+                mask = int.from_bytes(ctx.raw[vendor.CR_DATA_OFFSET + MODE2_MASK:
+                                              vendor.CR_DATA_OFFSET + MODE2_MASK + 4], "big")
+                if mask != 0xFFFFFFFF:
+                    old = self.firmware.cr_read(address, 1, owner)[0]
+                    values = [(old & ~mask) | (values[0] & mask)]
+            self.firmware.cr_write(address, values, owner)
+        return mad.STATUS_OK
+
+    # -- events to the driver -------------------------------------------------------------------
+
+    def port_changed(self, port: PortState, changes: PortChange) -> None:
+        """Tell the host's driver what the SM changed (PORT_MNG_CHG and PORT_CHANGE EQEs)."""
+        driver = self.driver
+        if driver is None:
+            return
+        number = port.number
+        changed_attr = 0
+        for flag, bit in _PORT_INFO_BITS:
+            if changes & flag:
+                changed_attr |= bit
+        if changed_attr:
+            driver.post_eqe(port_info_eqe(number, sm_lid=port.sm_lid, lid=port.lid,
+                                          changed_attr=changed_attr, sm_sl=port.sm_sl,
+                                          gid_prefix=port.gid_prefix))
+        if changes & PortChange.PKEY_TABLE:
+            driver.post_eqe(table_eqe(PMC_SUBTYPE_PKEY_TABLE, number, entries_mask=0xFFFFFFFF))
+        if changes & PortChange.GUID_TABLE:
+            driver.post_eqe(table_eqe(PMC_SUBTYPE_GUID_INFO, number, entries_mask=0xFFFFFFFF))
+        if changes & PortChange.SL2VL_TABLE:
+            driver.post_eqe(sl2vl_eqe(number, (port.sl2vl or {}).get(0, DEFAULT_SL2VL)))
+        if changes & PortChange.PORT_STATE:
+            active = port.state == sa.PORT_STATE_ACTIVE
+            if active != self._active:
+                self._active = active
+                driver.post_eqe(port_change_eqe(number, active))
+
+
+class Cx3Fabric:
+    """Every ConnectX-3 of a lab on its fabric: wire firmware, drivers, semaphore owners."""
+
+    def __init__(self, lab: Any, subnet: Any, clients: dict[int, object]) -> None:
+        self.lab = lab
+        self.clients = clients
+        self.drivers: dict[str, list[Mlx4Driver]] = {}
+        self.firmwares: list[Cx3Firmware] = []
+        self.hosts: list[str] = []
+        for host in lab.hosts.values():
+            try:
+                node = subnet.node(host.name)
+            except KeyError:
+                continue  # a host without a fabric node has no wire to protect
+            for device in host.devices:
+                firmware = device.firmware
+                if not isinstance(firmware, Cx3Firmware) or node.is_switch:
+                    continue
+                port = node.ports[0]
+                driver = Mlx4Driver(host.name, device.ident, firmware,
+                                    functools.partial(port_view, port))
+                subnet.set_firmware(node.id, Cx3Wire(firmware, driver, self.owner_of, port))
+                self.drivers.setdefault(host.name, []).append(driver)
+                self.firmwares.append(firmware)
+                self.hosts.append(host.name)
+                break  # one HCA per fabric node
+
+    def owner_of(self, raw: bytes) -> object:
+        """The attached client that sent a MAD (the server tags TID bits 63-48 with it)."""
+        index = int.from_bytes(raw[8:10], "big")
+        return self.clients.get(index, self)
+
+    def start_drivers(self, host: str | None = None) -> None:
+        """Load the driver of every ConnectX-3 (lab start), or of one host's."""
+        for name, drivers in self.drivers.items():
+            if host is None or name == host:
+                for driver in drivers:
+                    driver.start()
+
+    def host_event(self, host: str, event: str) -> None:
+        """A lab host event: a reboot or a driver restart loads the driver again."""
+        if event in ("reboot", "driver_restart"):
+            self.start_drivers(host)
+
+    def client_detached(self, client: object) -> None:
+        """An ibsim client went away: release the semaphores it held (and commit flash)."""
+        for firmware, host in zip(self.firmwares, self.hosts, strict=True):
+            held = [f"{sem:#x}" for sem in SEMAPHORES if firmware.holds(client, sem)]
+            if held:
+                log.info("%s: semaphores %s released: their owner detached", host,
+                         ", ".join(held))
+            firmware.release(client)
+
+    def driver_show(self, session: object, args: dict[str, Any]) -> dict[str, Any]:
+        """Control op ``driver_show``: the drivers of one host (no key material)."""
+        host = args.get("host")
+        if not isinstance(host, str) or not host:
+            raise FirmwareError(errno.EINVAL, "host must be a non-empty string")
+        name = self.lab.host(host).name  # ENOENT for an unknown host
+        return {"host": name, "devices": [d.show() for d in self.drivers.get(name, [])]}
+
+
+def install(lab: Any, engine: Any, server: Any, endpoint: Any) -> Cx3Fabric:
+    """Put every ConnectX-3 of ``lab`` on ``engine``'s fabric and load their drivers.
+
+    Called by the ibsim endpoint when it starts; ``server.clients`` maps client indexes to
+    the attached clients that own semaphores.
+    """
+    fabric = Cx3Fabric(lab, engine.subnet, server.clients)
+    fabric.start_drivers()
+    lab.host_listeners.append(fabric.host_event)
+    server.detach_listeners.append(fabric.client_detached)
+    endpoint.register("driver_show", fabric.driver_show)
+    lab.cx3_fabric = fabric
+    return fabric
