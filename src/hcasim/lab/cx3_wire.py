@@ -257,17 +257,18 @@ class Cx3Fabric:
         index = int.from_bytes(raw[8:10], "big")
         return self.clients.get(index, self)
 
-    def start_drivers(self, host: str | None = None) -> None:
-        """Load the driver of every ConnectX-3 (lab start), or of one host's."""
+    def start_drivers(self, host: str | None = None, boot: bool = True) -> None:
+        """Load the driver of every ConnectX-3 (lab start: every host boots), or of one
+        host's (``boot``: after a reboot rather than a driver restart)."""
         for name, drivers in self.drivers.items():
             if host is None or name == host:
                 for driver in drivers:
-                    driver.start()
+                    driver.start(boot=boot)
 
     def host_event(self, host: str, event: str) -> None:
         """A lab host event: a reboot or a driver restart loads the driver again."""
         if event in ("reboot", "driver_restart"):
-            self.start_drivers(host)
+            self.start_drivers(host, boot=event == "reboot")
 
     def client_detached(self, client: object) -> None:
         """An ibsim client went away: release the semaphores it held (and commit flash)."""

@@ -183,9 +183,14 @@ class Mlx4Driver:
         self.dmesg.append(line)
         log.log(level, "%s: %s", self.host, line)
 
-    def start(self) -> None:
-        """Driver load (lab start, driver restart, host reboot): MAD_DEMUX, then the port."""
+    def start(self, boot: bool = False) -> None:
+        """Driver load (lab start, driver restart, host reboot): MAD_DEMUX, then the port.
+
+        ``boot``: the host (re)booted, so its kernel log starts empty.
+        """
         self.starts += 1
+        if boot:
+            self.dmesg.clear()
         self.secure_host = False
         self.events.clear()
         status, mailbox = self.firmware.mad_demux(MAD_DEMUX_QUERY_RESTR, MAD_DEMUX_SUBN_CLASS)
