@@ -389,3 +389,13 @@ def test_eqe_layout() -> None:
     driver.post_eqe(bytes(bad))
     assert list(driver.dmesg) == [
         "mlx4_core 0000:01:00.0: Unsupported subtype 0x42 for Port Management Change event"]
+
+
+def test_driver_show_op(wire: Wire) -> None:
+    from hcasim.devices.cx3 import FirmwareError
+
+    shown = wire.fabric.driver_show(None, {"host": "node1"})
+    assert shown["host"] == "node1" and shown["devices"][0]["mst"] == "/dev/mst/mt4099_pci_cr0"
+    for bad in ({}, {"host": ""}, {"host": 3}):
+        with pytest.raises(FirmwareError):
+            wire.fabric.driver_show(None, bad)

@@ -361,3 +361,13 @@ def test_vendor_mads_never_reach_the_sm(lab: LabHandle) -> None:
     assert (r.returncode, r.stdout) == (1, "-E- ibvsmad : cr access read to Lid 2 failed\n")
     assert ok(lab.hcasim("sm", "status")).stdout.startswith("opensm on sm (pid ")
     assert ok(lab.run("node2", "sminfo")).stdout.endswith("state 3 SMINFO_MASTER\n")
+
+
+def test_lab_start_loads_the_drivers(lab: LabHandle) -> None:
+    # last in the module: a daemon restart powers every host on (the SM is gone after it)
+    ok(lab.hcasim("down"))
+    ok(lab.hcasim("up"))
+    dev = driver(lab, "node1")
+    assert dev["secure_host"] is True and dev["log"] == [SECURE_LINE]
+    assert driver(lab, "node2")["secure_host"] is False
+    assert lab.device_state("node1")["cr_space_locked"] is True
