@@ -55,7 +55,7 @@ from hcasim.fabric.sma import (
     capability_mask_change_notice,
     link_state_change_notice,
     node_info,
-    port_info,
+    port_info_data,
 )
 from hcasim.fabric.subnet import NODE_REVISION, PortState, Subnet
 from hcasim.fabric.topology import PortRef
@@ -388,7 +388,7 @@ class MadEngine:
     def port_info_data(self, ref: PortRef) -> bytes:
         """GET_PORTINFO: 64 bytes of the port's PortInfo (M_Key read as stored)."""
         port = self.subnet.port(ref)
-        return port_info(port, port.number).encode()
+        return port_info_data(port, port.number)
 
     def pkeys_data(self, ref: PortRef) -> bytes:
         """GET_PKEYS: the first 32 P_Keys of the port, network order, zero-padded."""

@@ -112,6 +112,26 @@ class MadContext:
             header = self._mad = decode_header(self.raw)
         return header
 
+    @property
+    def mgmt_class(self) -> int:
+        """MgmtClass (byte 1 of the MAD), without decoding the header."""
+        return self.raw[1]
+
+    @property
+    def method(self) -> int:
+        """Method including the R bit (byte 3), without decoding the header."""
+        return self.raw[3]
+
+    @property
+    def attr_id(self) -> int:
+        """AttributeID (bytes 16-17), without decoding the header."""
+        return int.from_bytes(self.raw[16:18], "big")
+
+    @property
+    def attr_mod(self) -> int:
+        """AttributeModifier (bytes 20-23), without decoding the header."""
+        return int.from_bytes(self.raw[20:24], "big")
+
     def __repr__(self) -> str:
         return (f"MadContext({self.node!r}, {self.port!r}, class {self.raw[1]:#04x}, "
                 f"from_host={self.from_host})")

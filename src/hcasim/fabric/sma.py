@@ -65,6 +65,13 @@ EXT_SPEED_SET_TO_SUPPORTED = 31
 #: Method (byte 3), AttributeID (16-17), AttributeModifier (20-23) and M_Key (24-31) of an
 #: SMP, the same offsets in both SMP formats (IBTA 14.2.1.1-14.2.1.2).
 _SMP_FIELDS = struct.Struct(">3xB12xH2xIQ")
+_CLIENT_REREGISTER = PortChange.CLIENT_REREGISTER.value
+_GID_PREFIX = PortChange.GID_PREFIX.value
+_LID = PortChange.LID.value
+_M_KEY = PortChange.M_KEY.value
+_PORT_STATE = PortChange.PORT_STATE.value
+_SM_LID = PortChange.SM_LID.value
+_SM_SL = PortChange.SM_SL.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,33 +237,47 @@ def node_info(node: NodeState, ingress: PortState) -> sa.NodeInfo:
         vendor_id=spec.vendor_id)
 
 
+#: PortInfo as a function of the port ``p``, the number of the port the SMP arrived on
+#: (``lpn``, LocalPortNum) and ``hide`` (the M_Key reads as 0); fields not listed with a
+#: port attribute read 0.
+_PORT_INFO_FIELDS = {
+    "m_key": "0 if hide else p.m_key", "gid_prefix": "p.gid_prefix", "lid": "p.lid",
+    "master_sm_lid": "p.sm_lid", "capability_mask": "p.capability_mask", "diag_code": "0",
+    "m_key_lease_period": "p.m_key_lease_period", "local_port_num": "lpn",
+    "link_width_enabled": "p.width_enabled", "link_width_supported": "p.width_supported",
+    "link_width_active": "p.width_active", "link_speed_supported": "p.speed_supported",
+    "port_state": "p.state", "port_phys_state": "p.phys_state",
+    "link_down_default_state": "p.link_down_default",
+    "m_key_protect_bits": "p.m_key_protect_bits", "lmc": "p.lmc",
+    "link_speed_active": "p.speed_active", "link_speed_enabled": "p.speed_enabled",
+    "neighbor_mtu": "p.neighbor_mtu", "master_sm_sl": "p.sm_sl", "vl_cap": "p.vl_cap",
+    "init_type": "0", "vl_high_limit": "p.vl_high_limit",
+    "vl_arbitration_high_cap": "VL_ARB_CAP", "vl_arbitration_low_cap": "VL_ARB_CAP",
+    "init_type_reply": "0", "mtu_cap": "p.mtu_cap", "vl_stall_count": "p.vl_stall_count",
+    "hoq_life": "p.hoq_life", "operational_vls": "p.operational_vls",
+    "partition_enforcement_inbound": "p.partition_enforcement >> 3 & 1",
+    "partition_enforcement_outbound": "p.partition_enforcement >> 2 & 1",
+    "filter_raw_inbound": "p.partition_enforcement >> 1 & 1",
+    "filter_raw_outbound": "p.partition_enforcement & 1",
+    "m_key_violations": "p.m_key_violations", "p_key_violations": "p.p_key_violations",
+    "q_key_violations": "p.q_key_violations", "guid_cap": "p.guid_cap",
+    "client_reregister": "0", "multicast_pkey_trap_suppression_enabled": "0",
+    "subnet_timeout": "p.subnet_timeout", "resp_time_value": "p.resp_time_value",
+    "local_phy_errors": "0", "overrun_errors": "0", "max_credit_hint": "0",
+    "link_round_trip_latency": "0", "capability_mask2": "p.capability_mask2",
+    "link_speed_ext_active": "p.ext_speed_active",
+    "link_speed_ext_supported": "p.ext_speed_supported",
+    "link_speed_ext_enabled": "p.ext_speed_enabled",
+}
+port_info_data = sa.PortInfo.compile_packer("p, lpn, hide=False", _PORT_INFO_FIELDS,
+                                            {"VL_ARB_CAP": VL_ARB_CAP})
+"""``port_info_data(port, local_port_num, hide_m_key=False)``: the 64 bytes of
+:func:`port_info`, encoded without building a :class:`~hcasim.ib.smp_attrs.PortInfo`."""
+
+
 def port_info(port: PortState, local_port_num: int, hide_m_key: bool = False) -> sa.PortInfo:
     """PortInfo of ``port``; ``local_port_num`` is the port the SMP arrived on."""
-    enforcement = port.partition_enforcement
-    return sa.PortInfo(
-        m_key=0 if hide_m_key else port.m_key, gid_prefix=port.gid_prefix, lid=port.lid,
-        master_sm_lid=port.sm_lid, capability_mask=port.capability_mask,
-        m_key_lease_period=port.m_key_lease_period, local_port_num=local_port_num,
-        link_width_enabled=port.width_enabled, link_width_supported=port.width_supported,
-        link_width_active=port.width_active, link_speed_supported=port.speed_supported,
-        port_state=port.state, port_phys_state=port.phys_state,
-        link_down_default_state=port.link_down_default,
-        m_key_protect_bits=port.m_key_protect_bits, lmc=port.lmc,
-        link_speed_active=port.speed_active, link_speed_enabled=port.speed_enabled,
-        neighbor_mtu=port.neighbor_mtu, master_sm_sl=port.sm_sl, vl_cap=port.vl_cap,
-        vl_high_limit=port.vl_high_limit, vl_arbitration_high_cap=VL_ARB_CAP,
-        vl_arbitration_low_cap=VL_ARB_CAP, mtu_cap=port.mtu_cap,
-        vl_stall_count=port.vl_stall_count, hoq_life=port.hoq_life,
-        operational_vls=port.operational_vls,
-        partition_enforcement_inbound=enforcement >> 3 & 1,
-        partition_enforcement_outbound=enforcement >> 2 & 1,
-        filter_raw_inbound=enforcement >> 1 & 1, filter_raw_outbound=enforcement & 1,
-        m_key_violations=port.m_key_violations, p_key_violations=port.p_key_violations,
-        q_key_violations=port.q_key_violations, guid_cap=port.guid_cap,
-        subnet_timeout=port.subnet_timeout, resp_time_value=port.resp_time_value,
-        capability_mask2=port.capability_mask2, link_speed_ext_active=port.ext_speed_active,
-        link_speed_ext_supported=port.ext_speed_supported,
-        link_speed_ext_enabled=port.ext_speed_enabled)
+    return sa.PortInfo.decode(port_info_data(port, local_port_num, hide_m_key))
 
 
 def switch_info(node: NodeState) -> sa.SwitchInfo:
@@ -352,11 +373,11 @@ def _port_info(req: _Request) -> Reply:
     if req.is_set:
         if not node.is_switch and target is not req.port:
             # a CA's SMA configures only the port it answers on (IBTA 14.2.5.6; ibsim)
-            return _invalid(port_info(target, req.port.number, req.hide_m_key).encode())
+            return _invalid(port_info_data(target, req.port.number, req.hide_m_key))
         error = _set_port_info(req, target, sa.PortInfo.decode(req.data))
         if error:
-            return _invalid(port_info(target, req.port.number, req.hide_m_key).encode())
-    return Reply(mad.STATUS_OK, port_info(target, req.port.number, req.hide_m_key).encode())
+            return _invalid(port_info_data(target, req.port.number, req.hide_m_key))
+    return Reply(mad.STATUS_OK, port_info_data(target, req.port.number, req.hide_m_key))
 
 
 def _mask_setting(value: int, current: int, supported: int, all_value: int) -> int | None:
@@ -417,19 +438,19 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
         phys = NO_CHANGE  # read-only states (LinkUp, ...) and Sleep are ignored (choice)
 
     # -- apply
-    changes = PortChange.NONE
+    changes = 0  # PortChange bits, as an int until the end (Flag arithmetic is slow)
     if manages:
         if new.lid != port.lid:
-            changes |= PortChange.LID
+            changes |= _LID
         if new.master_sm_lid != port.sm_lid:
-            changes |= PortChange.SM_LID
+            changes |= _SM_LID
         if new.master_sm_sl != port.sm_sl:
-            changes |= PortChange.SM_SL
+            changes |= _SM_SL
         if new.gid_prefix != port.gid_prefix:
-            changes |= PortChange.GID_PREFIX
+            changes |= _GID_PREFIX
         if (new.m_key, new.m_key_protect_bits, new.m_key_lease_period) != (
                 port.m_key, port.m_key_protect_bits, port.m_key_lease_period):
-            changes |= PortChange.M_KEY
+            changes |= _M_KEY
         port.lid, port.lmc = new.lid, new.lmc
         port.sm_lid, port.sm_sl = new.master_sm_lid, new.master_sm_sl
         port.gid_prefix = new.gid_prefix
@@ -441,7 +462,7 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
         port.q_key_violations = new.q_key_violations
         port.subnet_timeout = new.subnet_timeout
         if new.client_reregister:
-            changes |= PortChange.CLIENT_REREGISTER  # an event, never stored (reads 0)
+            changes |= _CLIENT_REREGISTER  # an event, never stored (reads 0)
     if new.operational_vls:
         port.operational_vls = new.operational_vls
     if new.neighbor_mtu:
@@ -461,11 +482,11 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
         _renegotiate(subnet, port, peer, changed_switches)
     if phys == sa.PHYS_DISABLED and port.phys_state != sa.PHYS_DISABLED:
         changed_switches += subnet.take_down(port, disable=True)
-        changes |= PortChange.PORT_STATE
+        changes |= _PORT_STATE
     elif phys == sa.PHYS_POLLING and port.phys_state == sa.PHYS_DISABLED:
         port.phys_state = sa.PHYS_POLLING
         changed_switches += subnet.train(port)
-        changes |= PortChange.PORT_STATE
+        changes |= _PORT_STATE
     elif state == sa.PORT_STATE_DOWN and cabled and port.link_up:
         # Down bounces the link: it retrains and both ends come back in Init; the peer's
         # switch notes PortStateChange, the switch being set does not (ibsim, IBTA p.731)
@@ -473,14 +494,14 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
         port.state = peer.state = sa.PORT_STATE_INIT
         if peer.node.switch is not None:
             peer.node.switch.port_state_change = 1
-        changes |= PortChange.PORT_STATE
+        changes |= _PORT_STATE
     elif state in (sa.PORT_STATE_ARMED, sa.PORT_STATE_ACTIVE):
         port.state = state
-        changes |= PortChange.PORT_STATE
+        changes |= _PORT_STATE
     for node in changed_switches:
         _trap_128(req, node)  # a switch reports its link state changes (ibsim trap 128)
     if changes:
-        req.changed(port, changes)
+        req.changed(port, PortChange(changes))
     return False
 
 

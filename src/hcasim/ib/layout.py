@@ -31,7 +31,7 @@ import dataclasses
 import operator
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -243,8 +243,16 @@ class _Generator:
             fmt += f"{self.size - at * size}x"
         return self._name("words", struct.Struct(fmt)), used
 
-    def build(self) -> tuple[Callable[[Buffer, int], Any], Callable[[Any], bytearray]]:
-        """Compile the decode and encode functions."""
+    def build(self, params: str = "obj", sources: Sequence[str] | None = None,
+              as_bytes: bool = False) -> tuple[Callable[[Buffer, int], Any], Callable[..., Any]]:
+        """Compile the decode and encode functions.
+
+        The encoder takes ``params`` and computes field ``i`` as the Python expression
+        ``sources[i]`` (default: the attributes of one instance, ``obj``); it returns a
+        bytearray, or bytes with ``as_bytes``.
+        """
+        if sources is None:
+            sources = [f"obj.{spec.name}" for spec in self.specs]
         dec_values: list[str] = []
         enc_checks: list[str] = []
         enc_after: list[str] = []
@@ -252,7 +260,7 @@ class _Generator:
         for index, spec in enumerate(self.specs):
             var = f"f{index}"
             name = spec.name
-            enc_checks.append(f"    {var} = obj.{name}")
+            enc_checks.append(f"    {var} = {sources[index]}")
             start, size = spec.bit // 8, spec.width // 8
             if spec.kind == "uint":
                 dec_values.append(self._read(spec.bit, spec.width))
@@ -268,7 +276,7 @@ class _Generator:
                     enc_after += [
                         f"    if len({var}) != {spec.count}: raise ValueError("
                         f"f'{name} needs {spec.count} values, got {{len({var})}}')",
-                        f"    if any(not 0 <= e <= {limit:#x} for e in {var}): raise ValueError("
+                        f"    if min({var}) < 0 or max({var}) > {limit:#x}: raise ValueError("
                         f"'{name}: values must fit in {spec.width} bits')",
                         f"    {fmt}.pack_into(buf, {start}, *{var})",
                     ]
@@ -279,8 +287,9 @@ class _Generator:
                 enc_checks += [
                     f"    if len({var}) != {spec.count}: raise ValueError("
                     f"'{name} needs {spec.count} values')",
-                    f"    for e in {var}:",
-                    f"        if not 0 <= e <= {limit:#x}: raise ValueError("
+                    f"    if min({var}) < 0 or max({var}) > {limit:#x}:",
+                    f"        for e in {var}:",
+                    f"            if not 0 <= e <= {limit:#x}: raise ValueError("
                     f"f'{name}: {{e!r}} does not fit in {spec.width} bits')",
                 ]
                 for k in range(spec.count):
@@ -311,7 +320,7 @@ class _Generator:
         short = (f"f'{self.cls.__name__}: needs {self.size} bytes, got {{len(buf) - base}}'")
         decode = ["def decode(buf, base):",
                   f"    if len(buf) - base < {self.size}: raise ValueError({short})"]
-        encode = ["def encode(obj):", *enc_checks]
+        encode = [f"def encode({params}):", *enc_checks]
         if self.units:
             words, used = self._words_struct()
             names = ", ".join(f"w{i}" for i in used)
@@ -321,7 +330,7 @@ class _Generator:
         else:
             encode.append(f"    buf = bytearray({self.size})")
         decode.append(f"    return cls({', '.join(dec_values)})")
-        encode += [*enc_after, "    return buf"]
+        encode += [*enc_after, "    return bytes(buf)" if as_bytes else "    return buf"]
         source = "\n".join(decode) + "\n\n" + "\n".join(encode) + "\n"
         namespace: dict[str, Any] = {}
         exec(compile(source, f"<layout {self.cls.__qualname__}>", "exec"), self.env, namespace)
@@ -357,6 +366,26 @@ class Layout:
         codec = cls.__dict__.get("_codec_cache") or cls._codec()
         decoded: Self = codec.decode(buf, offset)
         return decoded
+
+    @classmethod
+    def compile_packer(cls, params: str, fields: dict[str, str],
+                       env: dict[str, Any] | None = None) -> Callable[..., bytes]:
+        """A fast encoder: a function of ``params`` (Python parameter syntax) returning the
+        ``SIZE`` encoded bytes whose fields are the Python expressions ``fields`` (one per
+        declared field, by name; names in ``env`` are visible to them).  Values are checked
+        as :meth:`encode` checks them; no instance is built.
+        """
+        specs = cls._codec().specs
+        missing = [s.name for s in specs if s.name not in fields]
+        unknown = sorted(set(fields) - {s.name for s in specs})
+        if missing or unknown:
+            raise TypeError(f"{cls.__name__}.compile_packer: missing {missing}, "
+                            f"unknown {unknown}")
+        generator = _Generator(cls, specs)
+        generator.env.update(env or {})
+        _, packer = generator.build(params, [f"({fields[s.name]})" for s in specs],
+                                    as_bytes=True)
+        return packer
 
     def values(self) -> tuple[Any, ...]:
         """The field values in declaration order."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from hcasim.fabric.engine import Delivery, DeliveryKind, MadEngine, bounce
 from hcasim.fabric.netfile import parse_netfile_text
-from hcasim.fabric.subnet import Subnet
+from hcasim.fabric.subnet import PortState, Subnet
 from hcasim.fabric.topology import PortRef
 from hcasim.ib import mad
 from hcasim.ib.simproto import (
@@ -58,13 +58,17 @@ def _abstract(name: str) -> bytes:
 
 @dataclass
 class Client:
-    """One attached libumad2sim process."""
+    """One attached libumad2sim process (``state`` is the attach port's run-time state)."""
 
     index: int
     pid: int
     port: PortRef
     sock: socket.socket
     issm: bool = False
+    state: PortState | None = None
+
+    def __post_init__(self) -> None:
+        self.tag = self.index.to_bytes(2, "big")  # TID bits 63-48 of what it sends
 
 
 class IbsimServer:
@@ -184,7 +188,7 @@ class IbsimServer:
             log.info("client pid %d: data socket: %s", info.id, exc)
             return None
         sock.setblocking(False)
-        client = Client(index, info.id, port.ref, sock)
+        client = Client(index, info.id, port.ref, sock, state=port)
         self.clients[index] = client
         self.loop.add_reader(sock.fileno(), self._on_data, client)
         if info.issm:
@@ -227,52 +231,60 @@ class IbsimServer:
         """Route one datagram a client sent and deliver whatever it produces."""
         if len(data) != SIM_REQUEST_SIZE:
             return  # ibsim: "bad packet size", no reply
-        request = SimRequest.decode(data)
-        raw = request.mad
-        if not mad.is_response(raw[3]):
+        if not data[35] & mad.METHOD_RESPONSE_BIT:
             # The server writes the client index into TID bits 48-63 (ibsim.md §1.4).
-            tagged = bytearray(raw)
-            tagged[8:10] = client.index.to_bytes(2, "big")
-            request.mad = bytes(tagged)
+            data = data[:40] + client.tag + data[42:]
+        sender = client.state if client.state is not None else self.subnet.port(client.port)
         try:
-            deliveries = self.engine.process(client.port, request, time.monotonic())
+            deliveries = self.engine.process_datagram(sender, data, time.monotonic())
         except Exception:  # a model bug must not take the lab down
             log.exception("MAD from client %d could not be processed", client.index)
-            deliveries = [bounce(request, "internal error")]
-        self._send_all(client, deliveries)
+            deliveries = [bounce(SimRequest.decode(data), "internal error")]
+        if len(deliveries) == 1 and deliveries[0].kind is DeliveryKind.REPLY:
+            self._send(client, deliveries[0].datagram)  # the common case: an SMA's answer
+        else:
+            self._send_all(client, deliveries)
 
     def _send_all(self, sender: Client | None, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
             self._deliver(sender, delivery)
 
     def _deliver(self, sender: Client | None, delivery: Delivery) -> None:
+        datagram = delivery.datagram
         if delivery.kind is DeliveryKind.FORWARD:
             target = self._receiver(delivery)
-            if target is not None and self._send(target, delivery.request):
+            if target is not None and self._send(target, datagram):
                 return
             if sender is None or delivery.note == "trap":
                 return  # a trap nobody takes is dropped, like ibsim's
-            delivery = bounce(delivery.request, "no one to handle pkt")
-            if mad.is_response(delivery.request.mad[3]):
+            if mad.is_response(datagram[35]):
                 return
+            datagram = bounce(delivery.request, "no one to handle pkt").datagram
         if sender is not None:
-            self._send(sender, delivery.request)
+            self._send(sender, datagram)
 
     def _receiver(self, delivery: Delivery) -> Client | None:
-        request = delivery.request
-        if mad.is_response(request.mad[3]):
-            client = self.clients.get(int.from_bytes(request.mad[8:10], "big"))
-            return client if client is not None and client.port == delivery.port else None
-        if request.mad[1] not in SM_CLASSES:
+        datagram = delivery.datagram
+        target = delivery.target
+        if mad.is_response(datagram[35]):
+            client = self.clients.get(int.from_bytes(datagram[40:42], "big"))
+            if client is None:
+                return None
+            if target is not None and client.state is not None:
+                return client if client.state is target else None
+            return client if client.port == delivery.port else None
+        if datagram[33] not in SM_CLASSES:
             return None
         for client in self.clients.values():
-            if client.issm and client.port == delivery.port:
+            if client.issm and (client.state is target if target is not None
+                                and client.state is not None
+                                else client.port == delivery.port):
                 return client
         return None
 
-    def _send(self, client: Client, request: SimRequest) -> bool:
+    def _send(self, client: Client, datagram: bytes) -> bool:
         try:
-            client.sock.send(request.encode())
+            client.sock.send(datagram)
             return True
         except BlockingIOError:
             log.warning("client %d is not reading; datagram dropped", client.index)
