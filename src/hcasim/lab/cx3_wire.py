@@ -8,8 +8,9 @@ flint) and MADs (the real mstflint in-band) see one device. Facts and choices ar
 docs/fabric.md; in short:
 
 - **SMP firewall** (seed; reference secure-host.md §2.4, §4.4): while the firmware's key is
-  active, SMPs the host's software sends are dropped silently (the tool times out, as the
-  seed's ``sminfo`` shows), except a directed-route SMP of zero hops, which the driver
+  active, SMPs the host's software sends are discarded, and the host's MAD layer reports
+  the send as timed out (``Action.TIMED_OUT``: the seed's ``sminfo`` failure, at once
+  rather than after libibmad's 3 x 1 s), except a directed-route SMP of zero hops, which the driver
   hands to the firmware locally (MAD_IFC) and which the firmware answers (not SMInfo,
   which mlx4 never answers locally, ``mad.c:845-847``). SMPs from the wire are answered by
   the firmware's SMA; what the SMA does not serve (SMInfo, traps) never reaches the host.
