@@ -399,3 +399,12 @@ def test_driver_show_op(wire: Wire) -> None:
     for bad in ({}, {"host": ""}, {"host": 3}):
         with pytest.raises(FirmwareError):
             wire.fabric.driver_show(None, bad)
+
+
+def test_control_channel_port_info_hides_the_m_key(wire: Wire) -> None:
+    data = bytes(range(64))
+    ref = PortRef("node1", 1)
+    assert wire.fabric.host_port_info(ref, data) == data
+    wire.lock("node1")
+    assert wire.fabric.host_port_info(ref, data) == bytes(8) + data[8:]
+    assert wire.fabric.host_port_info(PortRef("node3", 1), data) == data  # no CX3 model here

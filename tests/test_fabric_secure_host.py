@@ -19,6 +19,7 @@ from sim_client import SimClient
 
 from hcasim.ib import build, mad
 from hcasim.ib import smp_attrs as sa
+from hcasim.ib.simproto import SimCtlType
 from hcasim.testing import LabHandle, running_lab
 
 KEY = "1a1a1a1a2b2b2b2b"
@@ -189,6 +190,10 @@ def test_m_key_protection_level_1_and_hidden_from_the_host(lab: LabHandle) -> No
     # node1's own host never sees it, even with the key
     assert _mkey(ok(lab.run("node1", "smpquery", "-K", "-D", "-y", key, "portinfo", "0"))
                  .stdout) == 0
+    # nor in what libumad2sim reads for its fake sysfs (GET_PORTINFO on the control channel)
+    with SimClient(lab.home, "node1") as host, SimClient(lab.home, "node2") as other:
+        assert host.call(SimCtlType.GET_PORTINFO, bytes(1)).data[:8] == bytes(8)
+        assert other.call(SimCtlType.GET_PORTINFO, bytes(1)).data[:8] == M_KEY.to_bytes(8, "big")
     # a host without the key cannot Set: dropped, MkeyViolations counted
     before = ok(lab.run("node2", "smpquery", "-y", key, "portinfo", node1)).stdout
     r = lab.run("node2", "ibportstate", "-t", "200", node1, "1", "speed", "1")

@@ -231,6 +231,7 @@ class Cx3Fabric:
 
     def __init__(self, lab: Any, subnet: Any, clients: dict[int, object]) -> None:
         self.lab = lab
+        self.subnet = subnet
         self.clients = clients
         self.drivers: dict[str, list[Mlx4Driver]] = {}
         self.firmwares: list[Cx3Firmware] = []
@@ -280,6 +281,14 @@ class Cx3Fabric:
                          ", ".join(held))
             firmware.release(client)
 
+    def host_port_info(self, ref: Any, data: bytes) -> bytes:
+        """A host reads its port's PortInfo on libumad2sim's control channel (for its fake
+        sysfs): like the local MAD_IFC path, the M_Key reads 0 while the firewall is on."""
+        firmware = self.subnet.node(ref.node).firmware
+        if isinstance(firmware, Cx3Wire) and firmware.firewall:
+            return bytes(8) + data[8:]
+        return data
+
     def driver_show(self, session: object, args: dict[str, Any]) -> dict[str, Any]:
         """Control op ``driver_show``: the drivers of one host (no key material)."""
         host = args.get("host")
@@ -299,6 +308,7 @@ def install(lab: Any, engine: Any, server: Any, endpoint: Any) -> Cx3Fabric:
     fabric.start_drivers()
     lab.host_listeners.append(fabric.host_event)
     server.detach_listeners.append(fabric.client_detached)
+    server.port_info_filters.append(fabric.host_port_info)
     endpoint.register("driver_show", fabric.driver_show)
     lab.cx3_fabric = fabric
     return fabric

@@ -82,6 +82,9 @@ class IbsimServer:
         self.clients: dict[int, Client] = {}
         #: Called with each client that detaches (device models release what it held).
         self.detach_listeners: list[Callable[[Client], None]] = []
+        #: Edit what a host reads of its own PortInfo on the control channel (GET_PORTINFO):
+        #: ``filter(port, data) -> data`` (device firmware hides the M_Key from its host).
+        self.port_info_filters: list[Callable[[PortRef, bytes], bytes]] = []
         self.ctl = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.ctl.bind(_abstract(f"{base}:ctl"))
         self.ctl.setblocking(False)
@@ -136,7 +139,10 @@ class IbsimServer:
             elif ctl.type == SimCtlType.GET_NODEINFO:
                 payload = self.engine.node_info_data(client.port)
             elif ctl.type == SimCtlType.GET_PORTINFO:
-                payload = self.engine.port_info_data(self._port_arg(client, ctl.data[0]))
+                ref = self._port_arg(client, ctl.data[0])
+                payload = self.engine.port_info_data(ref)
+                for port_info_filter in self.port_info_filters:
+                    payload = port_info_filter(ref, payload)
             elif ctl.type == SimCtlType.GET_PKEYS:
                 payload = self.engine.pkeys_data(client.port)
             elif ctl.type == SimCtlType.GET_PORT:
@@ -215,17 +221,26 @@ class IbsimServer:
 
     # ------------------------------------------------------------------ data channel
     def _on_data(self, client: Client) -> None:
+        import os as _os
+        spin = float(_os.environ.get("HCASIM_SPIN", "0"))
+        deadline = 0.0
         for _ in range(BATCH):
             if client.index not in self.clients:
                 return
             try:
                 data = client.sock.recv(SIM_REQUEST_SIZE + 1)
             except BlockingIOError:
-                return
+                now = time.perf_counter()
+                if not deadline:
+                    deadline = now + spin
+                if now >= deadline:
+                    return
+                continue
             except OSError:
                 self._drop(client)
                 return
             self.handle(client, data)
+            deadline = 0.0
 
     def handle(self, client: Client, data: bytes) -> None:
         """Route one datagram a client sent and deliver whatever it produces."""
