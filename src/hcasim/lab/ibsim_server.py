@@ -221,26 +221,17 @@ class IbsimServer:
 
     # ------------------------------------------------------------------ data channel
     def _on_data(self, client: Client) -> None:
-        import os as _os
-        spin = float(_os.environ.get("HCASIM_SPIN", "0"))
-        deadline = 0.0
         for _ in range(BATCH):
             if client.index not in self.clients:
                 return
             try:
                 data = client.sock.recv(SIM_REQUEST_SIZE + 1)
             except BlockingIOError:
-                now = time.perf_counter()
-                if not deadline:
-                    deadline = now + spin
-                if now >= deadline:
-                    return
-                continue
+                return
             except OSError:
                 self._drop(client)
                 return
             self.handle(client, data)
-            deadline = 0.0
 
     def handle(self, client: Client, data: bytes) -> None:
         """Route one datagram a client sent and deliver whatever it produces."""
