@@ -54,7 +54,7 @@ from hcasim.fabric.sma import (
     can_send_trap,
     capability_mask_change_notice,
     link_state_change_notice,
-    node_info,
+    node_info_data,
     port_info_data,
 )
 from hcasim.fabric.subnet import NODE_REVISION, PortState, Subnet
@@ -383,7 +383,7 @@ class MadEngine:
     def node_info_data(self, ref: PortRef) -> bytes:
         """GET_NODEINFO: 64 bytes of NodeInfo as the attach port sees it."""
         port = self.subnet.port(ref)
-        return node_info(port.node, port).encode() + bytes(24)
+        return node_info_data(port.node, port) + bytes(24)
 
     def port_info_data(self, ref: PortRef) -> bytes:
         """GET_PORTINFO: 64 bytes of the port's PortInfo (M_Key read as stored)."""

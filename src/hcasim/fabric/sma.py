@@ -30,6 +30,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, PortChange
 from hcasim.fabric.subnet import (
@@ -74,8 +75,7 @@ _SM_LID = PortChange.SM_LID.value
 _SM_SL = PortChange.SM_SL.value
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """The SMA answers: MAD status and the 64 bytes of SMP data."""
 
     status: int
@@ -226,15 +226,21 @@ def can_send_trap(port: PortState) -> bool:
 # -- attribute views ---------------------------------------------------------------------------
 
 
+_pack_pkeys = sa.PKeyTable.compile_packer("keys", {"pkeys": "keys"})
+node_info_data = sa.NodeInfo.compile_packer("node, ingress", {
+    "base_version": "BASE_VERSION", "class_version": "1", "node_type": "node.kind.value",
+    "num_ports": "node.spec.num_ports", "system_image_guid": "node.spec.system_image_guid",
+    "node_guid": "node.guid", "port_guid": "ingress.guid", "partition_cap": "node.partition_cap",
+    "device_id": "node.spec.device_id", "revision": "NODE_REVISION",
+    "local_port_num": "ingress.number", "vendor_id": "node.spec.vendor_id",
+}, {"BASE_VERSION": mad.BASE_VERSION, "NODE_REVISION": NODE_REVISION})
+"""``node_info_data(node, ingress)``: the 40 bytes of :func:`node_info`, packed without
+building a :class:`~hcasim.ib.smp_attrs.NodeInfo`."""
+
+
 def node_info(node: NodeState, ingress: PortState) -> sa.NodeInfo:
     """NodeInfo as seen through ``ingress`` (LocalPortNum, PortGUID are per port)."""
-    spec = node.spec
-    return sa.NodeInfo(
-        base_version=mad.BASE_VERSION, class_version=1, node_type=int(node.kind),
-        num_ports=spec.num_ports, system_image_guid=spec.system_image_guid,
-        node_guid=node.guid, port_guid=ingress.guid, partition_cap=node.partition_cap,
-        device_id=spec.device_id, revision=NODE_REVISION, local_port_num=ingress.number,
-        vendor_id=spec.vendor_id)
+    return sa.NodeInfo.decode(node_info_data(node, ingress))
 
 
 #: PortInfo as a function of the port ``p``, the number of the port the SMP arrived on
@@ -312,7 +318,7 @@ def _node_description(req: _Request) -> bytes:
 
 
 def _node_info(req: _Request) -> bytes:
-    return node_info(req.node, req.port).encode()
+    return node_info_data(req.node, req.port)
 
 
 def _switch_info(req: _Request) -> Reply:
@@ -545,8 +551,7 @@ def _pkey_table(req: _Request) -> Reply:
         if list(new) != table[start:start + count]:
             table[start:start + count] = new
             req.changed(port, PortChange.PKEY_TABLE)
-    entries = table[start:start + count] + [0] * (per - count)
-    return Reply(mad.STATUS_OK, sa.PKeyTable(tuple(entries)).encode())
+    return Reply(mad.STATUS_OK, _pack_pkeys(table[start:start + count] + [0] * (per - count)))
 
 
 def _sl2vl_table(req: _Request) -> Reply:

@@ -420,12 +420,12 @@ def count_hop(egress: PortState, ingress: PortState) -> None:
     saturating counter shows (IBTA 16.1.3.5)."""
     counters = egress.counters
     if counters is None:
-        counters = egress.counters = [0] * _COUNTERS
+        counters = egress.counters = [0] * COUNTER_COUNT
     counters[XMIT_PKTS] += 1
     counters[XMIT_DATA] += 72
     counters = ingress.counters
     if counters is None:
-        counters = ingress.counters = [0] * _COUNTERS
+        counters = ingress.counters = [0] * COUNTER_COUNT
     counters[RCV_PKTS] += 1
     counters[RCV_DATA] += 72
 
@@ -434,7 +434,7 @@ def count_error(port: PortState, index: int) -> None:
     """Add one to error counter ``index`` of ``port``."""
     counters = port.counters
     if counters is None:
-        counters = port.counters = [0] * _COUNTERS
+        counters = port.counters = [0] * COUNTER_COUNT
     counters[index] += 1
 
 
@@ -460,4 +460,4 @@ XMIT_DATA = COUNTER_FIELDS.index("port_xmit_data")
 RCV_DATA = COUNTER_FIELDS.index("port_rcv_data")
 XMIT_PKTS = COUNTER_FIELDS.index("port_xmit_pkts")
 RCV_PKTS = COUNTER_FIELDS.index("port_rcv_pkts")
-_COUNTERS = len(COUNTER_LIMITS)
+COUNTER_COUNT = len(COUNTER_LIMITS)
