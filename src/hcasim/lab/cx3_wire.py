@@ -107,29 +107,32 @@ class Cx3Wire(NodeFirmware):
 
     def host_send(self, ctx: MadContext) -> Action:
         """Drop the host's SMPs while the firewall is on, except local zero-hop DR SMPs."""
-        cls = ctx.raw[1]
+        raw = ctx.raw
+        cls = raw[1]
         if not self.firewall or cls not in (mad.CLASS_SUBN_LID_ROUTED,
                                             mad.CLASS_SUBN_DIRECTED_ROUTE):
             return Action.PASS
-        header = ctx.mad
-        if (isinstance(header, mad.DrSmp) and header.hop_count == 0
-                and header.attr_id != mad.ATTR_SM_INFO and not mad.is_response(header.method)):
+        # byte 7 of a directed-route SMP is its HopCount (IBTA 14.2.1.2)
+        if (cls == mad.CLASS_SUBN_DIRECTED_ROUTE and raw[7] == 0
+                and ctx.attr_id != mad.ATTR_SM_INFO and not mad.is_response(raw[3])):
             return Action.PASS  # handled inside the HCA, like mlx4's local MAD_IFC path
         return Action.TIMED_OUT
 
     def smp_received(self, ctx: MadContext) -> Action | Answer:
         """Refuse SMP CR access quickly; keep SMInfo and traps from a firewalled host; GUID0."""
-        smp = ctx.mad
-        if smp.attr_id in VENDOR_SMP_ATTRS:
+        attr_id = ctx.attr_id  # no header decode on the common path (OpenSM sweeps)
+        if attr_id in VENDOR_SMP_ATTRS:
             return Answer(mad.STATUS_METHOD_ATTR_UNSUPPORTED)
         if not self.firewall:
             return Action.PASS
-        if not ctx.from_host and (smp.attr_id in (mad.ATTR_SM_INFO, mad.ATTR_NOTICE)
-                                  or smp.method == mad.METHOD_TRAP):
+        method = ctx.method
+        if not ctx.from_host and (attr_id in (mad.ATTR_SM_INFO, mad.ATTR_NOTICE)
+                                  or method == mad.METHOD_TRAP):
             return Action.DROP  # the firmware owns QP0: nothing is forwarded to the host
-        if (smp.attr_id == mad.ATTR_GUID_INFO and smp.method == mad.METHOD_SET
-                and smp.attr_mod == 0 and isinstance(smp, mad.Smp | mad.DrSmp)):
-            return self._guid0_set(ctx.port, smp)
+        if attr_id == mad.ATTR_GUID_INFO and method == mad.METHOD_SET and ctx.attr_mod == 0:
+            smp = ctx.mad
+            if isinstance(smp, mad.Smp | mad.DrSmp):
+                return self._guid0_set(ctx.port, smp)
         return Action.PASS
 
     @staticmethod
