@@ -8,6 +8,7 @@ demo fails loudly if the lab stops behaving as the seed says.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -200,6 +201,35 @@ def _fabric_and_crypto(tmp: str, env: dict[str, str], hcasim: list[str], on: Any
     """The real OpenSM and diags on the lab's fabric, then the mlx5 crypto engine."""
     step("The real OpenSM on host sm, until SUBNET UP", [*hcasim, "sm", "start"], env)
     step("sminfo from node2", on("node2", "sminfo"), env, contains="SMINFO_MASTER")
+    step("Secure node2: set a key", on("node2", "flint", "-d", DEV, "set_key", KEY), env)
+    step("Driver restart: MAD_DEMUX, SMP firewall on", [*hcasim, "driver", "restart", "node2"], env)
+    shown = step(
+        "What node2's driver learnt from firmware events",
+        [*hcasim, "driver", "show", "node2"],
+        env,
+        contains="SMP firewall activated",
+    )
+    lid = re.search(r"LID (\d+),", shown)
+    step(
+        "The seed's sminfo failure on the firewalled host",
+        on("node2", "sminfo"),
+        env,
+        expect=255,
+        contains="sminfo: iberror: failed: query",
+    )
+    step(
+        "The rest of the subnet still sees node2 (its firmware answers)",
+        on("node1", "ibnetdiscover"),
+        env,
+        contains='"node2 HCA-1"',
+    )
+    if lid:
+        step(
+            "In-band CR-space read of node2 from node1: locked",
+            on("node1", "mstmcra", f"lid-{lid.group(1)}", "0xf0014"),
+            env,
+            contains="0xbad0cafe",
+        )
     work = Path(tmp)
     for name, size in (
         ("officer-cred", 40),
