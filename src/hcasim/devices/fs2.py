@@ -20,8 +20,9 @@ The sections hcasim writes are the GUID section (type 6) and the Image Info sect
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "image_info_tag",
     "parse_image",
     "verify_image",
+    "guid_patcher",
     "with_guids",
     "with_image_info_tag",
 ]
@@ -837,7 +839,20 @@ def parse_image(data: bytes | bytearray) -> Fs2Info:
     for a missing magic pattern, a bad checksum or CRC, a truncated image or a broken
     section or tag chain, and :class:`UnsupportedImageError` for valid images that use a
     feature hcasim does not model.
+
+    The last few results for immutable ``bytes`` are remembered (:class:`Fs2Info` is
+    immutable too): a device reads its flash's facts several times at each reset.
     """
+    if isinstance(data, bytes) and len(data) <= _PARSE_MEMO_MAX_BYTES:
+        return _parse_bytes(data)
+    return _describe(data, _walk(data))
+
+
+_PARSE_MEMO_MAX_BYTES = 1 << 20
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_bytes(data: bytes) -> Fs2Info:
     return _describe(data, _walk(data))
 
 
@@ -933,18 +948,30 @@ def with_guids(data: bytes | bytearray, guids: Sequence[int], macs: Sequence[int
     This is what a burn does to keep the device's GUIDs and MACs (patchGUIDsSection,
     fs2_ops.cpp:1307-1335): the section CRC and the full-image CRC are recomputed.
     """
-    if len(guids) != 4 or len(macs) != 2:
-        raise ValueError(f"need 4 GUIDs and 2 MACs, got {len(guids)} and {len(macs)}")
-    for value in (*guids, *macs):
-        if not 0 <= value <= 0xFFFFFFFFFFFFFFFF:
-            raise ValueError(f"{value:#x} does not fit in 64 bits")
+    return guid_patcher(data)(guids, macs)
+
+
+def guid_patcher(data: bytes | bytearray) -> Callable[[Sequence[int], Sequence[int]], bytes]:
+    """:func:`with_guids` for many copies of one image (a lab's factory flashes): the
+    image is walked once, and each call only writes the entries and recomputes the two
+    CRCs."""
     walk = _walk(data)
-    image = bytearray(data)
-    start = walk.guid.data_start
-    entries = b"".join(v.to_bytes(8, "big") for v in (*guids, *macs))
-    image[start : start + len(entries)] = entries
-    _reseal(image, walk, walk.guid, blank=False)
-    return bytes(image)
+    template = bytes(data)
+
+    def patch(guids: Sequence[int], macs: Sequence[int]) -> bytes:
+        if len(guids) != 4 or len(macs) != 2:
+            raise ValueError(f"need 4 GUIDs and 2 MACs, got {len(guids)} and {len(macs)}")
+        for value in (*guids, *macs):
+            if not 0 <= value <= 0xFFFFFFFFFFFFFFFF:
+                raise ValueError(f"{value:#x} does not fit in 64 bits")
+        image = bytearray(template)
+        start = walk.guid.data_start
+        entries = b"".join(v.to_bytes(8, "big") for v in (*guids, *macs))
+        image[start : start + len(entries)] = entries
+        _reseal(image, walk, walk.guid, blank=False)
+        return bytes(image)
+
+    return patch
 
 
 def with_vsd(data: bytes | bytearray, vsd: str) -> bytes:

@@ -303,7 +303,10 @@ class IbsimServer:
 
 def build_engine(definition: dict[str, Any]) -> MadEngine:
     """The lab's subnet and MAD engine, from its stored net file."""
-    topology = parse_netfile_text(definition["netfile"], "<lab>")
+    from hcasim.lab.spec import take_parsed_topology
+
+    text = definition["netfile"]
+    topology = take_parsed_topology(text) or parse_netfile_text(text, "<lab>")
     return MadEngine(Subnet(topology))
 
 

@@ -7,6 +7,7 @@ serialised without locks, as commands to one firmware are.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,16 +92,32 @@ class Host:
 
 
 def cx3_factory_image(spec: HostSpec) -> bytes:
-    """Build the image a ConnectX-3 leaves the factory with."""
-    kind = KINDS[spec.device]
-    return fs2.build_image(
+    """Build the image a ConnectX-3 leaves the factory with.
+
+    Factory images of one device kind and ini differ only in their GUID section, so one
+    image is built per (kind, cr_protection_en) and each host's copy gets its GUIDs
+    patched in (the GUID section and image CRCs recomputed): byte for byte what
+    ``fs2.build_image`` gives for the host, in a fraction of the time (20,000 hosts).
+    """
+    if not 0 <= spec.guid <= 0xFFFFFFFFFFFFFFFF - 3:
+        raise ValueError(f"GUID base {spec.guid:#x} leaves no room for 4 GUIDs in 64 bits")
+    guids = (spec.guid, spec.guid + 1, spec.guid + 2, spec.guid + 3)
+    macs = (fs2.derive_mac(guids[1]), fs2.derive_mac(guids[2]))
+    return _factory_patcher(spec.device, spec.cr_protection_en)(guids, macs)
+
+
+@functools.cache
+def _factory_patcher(device: str, cr_protection_en: bool) -> Callable[..., bytes]:
+    kind = KINDS[device]
+    template = fs2.build_image(
         device_id=kind.device_id,
         fw_version=DEFAULT_FW_VERSION,
-        psid=DEFAULT_PSID[spec.device],
+        psid=DEFAULT_PSID[device],
         release_date=DEFAULT_RELEASE_DATE,
-        guid_base=spec.guid,
-        cr_protection_en=spec.cr_protection_en,
+        guid_base=0,
+        cr_protection_en=cr_protection_en,
     )
+    return fs2.guid_patcher(template)
 
 
 def _make_cx3(
@@ -131,13 +148,17 @@ class Lab:
         #: Called as ``listener(host, event)`` after a ``"reboot"`` or ``"driver_restart"``
         #: (the host's driver models load again; hcasim.lab.cx3_wire).
         self.host_listeners: list[Callable[[str, str], None]] = []
+        flashes = store.flash_images()
+        nv_objects = store.all_nv_objects()
         for raw in definition["hosts"]:
             spec = HostSpec.from_json(raw)
             host = self.hosts.setdefault(spec.name, Host(spec.name))
             ident = f"{spec.name}/{spec.device}"
-            flash = Flash(contents=store.flash_image(ident), persist=self._persister(ident))
+            if ident not in flashes:
+                flashes[ident] = store.flash_image(ident)  # raises StoreError
+            flash = Flash(contents=flashes.pop(ident), persist=self._persister(ident))
             model = DEVICE_MODELS[spec.device]
-            firmware = model.make(spec, flash, self._nv_writer(ident), store.nv_objects(ident))
+            firmware = model.make(spec, flash, self._nv_writer(ident), nv_objects.get(ident, {}))
             device = Device(ident, spec.name, firmware)
             firmware.cold_boot()
             host.devices.append(device)

@@ -118,6 +118,7 @@ def lab_from_files(netfile: Path, labfile: Path | None) -> dict[str, Any]:
         topology = parse_netfile_text(text, str(netfile), include_dir=netfile.parent)
     except NetFileError as exc:
         raise SpecError(str(exc)) from None
+    _parsed[text] = topology  # the ibsim endpoint takes it instead of parsing again
     settings = _read_labfile(labfile) if labfile else {}
     cas = {node.id: node for node in topology.nodes if node.kind is NodeKind.CA}
     for name in settings:
@@ -128,6 +129,18 @@ def lab_from_files(netfile: Path, labfile: Path | None) -> dict[str, Any]:
         device, secure = settings.get(name, ("mt4099", False))
         hosts.append(HostSpec(name, device, secure, node.guid).to_json())
     return {"netfile": text, "hosts": hosts}
+
+
+#: The topology :func:`lab_from_files` parsed last, by net-file text (one entry).
+_parsed: dict[str, Any] = {}
+
+
+def take_parsed_topology(text: str) -> Any:
+    """The topology :func:`lab_from_files` already parsed from ``text`` in this process,
+    or None; handed out once (a 20,000-host net file takes seconds to parse)."""
+    topology = _parsed.pop(text, None)
+    _parsed.clear()
+    return topology
 
 
 def _read_labfile(path: Path) -> dict[str, tuple[str, bool]]:

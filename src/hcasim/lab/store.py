@@ -92,6 +92,20 @@ class LabStore:
             raise StoreError(f"no flash recorded for device {device}")
         return bytes(row[0])
 
+    def flash_images(self) -> dict[str, bytes]:
+        """Every device's flash contents, by device (one query, for a lab's start)."""
+        rows = self._db.execute("SELECT device, image FROM flash").fetchall()
+        return {device: bytes(image) for device, image in rows}
+
+    def all_nv_objects(self) -> dict[str, dict[str, Any]]:
+        """Every device's other non-volatile objects, by device and name (one query)."""
+        result: dict[str, dict[str, Any]] = {}
+        for device, name, value in self._db.execute(
+            "SELECT device, name, value FROM nv_object"
+        ).fetchall():
+            result.setdefault(device, {})[name] = json.loads(value)
+        return result
+
     def write_flash(self, device: str, image: bytes) -> None:
         """Replace a device's flash contents in one durable transaction."""
         with self._transaction():
