@@ -142,6 +142,13 @@ _MAD_FIRST = struct.Struct(">BBBBHBB")
 _DR_LIDS = struct.Struct(">32xHH")
 
 
+#: What a datagram handed to another client may say its MAD length is: a whole MAD header
+#: at least, 256 bytes at most.  libumad2sim trusts the field (``umad->length = umad_size()
+#: + length``, ibsim.md §1.3) and a larger value makes OpenSM's receive fail and OpenSM
+#: exit (observed with a fuzzed datagram), so such datagrams go back to their sender.
+_FORWARD_LENGTHS = (mad.MadHeader.SIZE, SIM_MAD_SIZE)
+
+
 def _datagram(dlid: int, slid: int, dqp: int, sqp: int, status: int, length: int,
               raw: bytes | bytearray) -> bytes:
     return _SIM_HEADER.pack(dlid, slid, dqp, sqp, status, length) + raw
@@ -220,8 +227,10 @@ class MadEngine:
             return [Delivery(DeliveryKind.BOUNCE, _datagram(
                 dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw), note=str(e))]
         if response:
+            if not _FORWARD_LENGTHS[0] <= length <= _FORWARD_LENGTHS[1]:
+                return []  # a response nobody could read (no one to bounce it to either)
             return [Delivery(DeliveryKind.FORWARD,
-                             _datagram(dlid, slid, dqp, sqp, status, length, raw),
+                             _datagram(dlid, slid, dqp, sqp, 0, length, raw),
                              note="response", target=target)]
         if dr:
             # the return path travels with the request, for whoever answers it (ibsim
@@ -243,9 +252,14 @@ class MadEngine:
         if outcome is DROPPED:
             return [d for trap in traps for d in self._trap_deliveries(trap)]
         if outcome is NOT_HANDLED:
-            forward = Delivery(DeliveryKind.FORWARD,
-                               _datagram(dlid, slid, dqp, sqp, status, length, raw),
-                               note="request", target=target)
+            if not _FORWARD_LENGTHS[0] <= length <= _FORWARD_LENGTHS[1]:
+                forward = Delivery(DeliveryKind.BOUNCE, _datagram(
+                    dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                    note=f"MAD length {length} cannot be forwarded")
+            else:
+                forward = Delivery(DeliveryKind.FORWARD,
+                                   _datagram(dlid, slid, dqp, sqp, 0, length, raw),
+                                   note="request", target=target)
             return [forward] + [d for trap in traps for d in self._trap_deliveries(trap)]
         if isinstance(outcome, FullReply):
             reply_mad: bytes | bytearray = outcome.mad
@@ -256,9 +270,10 @@ class MadEngine:
         try:
             if slid != mad.PERMISSIVE_LID:
                 back = route_lid(subnet, target, slid, vl15)
-            else:
-                assert dr
+            elif dr:
                 back = route_dr_in(subnet, target, hop_count, return_path)
+            else:
+                raise NoRoute("permissive SLID on a LID-routed class")
         except NoRoute as e:
             delivery = Delivery(DeliveryKind.BOUNCE, _datagram(
                 dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),

@@ -10,7 +10,11 @@ Differences from ibsim, deliberate and documented in docs/fabric.md: any number 
 (up to :data:`MAX_CLIENTS`, out sockets bound on demand), a CONNECT whose data socket is
 missing is refused instead of killing the server, IsSM is cleared when an SM client goes
 away, and requests of classes an SM client never registers (vendor classes) are bounced
-instead of forwarded, so they cannot crash OpenSM.
+instead of forwarded, so they cannot crash OpenSM.  Bad input is refused, never fatal:
+control messages for a client index are taken only from the socket that attached it;
+responses reach a client only in a class it has sent MADs of; datagrams handed to another
+client have status 0 and a MAD length a MAD can have; complaints about bad input are
+logged at most once a second per kind.
 """
 
 from __future__ import annotations
@@ -66,9 +70,16 @@ class Client:
     sock: socket.socket
     issm: bool = False
     state: PortState | None = None
+    #: The control-socket address its CONNECT came from; its other control messages must
+    #: come from there too (no other process can detach it or change its IsSM).
+    ctl_peer: Any = None
 
     def __post_init__(self) -> None:
         self.tag = self.index.to_bytes(2, "big")  # TID bits 63-48 of what it sends
+        #: Management classes it has sent MADs of: classes it registered with umad, so
+        #: the only ones whose responses it can take (libumad2sim dereferences NULL on a
+        #: MAD of a class the process never registered, ibsim.md §1.9).
+        self.classes: set[int] = set()
 
 
 class IbsimServer:
@@ -90,6 +101,7 @@ class IbsimServer:
         self.ctl.setblocking(False)
         loop.add_reader(self.ctl.fileno(), self._on_ctl)
         self.started = time.monotonic()
+        self._complaints: dict[str, tuple[float, int]] = {}
 
     def close(self) -> None:
         """Stop serving: detach every client and close the sockets."""
@@ -108,27 +120,40 @@ class IbsimServer:
             except OSError as exc:
                 log.warning("control socket: %s", exc)
                 return
-            reply = self.control(data)
+            try:
+                reply = self.control(data, peer)
+            except Exception:  # a bug must not take the lab down
+                self._complain("control", "control message could not be handled", exc=True)
+                reply = None
             if reply is not None and peer:
                 try:
                     self.ctl.sendto(reply, peer)
                 except OSError as exc:
                     log.info("control reply to %r lost: %s", peer, exc)
 
-    def control(self, data: bytes) -> bytes | None:
-        """Handle one ``sim_ctl``; return the 80-byte reply, or None to drop it."""
+    def control(self, data: bytes, peer: Any = None) -> bytes | None:
+        """Handle one ``sim_ctl`` from control-socket address ``peer``; return the
+        80-byte reply, or None to drop it (wrong size or magic, as ibsim; and, unlike
+        ibsim, a client index that is not attached from ``peer``)."""
         if len(data) != SIM_CTL_SIZE:
+            self._complain("size", f"control datagram of {len(data)} bytes dropped")
             return None
         ctl = SimCtl.decode(data)
         if ctl.magic != SIM_MAGIC:
+            self._complain("magic", f"control datagram with magic {ctl.magic:#x} dropped")
+            return None
+        if not peer:  # an unbound sender cannot get the reply
+            self._complain("peer", "control datagram from an unbound socket dropped")
             return None
         client = self.clients.get(ctl.clientid)
-        if ctl.type != SimCtlType.CONNECT and client is None:
+        if ctl.type != SimCtlType.CONNECT and (client is None or client.ctl_peer != peer):
+            self._complain("client", f"control message for client {ctl.clientid} not "
+                           f"attached from {peer!r} dropped")
             return None
         payload: bytes | None = ctl.data
         try:
             if ctl.type == SimCtlType.CONNECT:
-                payload = self._connect(ctl.data)
+                payload = self._connect(ctl.data, peer)
             elif client is None:
                 payload = None
             elif ctl.type == SimCtlType.DISCONNECT:
@@ -158,7 +183,7 @@ class IbsimServer:
             elif ctl.type == SimCtlType.SET_ISSM:
                 self._set_issm(client, struct.unpack_from("=i", ctl.data)[0] != 0)
         except (KeyError, ValueError, struct.error) as exc:
-            log.info("control %s refused: %s", ctl.type, exc)
+            self._complain("refused", f"control {ctl.type} refused: {exc}")
             payload = None
         if payload is None and ctl.type not in (SimCtlType.DISCONNECT, SimCtlType.SET_ISSM):
             ctl.type = SimCtlType.ERROR
@@ -166,35 +191,55 @@ class IbsimServer:
             ctl.data = payload.ljust(len(ctl.data), b"\0")[: len(ctl.data)]
         return ctl.encode()
 
+    def _complain(self, kind: str, message: str, exc: bool = False) -> None:
+        """Log bad input or a dropped datagram, at most once a second per kind (a flood
+        must not turn into a flood of log lines); says how many were not logged."""
+        now = time.monotonic()
+        last, quiet = self._complaints.get(kind, (-1.0, 0))
+        if now - last < 1.0:
+            self._complaints[kind] = (last, quiet + 1)
+            return
+        self._complaints[kind] = (now, 0)
+        suffix = f" (and {quiet} more like it)" if quiet else ""
+        if exc:
+            log.exception("%s%s", message, suffix)
+        else:
+            log.info("%s%s", message, suffix)
+
     def _port_arg(self, client: Client, number: int) -> PortRef:
         return client.port if number == 0 else PortRef(client.port.node, number)
 
-    def _connect(self, data: bytes) -> bytes | None:
+    def _connect(self, data: bytes, peer: Any = None) -> bytes | None:
         info = SimClientInfo.decode(data)
         try:
             port = self.subnet.attach_port(info.nodeid or None)
         except KeyError:
-            log.info("attempt to attach to unknown host %r", info.nodeid)
+            self._complain("host", f"attempt to attach to unknown host {info.nodeid!r}")
             return None
         if info.issm and any(
             c.issm and c.port.node == port.node.spec.id for c in self.clients.values()
         ):
-            log.info("SM already exists on %s", port.node.spec.id)
+            self._complain("issm", f"SM already exists on {port.node.spec.id}")
             return None
         index = next((i for i in range(MAX_CLIENTS) if i not in self.clients), None)
         if index is None:
-            log.warning("no free client slot")
+            self._complain("slots", f"no free client slot (of {MAX_CLIENTS})")
             return None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        except OSError as exc:  # out of file descriptors: refuse, keep serving
+            self._complain("socket", f"no socket for a new client: {exc}")
+            return None
         try:
             sock.bind(_abstract(f"{self.base}:out{index}"))
             sock.connect(_abstract(f"{self.base}:in{info.id}"))
         except OSError as exc:
             sock.close()
-            log.info("client pid %d: data socket: %s", info.id, exc)
+            # ibsim exits here (IBPANIC, ibsim.md §1.9); the lab refuses the client
+            self._complain("insock", f"client pid {info.id}: data socket: {exc}")
             return None
         sock.setblocking(False)
-        client = Client(index, info.id, port.ref, sock, state=port)
+        client = Client(index, info.id, port.ref, sock, state=port, ctl_peer=peer)
         self.clients[index] = client
         self.loop.add_reader(sock.fileno(), self._on_data, client)
         if info.issm:
@@ -236,7 +281,10 @@ class IbsimServer:
     def handle(self, client: Client, data: bytes) -> None:
         """Route one datagram a client sent and deliver whatever it produces."""
         if len(data) != SIM_REQUEST_SIZE:
+            self._complain("datagram", f"datagram of {len(data)} bytes from client "
+                           f"{client.index} dropped")
             return  # ibsim: "bad packet size", no reply
+        client.classes.add(data[33])
         if not data[35] & mad.METHOD_RESPONSE_BIT:
             # The server writes the client index into TID bits 48-63 (ibsim.md §1.4).
             data = data[:40] + client.tag + data[42:]
@@ -244,7 +292,8 @@ class IbsimServer:
         try:
             deliveries = self.engine.process_datagram(sender, data, time.monotonic())
         except Exception:  # a model bug must not take the lab down
-            log.exception("MAD from client %d could not be processed", client.index)
+            self._complain("mad", f"MAD from client {client.index} could not be processed",
+                           exc=True)
             deliveries = [bounce(SimRequest.decode(data), "internal error")]
         if len(deliveries) == 1 and deliveries[0].kind is DeliveryKind.REPLY:
             self._send(client, deliveries[0].datagram)  # the common case: an SMA's answer
@@ -274,7 +323,7 @@ class IbsimServer:
         target = delivery.target
         if mad.is_response(datagram[35]):
             client = self.clients.get(int.from_bytes(datagram[40:42], "big"))
-            if client is None:
+            if client is None or datagram[33] not in client.classes:
                 return None
             if target is not None and client.state is not None:
                 return client if client.state is target else None
@@ -293,7 +342,8 @@ class IbsimServer:
             client.sock.send(datagram)
             return True
         except BlockingIOError:
-            log.warning("client %d is not reading; datagram dropped", client.index)
+            self._complain(f"full{client.index}",
+                           f"client {client.index} is not reading; datagram dropped")
             return True
         except OSError as exc:
             if exc.errno in (errno.ECONNREFUSED, errno.ENOTCONN, errno.ENOENT):

@@ -1,0 +1,342 @@
+"""Bad input never takes the lab down (issue 3, item 5): mutated MADs and control messages
+through the real sockets of a running lab daemon.
+
+Two labs, each over its ibsim endpoint with :class:`hcasim.api.ibsim_client.IbsimClient`:
+
+* **no SM** (40,000 MADs): every SMA attribute Get and Set, LID-routed and directed route,
+  PerfMgt, vendor, SA, traps and responses, each mutated (bit flips, edge values in the
+  header, attribute modifiers past every table, hop counts past 63, LIDs out of range,
+  wrong sizes, garbage), so Sets reach every validation path; afterwards the lab still
+  answers NodeInfo and PortInfo as it should.
+* **OpenSM MASTER** (60,000 MADs, 5,000 control messages, a flood): OpenSM (``hcasim sm
+  start``) manages the lab with an M_Key at protection level 1, so the mutated Sets are M_Key
+  violations (the SMA drops them and raises trap 256); control messages carry random types,
+  client indexes (OpenSM's among them), sizes and magics; one client floods the endpoint
+  without reading.  Afterwards ``sminfo`` from another host still reports the same OpenSM
+  as MASTER, a new client attaches and reads NodeInfo, and the daemon logged no internal
+  error.
+
+SMInfo Sets are not sent to the SM's port while OpenSM runs: with the right SM_Key they are
+how a real SM hands over or is told to stand by (IBTA 14.4), so they are not bad input.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hcasim.api.ibsim_client import IbsimClient, abstract_name
+from hcasim.ib import build, mad
+from hcasim.ib import smp_attrs as sa
+from hcasim.ib.simproto import SIM_MAGIC, SimCtl, SimCtlType
+from hcasim.lab.home import LabHome
+from hcasim.testing import LabHandle, running_lab
+
+M_KEY = 0x0BADC0DE5EED1234
+SEED = 20261121
+SW_GUID = 0x0002C90200A1B000
+NODE3_GUID = 0x0002C90300A1B240
+NO_SM_MADS = 40_000
+SM_MADS = 60_000
+CONTROL_MESSAGES = 5_000
+FLOOD = 20_000
+#: SMA attributes and useful modifiers (IBTA 14.2.5; ibsim.md §2.4).
+ATTRIBUTES = (
+    (mad.ATTR_NODE_DESC, 0), (mad.ATTR_NODE_INFO, 0), (mad.ATTR_SWITCH_INFO, 0),
+    (mad.ATTR_GUID_INFO, 0), (mad.ATTR_PORT_INFO, 0), (mad.ATTR_PORT_INFO, 3),
+    (mad.ATTR_PKEY_TABLE, 0), (mad.ATTR_PKEY_TABLE, 2 << 16), (mad.ATTR_SL2VL_TABLE, 0x0102),
+    (mad.ATTR_VL_ARB_TABLE, 1 << 16 | 2), (mad.ATTR_LINEAR_FDB, 0), (mad.ATTR_LINEAR_FDB, 767),
+    (mad.ATTR_MULTICAST_FDB, 0), (mad.ATTR_SM_INFO, 0), (mad.ATTR_MLNX_EXT_PORT_INFO, 1),
+    (mad.ATTR_NOTICE, 0), (0x0033, 0),
+)
+PATHS = ((), (1,), (1, 0), (1, 3), (1, 2, 1), (1, 36), (1, 3, 1, 1))
+EDGE_MODIFIERS = (0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0xFFFF, 0x10000, 479, 480, 767, 768,
+                  1 << 28, 0x1FF, 0x3F << 16, 255, 256)
+EDGE_LIDS = (0, 1, 2, 3, 6, 7, 999, 0xBFFF, 0xC000, 0xFFFE, 0xFFFF)
+EDGE_BYTES = (0, 1, 2, 0x3F, 0x40, 0x7F, 0x80, 0x81, 0xFE, 0xFF)
+
+
+def corpus(with_sets: bool) -> list[tuple[bytes, int | None]]:
+    """Well-formed MADs to mutate: (MAD, DLID or None for directed route)."""
+    items: list[tuple[bytes, int | None]] = []
+    data = bytes(range(64))
+    for attr, mod in ATTRIBUTES:
+        methods = [mad.METHOD_GET]
+        if with_sets or attr == mad.ATTR_NOTICE:
+            methods.append(mad.METHOD_SET)
+        for method in methods:
+            if method == mad.METHOD_SET and attr == mad.ATTR_SM_INFO and not with_sets:
+                continue  # module docstring
+            for path in PATHS:
+                items.append((build.smp(attr, mod, method=method, path=path, data=data), None))
+            for dlid in (1, 2, 3, 4, 5, 6):
+                items.append((build.smp(attr, mod, method=method, data=data), dlid))
+    items.append((build.smp(mad.ATTR_NOTICE, method=mad.METHOD_TRAP, data=data), 1))
+    items.append((build.smp(mad.ATTR_NOTICE, method=mad.METHOD_TRAP_REPRESS, path=()), None))
+    counters = bytes([0, 1]) + bytes(62)
+    for method in (mad.METHOD_GET, mad.METHOD_SET):
+        items.append((build.perf(0x0012, counters, method=method), 2))
+    items.append((build.perf(mad.ATTR_CLASS_PORT_INFO), 3))
+    sa_get = bytearray(build.perf(0x0011, bytes(64), method=mad.METHOD_GET_TABLE))
+    sa_get[1], sa_get[2] = mad.CLASS_SUBN_ADM, 2
+    items.append((bytes(sa_get), 1))
+    vendor = bytearray(build.perf(0x0050, bytes(64)))
+    vendor[1] = 0x0A
+    vendor[20:24] = (0xF0014 >> 2 | 1 << 24).to_bytes(4, "big")
+    items.append((bytes(vendor), 3))
+    response = bytearray(build.smp(mad.ATTR_NODE_INFO, path=(1,)))
+    response[3], response[4] = mad.METHOD_GET_RESP, 0x80
+    items.append((bytes(response), None))
+    return items
+
+
+def mutate(rng: random.Random, base: bytes, dlid: int | None,
+           allowed: Callable[[bytes], bool]) -> bytes:
+    """One mutated 288-byte datagram (or a datagram of the wrong size)."""
+    datagram = bytearray(build.sim_request(base, dlid).encode())
+    for _ in range(rng.randint(1, 3)):
+        kind = rng.randrange(12)
+        if kind == 0:  # flip a bit in the header or the DR part
+            at = 32 + rng.choice((rng.randrange(64), rng.randrange(128, 160)))
+            datagram[at] ^= 1 << rng.randrange(8)
+        elif kind == 1:  # an edge value in a header byte
+            datagram[32 + rng.randrange(40)] = rng.choice(EDGE_BYTES)
+        elif kind == 2:  # attribute modifier
+            datagram[52:56] = rng.choice(EDGE_MODIFIERS).to_bytes(4, "big")
+        elif kind == 3:  # hop count, hop pointer
+            datagram[32 + rng.choice((6, 7))] = rng.randrange(256)
+        elif kind == 4:  # DLID / SLID in the sim_request
+            at = rng.choice((0, 4))
+            datagram[at:at + 2] = rng.choice(EDGE_LIDS).to_bytes(2, "big")
+        elif kind == 5:  # dqp, sqp, status, padding, length
+            at = rng.randrange(8, 32)
+            datagram[at] = rng.randrange(256)
+        elif kind == 6:  # attribute id
+            datagram[48:50] = rng.randrange(0x10000).to_bytes(2, "big")
+        elif kind == 7:  # management class, method
+            datagram[32 + rng.choice((1, 3))] = rng.randrange(256)
+        elif kind == 8:  # SMP data
+            at = 96 + rng.randrange(64)
+            datagram[at] = rng.randrange(256)
+        elif kind == 9:  # DR SLID/DLID, initial path
+            at = 32 + rng.choice((32, 33, 34, 35)) if rng.random() < 0.5 else \
+                160 + rng.randrange(64)
+            datagram[at] = rng.randrange(256)
+        elif kind == 10:  # wrong size (last: the other mutations keep the size)
+            size = rng.choice((0, 1, 32, 287, 289, 512, rng.randrange(600)))
+            datagram = (datagram + bytes(size))[:size]
+            break
+        else:  # garbage
+            datagram = bytearray(rng.randbytes(288))
+            break
+    blob = bytes(datagram)
+    return blob if allowed(blob) else bytes(build.sim_request(base, dlid).encode())
+
+
+def blast(client: IbsimClient, datagrams: Iterator[bytes], window: int = 48) -> tuple[int, int]:
+    """Send every datagram, reading whatever comes back between bursts; (sent, received)."""
+    sent = received = 0
+    client.data.setblocking(False)
+    try:
+        burst: list[bytes] = []
+        for datagram in datagrams:
+            burst.append(datagram)
+            if len(burst) == window:
+                sent += _send_burst(client.data, burst)
+                received += _drain(client.data, 0.002)
+                burst.clear()
+        sent += _send_burst(client.data, burst)
+        received += _drain(client.data, 0.2)
+    finally:
+        client.data.settimeout(client.timeout)
+    return sent, received
+
+
+def _send_burst(sock: socket.socket, burst: list[bytes]) -> int:
+    for datagram in burst:
+        while True:
+            try:
+                sock.send(datagram)
+                break
+            except BlockingIOError:
+                _drain(sock, 0.001)
+    return len(burst)
+
+
+def _drain(sock: socket.socket, quiet: float) -> int:
+    """Read datagrams until none arrives for ``quiet`` seconds."""
+    count = 0
+    deadline = time.monotonic() + quiet
+    while time.monotonic() < deadline:
+        try:
+            sock.recv(1024)
+            count += 1
+            deadline = time.monotonic() + quiet
+        except BlockingIOError:
+            time.sleep(0.0002)
+    return count
+
+
+def lab_answers(home: Path, host: str = "node3") -> None:
+    """A new client attaches, and the lab answers it as it should."""
+    with IbsimClient(LabHome(home).ibsim_sockname, host) as client:
+        assert sa.NodeInfo.decode(client.node_info()).node_guid == NODE3_GUID
+        local = client.request(build.smp(mad.ATTR_NODE_INFO, path=()))
+        assert local is not None and local.status == 0
+        info = sa.NodeInfo.decode(local.mad[64:128])
+        assert (info.node_guid, info.local_port_num) == (NODE3_GUID, 1)
+        switch = client.request(build.smp(mad.ATTR_NODE_INFO, path=(1,)))
+        assert switch is not None and switch.status == 0
+        assert sa.NodeInfo.decode(switch.mad[64:128]).node_guid == SW_GUID
+        port = client.request(build.smp(mad.ATTR_PORT_INFO, 4, path=(1,)))
+        assert port is not None
+        assert sa.PortInfo.decode(port.mad[64:128]).local_port_num == 4
+
+
+def no_internal_errors(home: Path) -> None:
+    log = LabHome(home).log.read_text(errors="replace")
+    assert "Traceback" not in log, log[log.index("Traceback") - 300:][:3000]
+
+
+@pytest.fixture(scope="module")
+def rng() -> random.Random:
+    return random.Random(SEED)
+
+
+def test_mutated_mads_without_an_sm(tmp_path: Path, rng: random.Random) -> None:
+    with running_lab(tmp_path / "home") as lab:
+        base = corpus(with_sets=True)
+        started = time.monotonic()
+        with IbsimClient(LabHome(lab.home).ibsim_sockname, "node2") as client:
+            datagrams = (mutate(rng, *rng.choice(base), allowed=lambda b: True)
+                         for _ in range(NO_SM_MADS))
+            sent, received = blast(client, datagrams)
+        elapsed = time.monotonic() - started
+        print(f"no SM: {sent} mutated MADs in {elapsed:.1f} s, {received} datagrams back")
+        assert sent == NO_SM_MADS and received > NO_SM_MADS // 4
+        lab_answers(lab.home)
+        assert lab.hcasim("status").returncode == 0
+        no_internal_errors(lab.home)
+
+
+@pytest.fixture(scope="module")
+def sm_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    tmp = tmp_path_factory.mktemp("fuzz-sm")
+    conf = tmp / "opensm.conf"
+    # the M_Key settings come from OpenSM's config file only (opensm.8); force_log_flush
+    # lets hcasim see SUBNET UP
+    conf.write_text(f"force_log_flush TRUE\nm_key {M_KEY:#018x}\n"
+                    "m_key_protection_level 1\nm_key_lease_period 0\n")
+    with running_lab(tmp / "home") as lab:
+        r = lab.hcasim("sm", "start", "--", "-F", str(conf))
+        assert r.returncode == 0, r.stderr
+        yield lab
+
+
+def _not_sminfo_set(datagram: bytes) -> bool:
+    return not (len(datagram) >= 52 and datagram[33] in (0x01, 0x81)
+                and datagram[48:50] == b"\x00\x20" and datagram[35] == mad.METHOD_SET)
+
+
+def test_mutated_mads_and_control_messages_with_opensm(sm_lab: LabHandle,
+                                                       rng: random.Random) -> None:
+    lab = sm_lab
+    status = lab.hcasim("sm", "status")
+    assert status.returncode == 0 and status.stdout.startswith("opensm on sm (pid ")
+    base_name = LabHome(lab.home).ibsim_sockname
+    started = time.monotonic()
+    items = corpus(with_sets=True)
+    with IbsimClient(base_name, "node2") as client:
+        datagrams = (mutate(rng, *rng.choice(items), allowed=_not_sminfo_set)
+                     for _ in range(SM_MADS))
+        sent, received = blast(client, datagrams)
+    assert sent == SM_MADS and received > SM_MADS // 4
+    controls = _fuzz_control(base_name, rng)
+    flood_sent = _flood(base_name)
+    elapsed = time.monotonic() - started
+    print(f"OpenSM: {sent} mutated MADs, {controls} control messages and a flood of "
+          f"{flood_sent} in {elapsed:.1f} s, {received} datagrams back")
+
+    r = lab.run("node2", "sminfo")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("sminfo: sm lid 1 sm guid 0x2c90300a1b211, activity count ")
+    assert r.stdout.endswith("state 3 SMINFO_MASTER\n")
+    assert lab.hcasim("sm", "status").stdout == status.stdout  # the same OpenSM process
+    r = lab.run("node2", "smpquery", "-D", "nodeinfo", "0,1")
+    assert r.returncode == 0 and "Guid:............................0x0002c90200a1b000" in \
+        r.stdout
+    lab_answers(lab.home)
+    no_internal_errors(lab.home)
+
+
+def _fuzz_control(base_name: str, rng: random.Random) -> int:
+    """Mutated ``sim_ctl`` messages from a socket of their own; returns how many."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(abstract_name(f"{base_name}:ctl{rng.randrange(1 << 22, 1 << 31)}"))
+    sock.connect(abstract_name(f"{base_name}:ctl"))
+    sock.setblocking(False)
+    hosts = ("sm", "node1", "node2", "", "nosuch", "sw1", "x" * 40)
+    for count in range(CONTROL_MESSAGES):
+        kind = rng.randrange(16)
+        clientid = rng.choice((0, 1, 2, 3, 9, 10, 11, 4095, 4096, rng.randrange(1 << 32)))
+        if kind == SimCtlType.CONNECT:
+            payload = struct.pack("=III32s", rng.randrange(1 << 32), 0, rng.randrange(3),
+                                  rng.choice(hosts).encode()[:32])
+        else:
+            payload = rng.randbytes(rng.randrange(65))
+        message = bytearray(SimCtl(SIM_MAGIC, clientid, kind, len(payload), payload).encode())
+        roll = rng.random()
+        if roll < 0.1:
+            message[0:4] = rng.randbytes(4)  # wrong magic
+        elif roll < 0.2:
+            message = message[:rng.randrange(80)] if rng.random() < 0.5 else \
+                message + rng.randbytes(rng.randrange(1, 64))
+        _send_burst(sock, [bytes(message)])
+        if count % 32 == 0:
+            _drain(sock, 0.001)
+    _drain(sock, 0.1)
+    sock.close()
+    return CONTROL_MESSAGES
+
+
+def _flood(base_name: str) -> int:
+    """One client sends as fast as the lab takes datagrams and never reads; another one's
+    requests are still answered meanwhile.  Returns how many the flooder sent."""
+    with IbsimClient(base_name, "node1") as flooder, IbsimClient(base_name, "node3") as other:
+        get = build.sim_request(build.smp(mad.ATTR_NODE_INFO, path=(1,))).encode()
+        sent = 0
+        stop = threading.Event()
+
+        def flood() -> None:
+            nonlocal sent
+            flooder.data.settimeout(5)
+            while sent < FLOOD and not stop.is_set():
+                flooder.data.send(get)
+                sent += 1
+
+        thread = threading.Thread(target=flood)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 5
+            while sent < FLOOD // 4 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the flood is on
+            slowest = 0.0
+            for _ in range(20):
+                started = time.monotonic()
+                reply = other.request(build.smp(mad.ATTR_NODE_INFO, path=(1,)), timeout=10)
+                assert reply is not None and reply.status == 0
+                slowest = max(slowest, time.monotonic() - started)
+            assert slowest < 2, slowest
+            thread.join(10)
+        finally:
+            stop.set()
+            thread.join()
+        assert sent == FLOOD
+        return sent
