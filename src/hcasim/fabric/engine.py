@@ -396,9 +396,13 @@ class MadEngine:
     # -- the control channel (reads the daemon answers with; ibsim.md §1.2) ---------------------
 
     def node_info_data(self, ref: PortRef) -> bytes:
-        """GET_NODEINFO: 64 bytes of NodeInfo as the attach port sees it."""
+        """GET_NODEINFO: 64 bytes of NodeInfo as ibsim stores it (ibsim.md §1.2): as the
+        attach port sees it, except PortGUID, which is the node GUID (libumad2sim uses
+        neither; the SMA's NodeInfo carries the port's GUID)."""
         port = self.subnet.port(ref)
-        return node_info_data(port.node, port) + bytes(24)
+        data = bytearray(node_info_data(port.node, port) + bytes(24))
+        data[20:28] = port.node.guid.to_bytes(8, "big")  # NodeInfo.PortGUID, bytes 20-27
+        return bytes(data)
 
     def port_info_data(self, ref: PortRef) -> bytes:
         """GET_PORTINFO: 64 bytes of the port's PortInfo (M_Key read as stored)."""
