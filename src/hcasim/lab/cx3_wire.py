@@ -21,7 +21,8 @@ docs/fabric.md; in short:
   GUID, read-only per IBTA 14.2.5.5) is refused with status 0x001C and changes nothing.
 - **ConfigSpaceAccess** (reference inband.md §1; mstflint v4.21.0-1
   ``mtcr_ul/mtcr_ib_ofed.c:170-177,360-411,500-585``): vendor class 0x0A or 0x09,
-  attribute 0x0050, Get/Set of up to 56 dwords through :meth:`Cx3Firmware.cr_read` /
+  attribute 0x0050, Get/Set of up to 56 dwords (decoded by :mod:`hcasim.lab.config_space`,
+  shared with the ConnectX-6 Dx) through :meth:`Cx3Firmware.cr_read` /
   :meth:`Cx3Firmware.cr_write`, so a locked device reads 0xbad0cafe and ignores writes
   except to the tools HCR and its semaphore. The semaphore owner is the attached ibsim
   client; its semaphores are released when it detaches. The SMP forms (0xFF50-0xFF53) are
@@ -44,6 +45,7 @@ from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, Por
 from hcasim.fabric.subnet import DEFAULT_SL2VL, PortState
 from hcasim.ib import mad, vendor
 from hcasim.ib import smp_attrs as sa
+from hcasim.lab import config_space
 from hcasim.lab.mlx4_driver import (
     CHANGED_CLIENT_REREG,
     CHANGED_GID_PREFIX,
@@ -66,10 +68,6 @@ log = logging.getLogger("hcasim.cx3wire")
 #: §2.1, §4.1): ConfigSpaceAccess, AccessRegister and the semaphore-lock query.
 VENDOR_SMP_ATTRS = frozenset({vendor.ATTR_SMP_CONFIG_SPACE_ACCESS, 0xFF51,
                               vendor.ATTR_SMP_ACCESS_REGISTER, vendor.ATTR_SMP_SEMAPHORE_LOCK})
-VENDOR_CLASSES = frozenset({vendor.CLASS_MLNX_VENDOR_A, vendor.CLASS_MLNX_VENDOR_9})
-#: Mode 2 record layout, relative to MAD byte 32: address, data at +4, mask at +8
-#: (``mtcr_ib_ofed.c`` CONFIG_ACCESS_MODE_2_DATA_OFFSET / _BITMASK_OFFSET).
-MODE2_DATA, MODE2_MASK = 4, 8
 #: PortChange flags reported in a PortInfo event, with their ``changed_attr`` bits.
 _PORT_INFO_BITS = (
     (PortChange.SM_LID, CHANGED_SM_LID),
@@ -155,50 +153,15 @@ class Cx3Wire(NodeFirmware):
 
     def mad_received(self, ctx: MadContext) -> bytes | None:
         """Answer Mellanox vendor classes 0x0A/0x09; other classes are not the firmware's."""
-        if ctx.raw[1] not in VENDOR_CLASSES:
+        if ctx.raw[1] not in config_space.VENDOR_CLASSES:
             return None
-        reply = bytearray(ctx.raw)
-        reply[3] = mad.METHOD_GET_RESP
-        try:
-            status = self._config_space_access(ctx, reply)
-        except FirmwareError as exc:
-            log.debug("ConfigSpaceAccess on %s refused: %s", ctx.node.id, exc)
-            status = mad.STATUS_INVALID_FIELD
-        reply[4:6] = status.to_bytes(2, "big")
-        return bytes(reply)
-
-    def _config_space_access(self, ctx: MadContext, reply: bytearray) -> int:
-        header = ctx.mad
-        if header.attr_id != vendor.ATTR_CONFIG_SPACE_ACCESS:
-            return mad.STATUS_METHOD_ATTR_UNSUPPORTED
-        if header.method not in (mad.METHOD_GET, mad.METHOD_SET):
-            return mad.STATUS_METHOD_UNSUPPORTED
-        address, count, mode = vendor.unpack_cr_modifier(header.attr_mod)
-        base = vendor.CR_DATA_OFFSET
-        if mode == vendor.CR_MODE_RECORDS:
-            # Only a one-record mode-2 MAD is well formed as mstflint builds it (inband.md
-            # §1.2); the record's address replaces the modifier's.
-            if count != 1:
-                return mad.STATUS_INVALID_FIELD
-            address = int.from_bytes(ctx.raw[base:base + 4], "big")
-            base += MODE2_DATA
-        elif mode != vendor.CR_MODE_DIRECT or not 1 <= count <= vendor.MAX_CR_DWORDS:
-            return mad.STATUS_INVALID_FIELD
         owner = self.owner_of(ctx.raw)
-        if header.method == mad.METHOD_GET:
-            values = self.firmware.cr_read(address, count, owner)
-            reply[base:base + 4 * count] = b"".join(v.to_bytes(4, "big") for v in values)
-        else:
-            data = ctx.raw[base:base + 4 * count]
-            values = [int.from_bytes(data[4 * i:4 * i + 4], "big") for i in range(count)]
-            if mode == vendor.CR_MODE_RECORDS:
-                mask = int.from_bytes(ctx.raw[vendor.CR_DATA_OFFSET + MODE2_MASK:
-                                              vendor.CR_DATA_OFFSET + MODE2_MASK + 4], "big")
-                if mask != 0xFFFFFFFF:
-                    old = self.firmware.cr_read(address, 1, owner)[0]
-                    values = [(old & ~mask) | (values[0] & mask)]
-            self.firmware.cr_write(address, values, owner)
-        return mad.STATUS_OK
+        firmware = self.firmware
+        return config_space.answer(
+            ctx.raw,
+            lambda address, count: firmware.cr_read(address, count, owner),
+            lambda address, values: firmware.cr_write(address, values, owner),
+            ctx.node.id)
 
     # -- events to the driver -------------------------------------------------------------------
 

@@ -1,0 +1,90 @@
+"""In-band CR-space access: the vendor ConfigSpaceAccess MAD answered from a device's CR space.
+
+mstflint 4.21 reaches CR space in-band with the Mellanox vendor MAD ConfigSpaceAccess
+(reference inband.md §1; mstflint v4.21.0-1 ``mtcr_ul/mtcr_ib_ofed.c:170-177,360-411,
+500-585``): class 0x0A (or 0x09, its fallback), attribute 0x0050, Get or Set of up to 56
+big-endian dwords from MAD byte 32. Every device model on the wire answers it the same
+way, over its own CR space (:mod:`hcasim.lab.cx3_wire` for the ConnectX-3,
+:mod:`hcasim.lab.cx6_wire` for the ConnectX-6 Dx): :func:`answer` decodes the MAD, calls
+the device's ``read`` / ``write`` and builds the response.
+
+A device refuses an access by raising :class:`~hcasim.devices.cx3.FirmwareError`; the MAD
+then gets status 0x001C (invalid field) and nothing is changed by the refused part.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from hcasim.devices.cx3 import FirmwareError
+from hcasim.ib import mad, vendor
+
+__all__ = ["MODE2_DATA", "MODE2_MASK", "VENDOR_CLASSES", "CrRead", "CrWrite", "answer"]
+
+log = logging.getLogger("hcasim.crspace")
+
+#: The vendor classes of ConfigSpaceAccess: 0x0A first, 0x09 as mstflint's fallback
+#: (inband.md §1.1).
+VENDOR_CLASSES: Final = frozenset({vendor.CLASS_MLNX_VENDOR_A, vendor.CLASS_MLNX_VENDOR_9})
+#: Mode 2 record layout, relative to MAD byte 32: address, data at +4, mask at +8
+#: (``mtcr_ib_ofed.c`` CONFIG_ACCESS_MODE_2_DATA_OFFSET / _BITMASK_OFFSET).
+MODE2_DATA: Final = 4
+MODE2_MASK: Final = 8
+
+#: Read ``count`` dwords from a CR address (raise FirmwareError to refuse).
+CrRead = Callable[[int, int], Sequence[int]]
+#: Write dwords at a CR address (raise FirmwareError to refuse).
+CrWrite = Callable[[int, list[int]], None]
+
+
+def answer(raw: bytes, read: CrRead, write: CrWrite, node: str = "") -> bytes:
+    """The whole 256-byte response to a ConfigSpaceAccess MAD ``raw`` (class 0x0A/0x09).
+
+    GetResp with the request echoed, the data read in place for a Get, and the MAD status:
+    0x000C for another attribute, 0x0008 for another method, 0x001C for a malformed
+    modifier or an access the device refused (``node`` only names the device in the log).
+    """
+    reply = bytearray(raw)
+    reply[3] = mad.METHOD_GET_RESP
+    try:
+        status = _access(raw, reply, read, write)
+    except FirmwareError as exc:
+        log.debug("ConfigSpaceAccess on %s refused: %s", node, exc)
+        status = mad.STATUS_INVALID_FIELD
+    reply[4:6] = status.to_bytes(2, "big")
+    return bytes(reply)
+
+
+def _access(raw: bytes, reply: bytearray, read: CrRead, write: CrWrite) -> int:
+    if int.from_bytes(raw[16:18], "big") != vendor.ATTR_CONFIG_SPACE_ACCESS:
+        return mad.STATUS_METHOD_ATTR_UNSUPPORTED
+    method = raw[3]
+    if method not in (mad.METHOD_GET, mad.METHOD_SET):
+        return mad.STATUS_METHOD_UNSUPPORTED
+    address, count, mode = vendor.unpack_cr_modifier(int.from_bytes(raw[20:24], "big"))
+    base = vendor.CR_DATA_OFFSET
+    if mode == vendor.CR_MODE_RECORDS:
+        # Only a one-record mode-2 MAD is well formed as mstflint builds it (inband.md
+        # §1.2); the record's address replaces the modifier's.
+        if count != 1:
+            return mad.STATUS_INVALID_FIELD
+        address = int.from_bytes(raw[base:base + 4], "big")
+        base += MODE2_DATA
+    elif mode != vendor.CR_MODE_DIRECT or not 1 <= count <= vendor.MAX_CR_DWORDS:
+        return mad.STATUS_INVALID_FIELD
+    if method == mad.METHOD_GET:
+        values = read(address, count)
+        reply[base:base + 4 * count] = b"".join(v.to_bytes(4, "big") for v in values)
+        return mad.STATUS_OK
+    data = raw[base:base + 4 * count]
+    dwords = [int.from_bytes(data[4 * i:4 * i + 4], "big") for i in range(count)]
+    if mode == vendor.CR_MODE_RECORDS:
+        offset = vendor.CR_DATA_OFFSET + MODE2_MASK
+        mask = int.from_bytes(raw[offset:offset + 4], "big")
+        if mask != 0xFFFFFFFF:
+            old = read(address, 1)[0]
+            dwords = [(old & ~mask) | (dwords[0] & mask)]
+    write(address, dwords)
+    return mad.STATUS_OK
