@@ -2,7 +2,9 @@
 
 It does what libumad2sim.so does (reference ibsim.md §1): binds ``<base>:in<id>``,
 CONNECTs on ``<base>:ctl`` with ``SIM_HOST``, then exchanges 288-byte ``sim_request``
-datagrams on ``<base>:out<index>``, and DISCONNECTs when closed.
+datagrams on ``<base>:out<index>``, and DISCONNECTs when closed. It also builds and
+decodes the AccessRegister SMP (attribute 0xFF52) from reference inband.md §4.1's table, by
+hand, so that the tests do not check the device's decoder against itself.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -78,3 +82,59 @@ class SimClient:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+# -- the AccessRegister SMP, built from reference inband.md §4.1's table ---------------------
+
+#: Register ids: MLOCK (mstflint reg_access.c REG_ID_MLCOK), the crypto registers (ref
+#: mlx5-crypto.md §7), MFPA (inband.md §4.3; the lab's ConnectX-6 Dx does not serve it).
+MLOCK, CRYPTO_OPERATIONAL, IMPORT_KEK_HANDLE, CREDENTIAL_HANDLE, MFPA = (
+    0x402D, 0xC002, 0xC004, 0xC005, 0x9010)
+REG_GET, REG_SET = 1, 2
+
+
+def access_register(register_id: int, method: int, register: bytes = b"", *,
+                    reg_bytes: int | None = None, path: list[int] | None = None,
+                    op_type: int = 1, op_len: int = 4, reg_class: int = 1, reg_type: int = 3,
+                    op_tid: int = 0, tid: int = 0x52454721, m_key: int = 0,
+                    mad_method: int = mad.METHOD_SET) -> bytes:
+    """An AccessRegister SMP as mstflint's ``mreg_send_raw`` builds it (inband.md §4.1):
+    class 0x01 (``path=None``) or 0x81 along ``path``, attribute 0xFF52, method Set; SMP
+    data = Operation TLV (Type 1, len 4, register id, method, class 1, TID), Reg TLV (Type 3,
+    len = (reg_bytes + 4) / 4 dwords) and the register bytes. The keyword arguments make
+    it malformed on purpose."""
+    size = len(register) if reg_bytes is None else reg_bytes
+    dw0 = op_type << 27 | op_len << 16  # dr 0, status 0
+    dw1 = register_id << 16 | method << 8 | reg_class  # r 0
+    reg = reg_type << 27 | ((size + 4) // 4) << 16
+    data = struct.pack(">IIQI", dw0, dw1, op_tid, reg) + register
+    raw = bytearray(build.smp(0xFF52, 0, method=mad_method, path=path, tid=tid, m_key=m_key,
+                              data=data[:64]))
+    raw[64:64 + len(data)] = data  # a longer payload runs on into MAD bytes 128..255
+    return bytes(raw)
+
+
+@dataclass(frozen=True)
+class RegisterReply:
+    """An AccessRegister reply, decoded from the table of inband.md §4.1."""
+
+    mad_status: int
+    status: int  # Operation TLV bits 14:8
+    r: int
+    register_id: int
+    method: int
+    reg_class: int
+    op_tid: int
+    reg_len: int  # Reg TLV length in dwords
+    data: bytes  # SMP data bytes 20..63: the register
+    raw: bytes
+
+
+def register_reply(raw: bytes) -> RegisterReply:
+    """Decode the SMP data of an AccessRegister reply (MAD bytes 64..127)."""
+    dw0, dw1, op_tid, reg = struct.unpack_from(">IIQI", raw, 64)
+    return RegisterReply(
+        mad_status=int.from_bytes(raw[4:6], "big") & 0x7FFF,
+        status=(dw0 >> 8) & 0x7F, r=(dw1 >> 15) & 1, register_id=dw1 >> 16,
+        method=(dw1 >> 8) & 0x7F, reg_class=dw1 & 0xFF, op_tid=op_tid,
+        reg_len=(reg >> 16) & 0x7FF, data=raw[84:128], raw=raw)
