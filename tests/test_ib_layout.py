@@ -160,3 +160,18 @@ def test_attribute_table() -> None:
     assert smp_attrs.SMP_ATTRIBUTES[0x02] is smp_attrs.Notice
     for attr_id, layout in smp_attrs.SMP_ATTRIBUTES.items():
         assert layout.SIZE <= mad.SMP_DATA_SIZE, attr_id
+
+
+def test_compile_packer_is_encode_without_an_instance() -> None:
+    pack = Example.compile_packer("k, n", {"kind": "k", "count": "n * 2", "lid": "LID",
+                                           "nibbles": "(1, 2, 3, k)", "tail": "b'\\xab'"},
+                                  {"LID": 7})
+    assert pack(1, 2) == Example(kind=1, count=4, lid=7, nibbles=(1, 2, 3, 1),
+                                 tail=b"\xab").encode()
+    with pytest.raises(ValueError, match="kind=16 does not fit in 4 bits"):
+        pack(16, 0)
+    with pytest.raises(TypeError, match="missing"):
+        Example.compile_packer("k", {"kind": "k"})
+    with pytest.raises(TypeError, match="unknown"):
+        Example.compile_packer("k", {"kind": "k", "count": "0", "lid": "0", "nibbles": "k",
+                                     "tail": "b''", "extra": "0"})
