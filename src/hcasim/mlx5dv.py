@@ -27,7 +27,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Generic, Protocol, TypeVar, overload
+from typing import Final, Generic, Protocol, Self, TypeVar, overload
 
 from hcasim.devices.mlx5.constants import (
     MLX5DV_CONTEXT_MASK_CRYPTO_OFFLOAD,
@@ -497,6 +497,25 @@ def set_default_transport(transport: CryptoTransport | None) -> None:
 # --- contexts -----------------------------------------------------------------------------
 
 
+class _Closable:
+    """A verbs object usable as a context manager: leaving the block closes it."""
+
+    def close(self) -> None:
+        """Release the object (subclasses say how)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class Mlx5DVContext:
     """What ``Mlx5Context.query_mlx5_device`` returns (the crypto part of mlx5dv_context)."""
@@ -519,7 +538,7 @@ class Ref(Generic[T]):
         return f"Ref({self.value!r})"
 
 
-class Mlx5Context:
+class Mlx5Context(_Closable):
     """A device context (``ibv_open_device`` + mlx5dv); pyverbs' ``Mlx5Context``."""
 
     def __init__(self, name: str, *, transport: CryptoTransport | None = None) -> None:
@@ -553,16 +572,6 @@ class Mlx5Context:
             handle, self.handle = self.handle, None
             self.transport.close_context(handle)
 
-    def __enter__(self) -> Mlx5Context:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def query_mlx5_device(self, comp_mask: int = -1) -> Mlx5DVContext:
         """``mlx5dv_query_device``: crypto caps when comp_mask asks for CRYPTO_OFFLOAD."""
@@ -741,7 +750,7 @@ class Mlx5CryptoExtLoginAttr:
         )
 
 
-class Mlx5CryptoLogin:
+class Mlx5CryptoLogin(_Closable):
     """A crypto login object (``mlx5dv_crypto_login_create`` ... ``_destroy``)."""
 
     def __init__(self, ctx: Mlx5Context, login_attr: Mlx5CryptoExtLoginAttr) -> None:
@@ -783,16 +792,6 @@ class Mlx5CryptoLogin:
                 raise _raise("Failed to destroy crypto login object", exc) from exc
         self.login_id = None
 
-    def __enter__(self) -> Mlx5CryptoLogin:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --- DEKs ---------------------------------------------------------------------------------
@@ -853,7 +852,7 @@ class Mlx5DEKAttr:
     comp_mask: int = 0
 
 
-class Mlx5DEK:
+class Mlx5DEK(_Closable):
     """A data encryption key loaded into the device (``mlx5dv_dek_create``)."""
 
     def __init__(self, ctx: Mlx5Context, dek_init_attr: Mlx5DEKInitAttr) -> None:
@@ -889,16 +888,6 @@ class Mlx5DEK:
                 raise _raise("Failed to destroy a DEK", exc) from exc
         self.dek_id = None
 
-    def __enter__(self) -> Mlx5DEK:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # --- crypto MKeys -------------------------------------------------------------------------
@@ -952,7 +941,7 @@ class Mlx5CryptoAttr:
         )
 
 
-class Mlx5Mkey:
+class Mlx5Mkey(_Closable):
     """An indirect MKey (``mlx5dv_create_mkey``); with the CRYPTO flag, a crypto MKey.
 
     :meth:`configure` stands for a UMR WQE (``wr_mkey_configure`` + layout + crypto setter)
@@ -1033,16 +1022,6 @@ class Mlx5Mkey:
                 raise _raise("Failed to destroy the mkey", exc) from exc
         self.mkey_id = None
 
-    def __enter__(self) -> Mlx5Mkey:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def data_unit_bytes(data_unit_size: int) -> int:
