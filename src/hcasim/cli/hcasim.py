@@ -36,6 +36,15 @@ def connect(home: LabHome, timeout: float = 60.0) -> ControlClient:
         raise CliError(f"no lab is running at {home.path} (start it with 'hcasim up')") from None
 
 
+def lab_call(home: LabHome, op: str, **args: Any) -> dict[str, Any]:
+    """One request to the home's daemon; a refusal becomes a CliError with its message."""
+    with connect(home) as client:
+        try:
+            return client.call(op, **args)
+        except LabError as exc:
+            raise CliError(exc.message) from None
+
+
 def daemon_pid(home: LabHome) -> int | None:
     """The pid recorded by the daemon holding the home, if it is alive."""
     try:
@@ -210,33 +219,21 @@ def cmd_exec(args: argparse.Namespace, home: LabHome) -> int:
 
 def cmd_host(args: argparse.Namespace, home: LabHome) -> int:
     """Host events: ``reboot``."""
-    with connect(home) as client:
-        try:
-            client.call("host_reboot", host=args.host)
-        except LabError as exc:
-            raise CliError(exc.message) from None
+    lab_call(home, "host_reboot", host=args.host)
     print(f"hcasim: host {args.host} rebooted")
     return 0
 
 
 def cmd_driver(args: argparse.Namespace, home: LabHome) -> int:
     """Driver events: ``restart``."""
-    with connect(home) as client:
-        try:
-            client.call("driver_restart", host=args.host)
-        except LabError as exc:
-            raise CliError(exc.message) from None
+    lab_call(home, "driver_restart", host=args.host)
     print(f"hcasim: driver restarted on {args.host}")
     return 0
 
 
 def cmd_driver_show(args: argparse.Namespace, home: LabHome) -> int:
     """Show what a host's mlx4 driver knows: secure-host mode, its port, events, log."""
-    with connect(home) as client:
-        try:
-            reply = client.call("driver_show", host=args.host)
-        except LabError as exc:
-            raise CliError(exc.message) from None
+    reply = lab_call(home, "driver_show", host=args.host)
     if args.json:
         reply.pop("ok", None)
         print(json.dumps(reply, indent=2))
