@@ -29,10 +29,15 @@ Differences from ibsim, all deliberate: M_Keys are checked and violations raise 
 and get no reply; TrapRepress is routed and M_Key-checked before it is dropped; unknown
 SMP attributes are answered with status 0x000C instead of being bounced; out-of-range
 indexes are answered with status 0x001C; management classes are matched exactly (ibsim
-looks handlers up by ``class & 0xF``).
+looks handlers up by ``class & 0xF``); a datagram handed to another client (``FORWARD``)
+carries status 0 and must say its MAD is 24 to 256 bytes long, else it goes back to its
+sender (libumad2sim trusts the length); a LID-routed request whose SLID is the permissive
+LID cannot be answered and bounces.
 
 The daemon is expected to have tagged the TID of non-response MADs with the client index
-(ibsim.md §1.4) before calling :meth:`process`.
+(ibsim.md §1.4) before calling :meth:`process`; it hands over the datagram itself
+(:meth:`MadEngine.process_datagram`), and each :class:`Delivery` carries the 288 bytes to
+send, so nothing is decoded or encoded that the MAD does not need.
 """
 
 from __future__ import annotations
