@@ -89,3 +89,26 @@ def test_malformed_files_are_refused(
     assert r.stderr.startswith("hcasim: ") and expected in r.stderr, r.stderr
     assert r.stderr.count("\n") == 1
     assert not (tmp_path / "home" / "hcasim.sock").exists()
+
+
+def test_net_file_with_include(tmp_path: Path) -> None:
+    (tmp_path / "parts").mkdir()
+    write(tmp_path / "parts", "beta.net", NET[NET.index("caguid=0x0002c90300002000") :])
+    net = write(
+        tmp_path,
+        "lab.net",
+        NET[: NET.index("caguid=0x0002c90300002000")] + 'include "parts/beta.net"\n',
+    )
+    lab = LabHandle(tmp_path / "home")
+    lab.up("--topology", str(net))
+    try:
+        assert {h["name"] for h in lab.status()["hosts"]} == {"alpha", "beta"}
+        r = lab.run("alpha", "smpquery", "-D", "nodeinfo", "0,1,2")
+        assert (
+            r.returncode == 0 and "Guid:............................0x0002c90300002000" in r.stdout
+        )
+        lab.down()
+        lab.up()  # the stored lab needs the include no more
+        assert lab.device_state("beta")["model"] == "ConnectX-3"
+    finally:
+        lab.hcasim("down")

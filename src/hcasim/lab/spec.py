@@ -128,7 +128,8 @@ def lab_from_files(netfile: Path, labfile: Path | None) -> dict[str, Any]:
     for name, node in cas.items():
         device, secure = settings.get(name, ("mt4099", False))
         hosts.append(HostSpec(name, device, secure, node.guid).to_json())
-    return {"netfile": text, "hosts": hosts}
+    # Stored self-contained: include lines are resolved now, relative to the net file.
+    return {"netfile": topology.to_netfile(), "hosts": hosts}
 
 
 #: The topology :func:`lab_from_files` parsed last, by net-file text (one entry).
