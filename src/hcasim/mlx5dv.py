@@ -572,7 +572,6 @@ class Mlx5Context(_Closable):
             handle, self.handle = self.handle, None
             self.transport.close_context(handle)
 
-
     def query_mlx5_device(self, comp_mask: int = -1) -> Mlx5DVContext:
         """``mlx5dv_query_device``: crypto caps when comp_mask asks for CRYPTO_OFFLOAD."""
         caps = self.transport.query_device(self._handle())
@@ -793,7 +792,6 @@ class Mlx5CryptoLogin(_Closable):
         self.login_id = None
 
 
-
 # --- DEKs ---------------------------------------------------------------------------------
 
 
@@ -887,7 +885,6 @@ class Mlx5DEK(_Closable):
             except CryptoError as exc:
                 raise _raise("Failed to destroy a DEK", exc) from exc
         self.dek_id = None
-
 
 
 # --- crypto MKeys -------------------------------------------------------------------------
@@ -1021,7 +1018,6 @@ class Mlx5Mkey(_Closable):
             except CryptoError as exc:
                 raise _raise("Failed to destroy the mkey", exc) from exc
         self.mkey_id = None
-
 
 
 def data_unit_bytes(data_unit_size: int) -> int:
