@@ -153,10 +153,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_forever(**kwargs: Any) -> None:  # pragma: no cover - convenience for python -m
-    """Run :func:`main` and exit with its status."""
-    sys.exit(main(**kwargs))
-
-
 if __name__ == "__main__":
-    run_forever()
+    sys.exit(main())
