@@ -35,6 +35,8 @@ import enum
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from hcasim.ib.mad import (
     CLASS_SUBN_DIRECTED_ROUTE,
     CLASS_SUBN_LID_ROUTED,
@@ -147,6 +149,8 @@ def decode_header(raw: bytes) -> MadHeader | Smp | DrSmp:
     return MadHeader.decode(raw)
 
 
+# device models (and tests) subclass it in Python while this module is compiled
+@mypyc_attr(allow_interpreted_subclasses=True)
 class NodeFirmware:
     """A plain IBTA device: every hook passes.  Subclass to model device firmware."""
 
