@@ -28,7 +28,7 @@ is what OpenSM and the diagnostic tools see from ibsim (observed; ibsim.md §2.2
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from hcasim.fabric.subnet import (
     COUNTER_COUNT,
@@ -47,7 +47,7 @@ from hcasim.ib import smp_attrs as sa
 from hcasim.ib.mad import DR_PATH_SIZE, MAX_DR_HOPS
 from hcasim.ib.smp_attrs import PHYS_LINK_UP
 
-MAX_LID_HOPS = 64  # loop guard; ibsim uses 16 (MAXHOPS, sim.h:111)
+MAX_LID_HOPS: Final = 64  # loop guard; ibsim uses 16 (MAXHOPS, sim.h:111)
 
 
 class NoRoute(Exception):

@@ -17,6 +17,7 @@ Defaults follow ibsim 0.10's templates where the IBTA leaves a value to the devi
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Final
 
 from hcasim.fabric.firmware import NodeFirmware
 from hcasim.fabric.topology import Node, NodeKind, PortRef, Topology
@@ -31,42 +32,43 @@ from hcasim.ib import smp_attrs as sa
 # CapabilityMask of a CA port: IsTrap, IsSLMapping, IsExtendedSpeeds, IsCapabilityMask2,
 # IsVendorClass, IsCapabilityMaskNotice (ibsim hcaport template bytes 20-23, 0x0050C048);
 # switch port 0: 0x0000C048 (smaport template); external switch ports have none.
-CA_CAPABILITY_MASK = 0x0050C048
-SWITCH_PORT0_CAPABILITY_MASK = 0x0000C048
+CA_CAPABILITY_MASK: Final = 0x0050C048
+SWITCH_PORT0_CAPABILITY_MASK: Final = 0x0000C048
 # CapabilityMask2 0x0030 (IsLinkWidth2xSupported, IsLinkSpeedHDRSupported) on CA ports and
 # switch port 0 (templates bytes 60-61).
-CAPABILITY_MASK2 = 0x0030
+CAPABILITY_MASK2: Final = 0x0030
 # M_KeyLeasePeriod 4089 s on CA ports and switch port 0 (templates bytes 26-27).
-DEFAULT_M_KEY_LEASE_PERIOD = 4089
+DEFAULT_M_KEY_LEASE_PERIOD: Final = 4089
 # MTUCap 4 (2048) on CA and external switch ports, 3 (1024) on switch port 0; NeighborMTU 4
 # (1 on switch port 0);
 # VLCap 4 (VL0-7); VL arbitration caps 8/8; SubnetTimeOut 31 (0 on external switch ports);
 # RespTimeValue 8 on switch port 0, else 0; GUIDCap 32 on CA ports and 1 on switch port 0
 # (templates bytes 36-52).
-MTU_CAP = 4
-PORT0_MTU_CAP = 3
-NEIGHBOR_MTU = 4
-VL_CAP = 4
-VL_ARB_CAP = 8
-SUBNET_TIMEOUT = 31
-PORT0_RESP_TIME_VALUE = 8
-CA_GUID_CAP = 32
-SWITCH_GUID_CAP = 1
-LINK_DOWN_DEFAULT_POLLING = 2
-GID_PREFIX_DEFAULT = 0xFE80000000000000  # link-local prefix fe80::/64 (IBTA ch. 4, GID format)
+MTU_CAP: Final = 4
+PORT0_MTU_CAP: Final = 3
+NEIGHBOR_MTU: Final = 4
+VL_CAP: Final = 4
+VL_ARB_CAP: Final = 8
+SUBNET_TIMEOUT: Final = 31
+PORT0_RESP_TIME_VALUE: Final = 8
+CA_GUID_CAP: Final = 32
+SWITCH_GUID_CAP: Final = 1
+LINK_DOWN_DEFAULT_POLLING: Final = 2
+# link-local prefix fe80::/64 (IBTA ch. 4, GID format)
+GID_PREFIX_DEFAULT: Final = 0xFE80000000000000
 # NodeInfo: PartitionCap 64 (CA) / 8 (switch), Revision 0xA1 (templates, sim_net.c:142-162).
-CA_PARTITION_CAP = 64
-SWITCH_PARTITION_CAP = 8
-NODE_REVISION = 0xA1
+CA_PARTITION_CAP: Final = 64
+SWITCH_PARTITION_CAP: Final = 8
+NODE_REVISION: Final = 0xA1
 # SwitchInfo: 48K linear FDB entries cover every unicast LID (0x0000-0xBFFF; ibsim HEAD
 # uses 48K, 0.10 30K); 1024 multicast entries (ibsim MAXMCASTCAP); PartitionEnforcementCap
 # 64; FilterRawInbound/OutboundCap set (switchinfo template byte 16 = 0x30).
-LINEAR_FDB_CAP = 0xC000
-MULTICAST_FDB_CAP = 1024
-PARTITION_ENFORCEMENT_CAP = 64
-MULTICAST_LID_BASE = 0xC000  # multicast LIDs 0xC000-0xFFFE (IBTA ch. 4, LID ranges)
-MAX_UNICAST_LID = 0xBFFF
-DEFAULT_PKEY = 0xFFFF  # full-membership default partition (IBTA 10.9), ibsim sim_net.c:632
+LINEAR_FDB_CAP: Final = 0xC000
+MULTICAST_FDB_CAP: Final = 1024
+PARTITION_ENFORCEMENT_CAP: Final = 64
+MULTICAST_LID_BASE: Final = 0xC000  # multicast LIDs 0xC000-0xFFFE (IBTA ch. 4, LID ranges)
+MAX_UNICAST_LID: Final = 0xBFFF
+DEFAULT_PKEY: Final = 0xFFFF  # full-membership default partition (IBTA 10.9), ibsim sim_net.c:632
 # SLtoVL default: SL n -> VL n, SL15 -> VL7 (ibsim default_sl2vl, sim_net.c:164-166).
 DEFAULT_SL2VL = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 7)
 # VL arbitration defaults (ibsim default_vlarb_high/low, sim_net.c:168-176): (VL, weight).

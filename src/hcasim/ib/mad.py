@@ -10,79 +10,79 @@ offset declared here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from hcasim.ib.layout import Layout, raw, uint
 
 # -- constants -------------------------------------------------------------------------------
 
-MAD_SIZE = 256  # IBTA 13.4.1; libibmad IB_MAD_SIZE (mad.h:58)
-BASE_VERSION = 1  # IBTA 13.4.2 BaseVersion
+MAD_SIZE: Final = 256  # IBTA 13.4.1; libibmad IB_MAD_SIZE (mad.h:58)
+BASE_VERSION: Final = 1  # IBTA 13.4.2 BaseVersion
 
 # Management classes (IBTA 13.4.4; libibmad mad.h:82-96).
-CLASS_SUBN_LID_ROUTED = 0x01
-CLASS_SUBN_DIRECTED_ROUTE = 0x81
-CLASS_SUBN_ADM = 0x03
-CLASS_PERF_MGT = 0x04
-CLASS_BM = 0x05
-CLASS_DEV_MGT = 0x06
-CLASS_CM = 0x07
-CLASS_SNMP = 0x08
-CLASS_VENDOR_RANGE1_FIRST = 0x09
-CLASS_VENDOR_RANGE1_LAST = 0x0F
-CLASS_CC = 0x21
-CLASS_VENDOR_RANGE2_FIRST = 0x30
-CLASS_VENDOR_RANGE2_LAST = 0x4F
+CLASS_SUBN_LID_ROUTED: Final = 0x01
+CLASS_SUBN_DIRECTED_ROUTE: Final = 0x81
+CLASS_SUBN_ADM: Final = 0x03
+CLASS_PERF_MGT: Final = 0x04
+CLASS_BM: Final = 0x05
+CLASS_DEV_MGT: Final = 0x06
+CLASS_CM: Final = 0x07
+CLASS_SNMP: Final = 0x08
+CLASS_VENDOR_RANGE1_FIRST: Final = 0x09
+CLASS_VENDOR_RANGE1_LAST: Final = 0x0F
+CLASS_CC: Final = 0x21
+CLASS_VENDOR_RANGE2_FIRST: Final = 0x30
+CLASS_VENDOR_RANGE2_LAST: Final = 0x4F
 
 # Methods, the whole byte 3 including the R bit (IBTA 13.4.5; libibmad
 # mad.h:98-120).
-METHOD_GET = 0x01
-METHOD_SET = 0x02
-METHOD_SEND = 0x03
-METHOD_TRAP = 0x05
-METHOD_REPORT = 0x06
-METHOD_TRAP_REPRESS = 0x07
-METHOD_GET_TABLE = 0x12
-METHOD_GET_RESP = 0x81
-METHOD_REPORT_RESP = 0x86
-METHOD_RESPONSE_BIT = 0x80
+METHOD_GET: Final = 0x01
+METHOD_SET: Final = 0x02
+METHOD_SEND: Final = 0x03
+METHOD_TRAP: Final = 0x05
+METHOD_REPORT: Final = 0x06
+METHOD_TRAP_REPRESS: Final = 0x07
+METHOD_GET_TABLE: Final = 0x12
+METHOD_GET_RESP: Final = 0x81
+METHOD_REPORT_RESP: Final = 0x86
+METHOD_RESPONSE_BIT: Final = 0x80
 
 # MAD status (IBTA 13.4.7; libibmad mad.h:127-135).  Bits 2-4 carry the code.
-STATUS_OK = 0x0000
-STATUS_BUSY = 0x0001
-STATUS_REDIRECT = 0x0002
-STATUS_BAD_VERSION = 0x0004  # bad base version or class version
-STATUS_METHOD_UNSUPPORTED = 0x0008
-STATUS_METHOD_ATTR_UNSUPPORTED = 0x000C
-STATUS_INVALID_FIELD = 0x001C  # one or more fields in the attribute or modifier invalid
-DR_DIRECTION_BIT = 0x8000  # SMP directed-route D bit, status bit 15 (IBTA 14.2.1.2)
+STATUS_OK: Final = 0x0000
+STATUS_BUSY: Final = 0x0001
+STATUS_REDIRECT: Final = 0x0002
+STATUS_BAD_VERSION: Final = 0x0004  # bad base version or class version
+STATUS_METHOD_UNSUPPORTED: Final = 0x0008
+STATUS_METHOD_ATTR_UNSUPPORTED: Final = 0x000C
+STATUS_INVALID_FIELD: Final = 0x001C  # one or more fields in the attribute or modifier invalid
+DR_DIRECTION_BIT: Final = 0x8000  # SMP directed-route D bit, status bit 15 (IBTA 14.2.1.2)
 
 # Attribute ids (IBTA 14.2.5 for SubnMgt; libibmad mad.h:124-155).
-ATTR_CLASS_PORT_INFO = 0x0001
-ATTR_NOTICE = 0x0002
-ATTR_NODE_DESC = 0x0010
-ATTR_NODE_INFO = 0x0011
-ATTR_SWITCH_INFO = 0x0012
-ATTR_GUID_INFO = 0x0014
-ATTR_PORT_INFO = 0x0015
-ATTR_PKEY_TABLE = 0x0016
-ATTR_SL2VL_TABLE = 0x0017
-ATTR_VL_ARB_TABLE = 0x0018
-ATTR_LINEAR_FDB = 0x0019
-ATTR_MULTICAST_FDB = 0x001B
-ATTR_SM_INFO = 0x0020
-ATTR_MLNX_EXT_PORT_INFO = 0xFF90  # libibmad IB_ATTR_MLNX_EXT_PORT_INFO (mad.h:154)
-ATTR_PORT_COUNTERS = 0x0012  # PerfMgt (IBTA 16.1.3.5; libibmad IB_GSI_PORT_COUNTERS)
+ATTR_CLASS_PORT_INFO: Final = 0x0001
+ATTR_NOTICE: Final = 0x0002
+ATTR_NODE_DESC: Final = 0x0010
+ATTR_NODE_INFO: Final = 0x0011
+ATTR_SWITCH_INFO: Final = 0x0012
+ATTR_GUID_INFO: Final = 0x0014
+ATTR_PORT_INFO: Final = 0x0015
+ATTR_PKEY_TABLE: Final = 0x0016
+ATTR_SL2VL_TABLE: Final = 0x0017
+ATTR_VL_ARB_TABLE: Final = 0x0018
+ATTR_LINEAR_FDB: Final = 0x0019
+ATTR_MULTICAST_FDB: Final = 0x001B
+ATTR_SM_INFO: Final = 0x0020
+ATTR_MLNX_EXT_PORT_INFO: Final = 0xFF90  # libibmad IB_ATTR_MLNX_EXT_PORT_INFO (mad.h:154)
+ATTR_PORT_COUNTERS: Final = 0x0012  # PerfMgt (IBTA 16.1.3.5; libibmad IB_GSI_PORT_COUNTERS)
 
-PERMISSIVE_LID = 0xFFFF  # IBTA 14.2.1.2: DrSLID/DrDLID of a purely directed route
+PERMISSIVE_LID: Final = 0xFFFF  # IBTA 14.2.1.2: DrSLID/DrDLID of a purely directed route
 
 # Where the class-specific data starts (libibmad mad.h:59-68).
-SMP_DATA_OFFSET = 64
-SMP_DATA_SIZE = 64
-GMP_PERF_DATA_OFFSET = 64
-VENDOR_RANGE1_DATA_OFFSET = 24
-DR_PATH_SIZE = 64  # InitialPath / ReturnPath (IBTA 14.2.1.2), 1 + 63 hops
-MAX_DR_HOPS = 63  # HopCount is 6 bits in practice (IBTA 14.2.2; 64-byte path arrays)
+SMP_DATA_OFFSET: Final = 64
+SMP_DATA_SIZE: Final = 64
+GMP_PERF_DATA_OFFSET: Final = 64
+VENDOR_RANGE1_DATA_OFFSET: Final = 24
+DR_PATH_SIZE: Final = 64  # InitialPath / ReturnPath (IBTA 14.2.1.2), 1 + 63 hops
+MAX_DR_HOPS: Final = 63  # HopCount is 6 bits in practice (IBTA 14.2.2; 64-byte path arrays)
 
 
 def is_response(method: int) -> bool:

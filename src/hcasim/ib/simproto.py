@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from hcasim.ib.layout import Layout, host_uint, raw, text, uint
 
-SIM_MAGIC = 0xDEADBEEF  # ibsim.h:61
-SIM_CTL_MAX_DATA = 64  # ibsim.h:62
-SIM_CTL_SIZE = 80
-SIM_REQUEST_SIZE = 288
-SIM_MAX_CLIENTS = 10  # IBSIM_MAX_CLIENTS, ibsim.h:56
-SIM_MAD_SIZE = 256
-SIM_STATUS_TIMEOUT = 110  # ETIMEDOUT: the server bounces an unroutable MAD (sim_mad.c:1911)
+SIM_MAGIC: Final = 0xDEADBEEF  # ibsim.h:61
+SIM_CTL_MAX_DATA: Final = 64  # ibsim.h:62
+SIM_CTL_SIZE: Final = 80
+SIM_REQUEST_SIZE: Final = 288
+SIM_MAX_CLIENTS: Final = 10  # IBSIM_MAX_CLIENTS, ibsim.h:56
+SIM_MAD_SIZE: Final = 256
+SIM_STATUS_TIMEOUT: Final = 110  # ETIMEDOUT: the server bounces an unroutable MAD (sim_mad.c:1911)
 DEFAULT_SOCKNAME = "sim"  # ibsim.h:59; overridden by IBSIM_SOCKNAME
 
 

@@ -9,7 +9,7 @@ attribute.  ``tests/test_ib_fields.py`` checks every offset against that table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from hcasim.ib import mad
 from hcasim.ib.layout import Layout, array, raw, text, uint
@@ -17,26 +17,26 @@ from hcasim.ib.layout import Layout, array, raw, text, uint
 # -- enumerations used by the fields --------------------------------------------------------
 
 # NodeInfo.NodeType (IBTA 14.2.5.3).
-NODE_TYPE_CA = 1
-NODE_TYPE_SWITCH = 2
-NODE_TYPE_ROUTER = 3
+NODE_TYPE_CA: Final = 1
+NODE_TYPE_SWITCH: Final = 2
+NODE_TYPE_ROUTER: Final = 3
 
 # PortInfo.PortState (IBTA 14.2.5.6).
-PORT_STATE_NO_CHANGE = 0
-PORT_STATE_DOWN = 1
-PORT_STATE_INIT = 2
-PORT_STATE_ARMED = 3
-PORT_STATE_ACTIVE = 4
+PORT_STATE_NO_CHANGE: Final = 0
+PORT_STATE_DOWN: Final = 1
+PORT_STATE_INIT: Final = 2
+PORT_STATE_ARMED: Final = 3
+PORT_STATE_ACTIVE: Final = 4
 
 # PortInfo.PortPhysicalState (IBTA 14.2.5.6).
-PHYS_NO_CHANGE = 0
-PHYS_SLEEP = 1
-PHYS_POLLING = 2
-PHYS_DISABLED = 3
-PHYS_PORT_CONFIGURATION_TRAINING = 4
-PHYS_LINK_UP = 5
-PHYS_LINK_ERROR_RECOVERY = 6
-PHYS_PHY_TEST = 7
+PHYS_NO_CHANGE: Final = 0
+PHYS_SLEEP: Final = 1
+PHYS_POLLING: Final = 2
+PHYS_DISABLED: Final = 3
+PHYS_PORT_CONFIGURATION_TRAINING: Final = 4
+PHYS_LINK_UP: Final = 5
+PHYS_LINK_ERROR_RECOVERY: Final = 6
+PHYS_PHY_TEST: Final = 7
 
 # PortInfo.CapabilityMask bits (IBTA 14.2.5.6; names as libibmad dump.c
 # mad_dump_portcapmask prints them).
@@ -57,14 +57,14 @@ CAP_IS_CAPABILITY_MASK_NOTICE_SUPPORTED = 1 << 22
 CAP_IS_CLIENT_REREGISTRATION_SUPPORTED = 1 << 25
 
 # Notice (IBTA 13.4.8.2 / 14.2.5.1): generic notice types and trap numbers.
-NOTICE_TYPE_FATAL = 0
-NOTICE_TYPE_URGENT = 1
-NOTICE_TYPE_SECURITY = 2
-NOTICE_TYPE_SUBNET_MGMT = 3
-NOTICE_TYPE_INFO = 4
-TRAP_LINK_STATE_CHANGE = 128
-TRAP_CAPABILITY_MASK_CHANGE = 144
-TRAP_BAD_M_KEY = 256  # IBTA 14.3.9 (Linux IB_NOTICE_TRAP_BAD_MKEY)
+NOTICE_TYPE_FATAL: Final = 0
+NOTICE_TYPE_URGENT: Final = 1
+NOTICE_TYPE_SECURITY: Final = 2
+NOTICE_TYPE_SUBNET_MGMT: Final = 3
+NOTICE_TYPE_INFO: Final = 4
+TRAP_LINK_STATE_CHANGE: Final = 128
+TRAP_CAPABILITY_MASK_CHANGE: Final = 144
+TRAP_BAD_M_KEY: Final = 256  # IBTA 14.3.9 (Linux IB_NOTICE_TRAP_BAD_MKEY)
 
 
 # -- attributes ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from hcasim.devices.cx3 import (
     MAD_DEMUX_CONFIG,
@@ -41,15 +41,15 @@ from hcasim.devices.cx3 import (
 
 log = logging.getLogger("hcasim.mlx4")
 
-EQE_SIZE = 32
-EQE_TYPE_PORT_CHANGE = 0x09
-EQE_TYPE_PORT_MNG_CHG = 0x1D
-PORT_CHANGE_DOWN = 1
-PORT_CHANGE_ACTIVE = 4
-PMC_SUBTYPE_GUID_INFO = 0x14
-PMC_SUBTYPE_PORT_INFO = 0x15
-PMC_SUBTYPE_PKEY_TABLE = 0x16
-PMC_SUBTYPE_SL2VL = 0x17
+EQE_SIZE: Final = 32
+EQE_TYPE_PORT_CHANGE: Final = 0x09
+EQE_TYPE_PORT_MNG_CHG: Final = 0x1D
+PORT_CHANGE_DOWN: Final = 1
+PORT_CHANGE_ACTIVE: Final = 4
+PMC_SUBTYPE_GUID_INFO: Final = 0x14
+PMC_SUBTYPE_PORT_INFO: Final = 0x15
+PMC_SUBTYPE_PKEY_TABLE: Final = 0x16
+PMC_SUBTYPE_SL2VL: Final = 0x17
 # changed_attr bits of a PortInfo PORT_MNG_CHG event (device.h:462-468).
 CHANGED_SM_LID = 1 << 0
 CHANGED_GID_PREFIX = 1 << 1
@@ -77,7 +77,7 @@ _STATUS_ERRNO = {HcrStatus.BUSY: -5, HcrStatus.BAD_OP: -1, HcrStatus.BAD_PARAM: 
                  HcrStatus.BAD_SYS_STATE: -6}
 SECURE_HOST_MESSAGE = "HCA operating in secure-host mode. SMP firewall activated."
 #: Events and log lines ``hcasim driver show`` keeps per device.
-HISTORY = 16
+HISTORY: Final = 16
 
 
 def port_info_eqe(
