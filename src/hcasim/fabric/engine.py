@@ -45,6 +45,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, replace
+from typing import Final
 
 from hcasim.fabric.firmware import Action, MadContext, NodeFirmware
 from hcasim.fabric.pma import handle_perf
@@ -68,8 +69,8 @@ from hcasim.ib import mad
 from hcasim.ib import smp_attrs as sa
 from hcasim.ib.simproto import SIM_MAD_SIZE, SIM_REQUEST_SIZE, SIM_STATUS_TIMEOUT, SimRequest
 
-MAX_CLASS_VERSION = 2  # SMA/PMA use 1, SA uses 2 (ibsim decode_sim_MAD)
-QP0 = 0
+MAX_CLASS_VERSION: Final = 2  # SMA/PMA use 1, SA uses 2 (ibsim decode_sim_MAD)
+QP0: Final = 0
 
 
 class DeliveryKind(enum.Enum):
@@ -140,18 +141,18 @@ def bounce(request: SimRequest, note: str) -> Delivery:
 #: LIDs in the first two bytes of their u32 containers, DQP, SQP, status, 4 bytes of
 #: padding, length.  Written with zeros in the container halves and the padding, as
 #: :class:`SimRequest` encodes them.
-_SIM_HEADER = struct.Struct(">H2xH2xIII4xQ")
+_SIM_HEADER: Final = struct.Struct(">H2xH2xIII4xQ")
 #: Common MAD header: versions, class, method, status, class-specific (IBTA 13.4.2).
-_MAD_FIRST = struct.Struct(">BBBBHBB")
+_MAD_FIRST: Final = struct.Struct(">BBBBHBB")
 #: Directed-route SMP: DrSLID and DrDLID (IBTA 14.2.1.2).
-_DR_LIDS = struct.Struct(">32xHH")
+_DR_LIDS: Final = struct.Struct(">32xHH")
 
 
 #: What a datagram handed to another client may say its MAD length is: a whole MAD header
 #: at least, 256 bytes at most.  libumad2sim trusts the field (``umad->length = umad_size()
 #: + length``, ibsim.md §1.3) and a larger value makes OpenSM's receive fail and OpenSM
 #: exit (observed with a fuzzed datagram), so such datagrams go back to their sender.
-_FORWARD_LENGTHS = (mad.MadHeader.SIZE, SIM_MAD_SIZE)
+_FORWARD_LENGTHS: Final = (mad.MadHeader.SIZE, SIM_MAD_SIZE)
 
 
 def _datagram(dlid: int, slid: int, dqp: int, sqp: int, status: int, length: int,
@@ -183,16 +184,19 @@ class MadEngine:
         if len(data) != SIM_REQUEST_SIZE:
             return []
         subnet = self.subnet
-        dlid, slid, dqp, sqp, status, length = _SIM_HEADER.unpack_from(data)
+        # typed, so the compiled build works on machine integers (src/hcasim/native.py)
+        header: tuple[int, int, int, int, int, int] = _SIM_HEADER.unpack_from(data)
+        dlid, slid, dqp, sqp, status, length = header
         raw = data[32:]
-        base_version, mgmt_class, class_version, method, word, hop_pointer, hop_count = \
-            _MAD_FIRST.unpack_from(raw)
+        first: tuple[int, int, int, int, int, int, int] = _MAD_FIRST.unpack_from(raw)
+        base_version, mgmt_class, class_version, method, word, hop_pointer, hop_count = first
         if base_version != mad.BASE_VERSION or class_version > MAX_CLASS_VERSION:
             return []
         response = method & mad.METHOD_RESPONSE_BIT
         dr = mgmt_class == mad.CLASS_SUBN_DIRECTED_ROUTE
         if dr:
-            dr_slid, dr_dlid = _DR_LIDS.unpack_from(raw)
+            dr_lids: tuple[int, int] = _DR_LIDS.unpack_from(raw)
+            dr_slid, dr_dlid = dr_lids
             if (hop_pointer != 0 or (word >> 15) != (1 if response else 0)
                     or dr_slid != mad.PERMISSIVE_LID or dr_dlid != mad.PERMISSIVE_LID
                     or hop_count > mad.MAX_DR_HOPS or dlid != mad.PERMISSIVE_LID):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, PortChange
 from hcasim.fabric.subnet import (
@@ -56,23 +56,26 @@ from hcasim.ib import smp_attrs as sa
 from hcasim.ib.mad import DrSmp, Smp
 
 SMP_DATA = mad.SMP_DATA_SIZE
-MAX_VIOLATIONS = 0xFFFF  # M_KeyViolations saturates (IBTA 14.2.5.6)
-MAX_DR_NOTICE_PATH = 30  # trap 256 carries at most 30 return-path bytes (ntc_256)
-NO_CHANGE = 0
-LINK_WIDTH_SET_TO_SUPPORTED = 0xFF  # IBTA 14.2.5.6 LinkWidthEnabled 255
-LINK_SPEED_SET_TO_SUPPORTED = 0xF  # LinkSpeedEnabled 15
-EXT_SPEED_DISABLE = 30  # LinkSpeedExtEnabled 30: disable extended speeds
-EXT_SPEED_SET_TO_SUPPORTED = 31
+MAX_VIOLATIONS: Final = 0xFFFF  # M_KeyViolations saturates (IBTA 14.2.5.6)
+MAX_DR_NOTICE_PATH: Final = 30  # trap 256 carries at most 30 return-path bytes (ntc_256)
+NO_CHANGE: Final = 0
+LINK_WIDTH_SET_TO_SUPPORTED: Final = 0xFF  # IBTA 14.2.5.6 LinkWidthEnabled 255
+LINK_SPEED_SET_TO_SUPPORTED: Final = 0xF  # LinkSpeedEnabled 15
+EXT_SPEED_DISABLE: Final = 30  # LinkSpeedExtEnabled 30: disable extended speeds
+EXT_SPEED_SET_TO_SUPPORTED: Final = 31
 #: Method (byte 3), AttributeID (16-17), AttributeModifier (20-23) and M_Key (24-31) of an
 #: SMP, the same offsets in both SMP formats (IBTA 14.2.1.1-14.2.1.2).
-_SMP_FIELDS = struct.Struct(">3xB12xH2xIQ")
-_CLIENT_REREGISTER = PortChange.CLIENT_REREGISTER.value
-_GID_PREFIX = PortChange.GID_PREFIX.value
-_LID = PortChange.LID.value
-_M_KEY = PortChange.M_KEY.value
-_PORT_STATE = PortChange.PORT_STATE.value
-_SM_LID = PortChange.SM_LID.value
-_SM_SL = PortChange.SM_SL.value
+_SMP_FIELDS: Final = struct.Struct(">3xB12xH2xIQ")
+_CLIENT_REREGISTER: Final = PortChange.CLIENT_REREGISTER.value
+_GID_PREFIX: Final = PortChange.GID_PREFIX.value
+_LID: Final = PortChange.LID.value
+_M_KEY: Final = PortChange.M_KEY.value
+_PORT_STATE: Final = PortChange.PORT_STATE.value
+_SM_LID: Final = PortChange.SM_LID.value
+_SM_SL: Final = PortChange.SM_SL.value
+_PKEY_TABLE: Final = PortChange.PKEY_TABLE.value
+_GUID_TABLE: Final = PortChange.GUID_TABLE.value
+_SL2VL_TABLE: Final = PortChange.SL2VL_TABLE.value
 
 
 class Reply(NamedTuple):
@@ -125,14 +128,15 @@ class _Request:
     data: bytes
     hide_m_key: bool
     traps: list[Trap]
-    changes: dict[int, PortChange] = field(default_factory=dict)  # port number -> flags
+    #: port number -> PortChange bits (an int: Flag arithmetic is slow on the MAD path)
+    changes: dict[int, int] = field(default_factory=dict)
 
     @property
     def is_set(self) -> bool:
         return self.method == mad.METHOD_SET
 
-    def changed(self, port: PortState, what: PortChange) -> None:
-        self.changes[port.number] = self.changes.get(port.number, PortChange.NONE) | what
+    def changed(self, port: PortState, what: int) -> None:
+        self.changes[port.number] = self.changes.get(port.number, 0) | what
 
 
 Handler = Callable[[_Request], Reply]
@@ -362,7 +366,7 @@ def _guid_info(req: _Request) -> Reply:
                 continue  # GUID0 is the port GUID and read-only (IBTA 14.2.5.5; qib)
             table[index] = guid
         if table[start:start + per] != before:
-            req.changed(port, PortChange.GUID_TABLE)
+            req.changed(port, _GUID_TABLE)
     entries = table[start:start + per]
     return Reply(mad.STATUS_OK, sa.GuidInfo(tuple(entries + [0] * (per - len(entries))))
                  .encode())
@@ -507,7 +511,7 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
     for node in changed_switches:
         _trap_128(req, node)  # a switch reports its link state changes (ibsim trap 128)
     if changes:
-        req.changed(port, PortChange(changes))
+        req.changed(port, changes)
     return False
 
 
@@ -550,7 +554,7 @@ def _pkey_table(req: _Request) -> Reply:
         new = sa.PKeyTable.decode(req.data).pkeys[:count]
         if list(new) != table[start:start + count]:
             table[start:start + count] = new
-            req.changed(port, PortChange.PKEY_TABLE)
+            req.changed(port, _PKEY_TABLE)
     return Reply(mad.STATUS_OK, _pack_pkeys(table[start:start + count] + [0] * (per - count)))
 
 
@@ -570,7 +574,7 @@ def _sl2vl_table(req: _Request) -> Reply:
             if port.sl2vl is None:
                 port.sl2vl = {}
             port.sl2vl[out] = new
-            req.changed(port, PortChange.SL2VL_TABLE)
+            req.changed(port, _SL2VL_TABLE)
             current = new
     return Reply(mad.STATUS_OK, _pad(sa.SlToVlTable(current).encode()))
 
@@ -694,7 +698,8 @@ class Sma:
                 return DROPPED, traps
             if isinstance(verdict, Answer):
                 return Reply(verdict.status, _pad(verdict.data[:SMP_DATA])), traps
-        method, attr_id, attr_mod, m_key = _SMP_FIELDS.unpack_from(raw)
+        fields: tuple[int, int, int, int] = _SMP_FIELDS.unpack_from(raw)
+        method, attr_id, attr_mod, m_key = fields
         if attr_id in (mad.ATTR_SM_INFO, mad.ATTR_NOTICE) or method == mad.METHOD_TRAP:
             if method != mad.METHOD_TRAP_REPRESS:
                 return NOT_HANDLED, traps
@@ -721,5 +726,5 @@ class Sma:
         for number, changes in req.changes.items():
             changed_port = node.port(number)
             if changed_port is not None:
-                firmware.port_changed(changed_port, changes)
+                firmware.port_changed(changed_port, PortChange(changes))
         return Reply(reply.status, bytes(data)), traps

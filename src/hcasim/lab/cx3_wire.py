@@ -38,7 +38,7 @@ import errno
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from hcasim.devices.cx3 import SEMAPHORES, Cx3Firmware, FirmwareError
 from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, PortChange
@@ -68,14 +68,19 @@ log = logging.getLogger("hcasim.cx3wire")
 #: §2.1, §4.1): ConfigSpaceAccess, AccessRegister and the semaphore-lock query.
 VENDOR_SMP_ATTRS = frozenset({vendor.ATTR_SMP_CONFIG_SPACE_ACCESS, 0xFF51,
                               vendor.ATTR_SMP_ACCESS_REGISTER, vendor.ATTR_SMP_SEMAPHORE_LOCK})
-#: PortChange flags reported in a PortInfo event, with their ``changed_attr`` bits.
+#: PortChange flags reported in a PortInfo event, with their ``changed_attr`` bits (the
+#: flags as ints: Flag arithmetic is slow on the MAD path).
 _PORT_INFO_BITS = (
-    (PortChange.SM_LID, CHANGED_SM_LID),
-    (PortChange.GID_PREFIX, CHANGED_GID_PREFIX),
-    (PortChange.LID, CHANGED_LID),
-    (PortChange.CLIENT_REREGISTER, CHANGED_CLIENT_REREG),
-    (PortChange.SM_SL, CHANGED_SM_SL),
+    (PortChange.SM_LID.value, CHANGED_SM_LID),
+    (PortChange.GID_PREFIX.value, CHANGED_GID_PREFIX),
+    (PortChange.LID.value, CHANGED_LID),
+    (PortChange.CLIENT_REREGISTER.value, CHANGED_CLIENT_REREG),
+    (PortChange.SM_SL.value, CHANGED_SM_SL),
 )
+_PKEY_TABLE: Final = PortChange.PKEY_TABLE.value
+_GUID_TABLE: Final = PortChange.GUID_TABLE.value
+_SL2VL_TABLE: Final = PortChange.SL2VL_TABLE.value
+_PORT_STATE: Final = PortChange.PORT_STATE.value
 
 Owner = Callable[[bytes], object]
 
@@ -171,21 +176,22 @@ class Cx3Wire(NodeFirmware):
         if driver is None:
             return
         number = port.number
+        bits = changes.value
         changed_attr = 0
         for flag, bit in _PORT_INFO_BITS:
-            if changes & flag:
+            if bits & flag:
                 changed_attr |= bit
         if changed_attr:
             driver.post_eqe(port_info_eqe(number, sm_lid=port.sm_lid, lid=port.lid,
                                           changed_attr=changed_attr, sm_sl=port.sm_sl,
                                           gid_prefix=port.gid_prefix))
-        if changes & PortChange.PKEY_TABLE:
+        if bits & _PKEY_TABLE:
             driver.post_eqe(table_eqe(PMC_SUBTYPE_PKEY_TABLE, number, entries_mask=0xFFFFFFFF))
-        if changes & PortChange.GUID_TABLE:
+        if bits & _GUID_TABLE:
             driver.post_eqe(table_eqe(PMC_SUBTYPE_GUID_INFO, number, entries_mask=0xFFFFFFFF))
-        if changes & PortChange.SL2VL_TABLE:
+        if bits & _SL2VL_TABLE:
             driver.post_eqe(sl2vl_eqe(number, (port.sl2vl or {}).get(0, DEFAULT_SL2VL)))
-        if changes & PortChange.PORT_STATE:
+        if bits & _PORT_STATE:
             active = port.state == sa.PORT_STATE_ACTIVE
             if active != self._active:
                 self._active = active
