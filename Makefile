@@ -4,16 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint
 STAMP := $(VENV)/.installed
+NATIVE := $(VENV)/.native
+# The modules src/hcasim/native.py compiles with mypyc (its MODULES), as paths.
+NATIVE_SOURCES := $(shell sed -n 's/^    "\(hcasim\.[a-z0-9_.]*\)",$$/\1/p' src/hcasim/native.py \
+	| tr . / | sed 's|^|src/|;s|$$|.py|')
 
 .PHONY: install debs test lint demo bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(NATIVE)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# The MAD path compiled with mypyc (docs/fabric.md §8); without a C compiler the lab
+# runs on the same modules as Python, only slower.
+$(NATIVE): $(STAMP) src/hcasim/native.py $(NATIVE_SOURCES)
+	HCASIM_PURE_PYTHON=1 $(BIN)/python -m hcasim.cli.native build \
+	  || echo "hcasim: the mypyc build failed; the lab runs on its Python sources"
+	touch $(NATIVE)
 
 # Debian packages for the real tools the lab is tested against (CI runs as root).
 debs:
@@ -38,4 +49,5 @@ bench: install debs
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info src/hcasim/_native.manifest
+	find src -name '*.so' -delete
