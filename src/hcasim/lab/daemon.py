@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -87,6 +88,9 @@ async def serve(home: LabHome, lab: Lab, extensions: list[Any]) -> None:
     stop = asyncio.Event()
     endpoint = ControlEndpoint(lab, on_shutdown=stop.set)
     stoppers = [await ext.start(lab, endpoint, home) for ext in extensions if hasattr(ext, "start")]
+    # The lab's object graph (a fabric of thousands of nodes) lives as long as the daemon:
+    # keep it out of the collector's full passes, which would otherwise walk all of it
+    gc.freeze()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
