@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
 
 import pytest
 
+from hcasim.lab.home import LabHome
 from hcasim.testing import running_lab
 
 
@@ -62,3 +66,32 @@ def test_unknown_sim_host_is_refused(fabric):  # type: ignore[no-untyped-def]
 def test_host_named_sm_is_not_mistaken_for_the_sm_command(fabric):  # type: ignore[no-untyped-def]
     r = fabric.run("sm", "flint", "-d", "/dev/mst/mt4099_pci_cr0", "-qq", "q")
     assert r.returncode == 0 and "Device ID:             4099\n" in r.stdout
+
+
+def _gone(pid: int, within: float = 10.0) -> bool:
+    """Whether process ``pid`` exits (or is a zombie) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("how", ["down", "kill -9"])
+def test_opensm_never_outlives_the_daemon(tmp_path, how):  # type: ignore[no-untyped-def]
+    with running_lab(tmp_path / "home") as lab:
+        assert lab.hcasim("sm", "start").returncode == 0
+        status = lab.hcasim("sm", "status").stdout
+        match = re.match(r"opensm on sm \(pid (\d+)\)", status)
+        assert match, status
+        opensm = int(match.group(1))
+        if how == "down":
+            assert lab.hcasim("down").returncode == 0
+        else:
+            os.kill(int(LabHome(lab.home).lock.read_text().strip()), signal.SIGKILL)
+        assert _gone(opensm), f"opensm (pid {opensm}) outlived the daemon ({how})"

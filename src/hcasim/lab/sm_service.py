@@ -30,10 +30,25 @@ SUBNET_UP = b"SUBNET UP"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+#: Seconds OpenSM gets to exit on SIGTERM at daemon shutdown before it is killed.
+STOP_GRACE = 2.0
+
+
 def _die_with_parent() -> None:
-    # Runs in the child before exec: SIGTERM when the daemon goes away, even on kill -9.
+    # Runs in the child before exec: killed when the daemon goes away, even on kill -9.
+    # SIGKILL, not SIGTERM: without its server, OpenSM under libumad2sim can sit in the
+    # shim's reconnect loop and never act on a SIGTERM (seen: an orphan left behind).
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _exited(pid: int) -> bool:
+    """Whether process ``pid`` has exited (gone, or a zombie its parent has not reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class SubnetManager:
@@ -153,10 +168,19 @@ class SubnetManager:
         log.info("opensm (pid %d) stopped", proc.pid)
 
     def kill_now(self) -> None:
-        """Stop the SM at daemon shutdown, without the event loop."""
-        if self.running():
-            assert self.proc is not None
-            self.proc.terminate()
+        """Stop the SM at daemon shutdown, without the event loop: SIGTERM, and SIGKILL
+        if it has not exited within :data:`STOP_GRACE` seconds."""
+        if not self.running():
+            return
+        assert self.proc is not None
+        self.proc.terminate()
+        deadline = time.monotonic() + STOP_GRACE
+        while not _exited(self.proc.pid):
+            if time.monotonic() > deadline:
+                log.info("opensm (pid %d) ignored SIGTERM; killing it", self.proc.pid)
+                self.proc.kill()
+                return
+            time.sleep(0.01)
 
 
 async def start(lab: Any, endpoint: Any, home: LabHome) -> Callable[[], None]:
