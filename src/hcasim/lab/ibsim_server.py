@@ -53,6 +53,11 @@ MAX_CLIENTS = 4096
 SM_CLASSES = frozenset({mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE, 0x03})
 #: Datagrams one client may have handled per event-loop turn (a flood cannot starve others).
 BATCH = 64
+#: Seconds to keep polling a client's socket after its last datagram before going back to
+#: the event loop (busy polling, docs/fabric.md §8): an SM keeps a few SMPs in flight and
+#: sends the next one as soon as a reply arrives, so it usually comes within this time,
+#: and catching it awake spares both processes a sleep and a wake-up per MAD.
+BUSY_POLL = 0.001
 
 
 def _abstract(name: str) -> bytes:
@@ -266,16 +271,27 @@ class IbsimServer:
 
     # ------------------------------------------------------------------ data channel
     def _on_data(self, client: Client) -> None:
-        for _ in range(BATCH):
+        handled = 0
+        poll_until = 0.0
+        while handled < BATCH:
             if client.index not in self.clients:
                 return
             try:
                 data = client.sock.recv(SIM_REQUEST_SIZE + 1)
             except BlockingIOError:
-                return
+                if not handled:
+                    return
+                now = time.perf_counter()
+                if not poll_until:
+                    poll_until = now + BUSY_POLL
+                elif now >= poll_until:
+                    return
+                continue
             except OSError:
                 self._drop(client)
                 return
+            poll_until = 0.0
+            handled += 1
             self.handle(client, data)
 
     def handle(self, client: Client, data: bytes) -> None:
