@@ -8,8 +8,9 @@ it against the sources); they are only faster, which is what lets real OpenSM sw
 lab at close to the speed it sweeps ibsim (docs/fabric.md §8).
 
 A compiled build that no longer matches its sources would be a trap: an edit to
-``engine.py`` that silently does nothing.  So the build records a digest of every source
-it compiled, and :func:`guard` (run when :mod:`hcasim` is imported) loads the sources
+``engine.py`` that silently does nothing.  So the build records the size and modification
+time of every source it compiled (what CPython checks before it trusts a ``.pyc``), and
+:func:`guard` (run when :mod:`hcasim` is imported) loads the sources
 instead when any of them changed since, when the build is missing a piece, or when
 ``HCASIM_PURE_PYTHON=1`` asks for the pure-Python path.  Without a C compiler or mypyc,
 the build is skipped and the lab runs on the sources alone.
@@ -17,16 +18,17 @@ the build is skipped and the lab runs on the sources alone.
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.abc
 import importlib.machinery
-import importlib.util
 import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
+
+# Imported by every hcasim process, flint included, before anything else: keep it to what
+# the interpreter has loaded anyway (no pathlib, no importlib.abc).
 
 #: The modules compiled together (one mypyc group): the MAD path from the ibsim endpoint
 #: through routing, the SMAs and PMAs to the ConnectX-3 wire firmware and driver events.
@@ -46,35 +48,41 @@ MODULES = (
 CODECS_MODULE = "hcasim.ib._codecs"
 #: The group's shared library (mypyc's runtime and the compiled code of every module).
 GROUP = "hcasim._native"
+_GROUPS = (GROUP,)
 MANIFEST = "_native.manifest"
 PURE_ENV = "HCASIM_PURE_PYTHON"
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-_SOURCE_ROOT = _PACKAGE_DIR.parent
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_SOURCE_ROOT = os.path.dirname(_PACKAGE_DIR)
+_MANIFEST_PATH = os.path.join(_PACKAGE_DIR, MANIFEST)
 
 
-def source_path(module: str) -> Path:
-    """The ``.py`` file of one of :data:`MODULES`."""
-    return _SOURCE_ROOT.joinpath(*module.split(".")).with_suffix(".py")
+def source_path(module: str) -> str:
+    """The ``.py`` file of one of :data:`MODULES` (or of the generated codecs)."""
+    return os.path.join(_SOURCE_ROOT, *module.split(".")) + ".py"
 
 
 def source_digests() -> dict[str, str]:
-    """SHA-256 of each compiled module's source, as the build records them."""
+    """Size and modification time of each compiled module's source, as the build records
+    them: what CPython itself checks before it trusts a cached ``.pyc``."""
     digests = {}
     for module in (*MODULES, CODECS_MODULE):
         try:
-            digests[module] = hashlib.sha256(source_path(module).read_bytes()).hexdigest()
+            info = os.stat(source_path(module))
+            digests[module] = f"{info.st_size}:{info.st_mtime_ns}"
         except FileNotFoundError:
             digests[module] = "missing"
     return digests
 
 
+def _extensions(module: str) -> list[str]:
+    """The paths the module's extension could have (mypyc names the group ``X__mypyc``)."""
+    stem = source_path(module)[:-3] + ("__mypyc" if module in _GROUPS else "")
+    return [stem + suffix for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+
+
 def _built(module: str) -> bool:
-    path = source_path(module)
-    if module == GROUP:
-        path = path.with_name(path.stem + "__mypyc.py")  # mypyc's name for the group
-    return any(path.with_name(path.stem + suffix).exists()
-               for suffix in importlib.machinery.EXTENSION_SUFFIXES)
+    return any(os.path.exists(path) for path in _extensions(module))
 
 
 def state(honour_env: bool = True) -> str:
@@ -82,11 +90,12 @@ def state(honour_env: bool = True) -> str:
     (``honour_env=False``: whether it would be, were ``HCASIM_PURE_PYTHON`` unset)."""
     if honour_env and os.environ.get(PURE_ENV) == "1":
         return f"sources ({PURE_ENV}=1)"
-    manifest = _PACKAGE_DIR / MANIFEST
-    if not manifest.exists():
+    try:
+        with open(_MANIFEST_PATH) as manifest:
+            recorded = dict(line.split(" ", 1) for line in manifest.read().splitlines() if line)
+    except FileNotFoundError:
         return "sources (no compiled build)"
-    recorded = dict(line.split(" ", 1) for line in manifest.read_text().splitlines() if line)
-    if not all(_built(m) for m in (*MODULES, CODECS_MODULE, GROUP)):
+    if not all(_built(m) for m in (*MODULES, CODECS_MODULE, *_GROUPS)):
         return "sources (the compiled build is incomplete)"
     stale = [m for m, digest in source_digests().items() if recorded.get(m) != digest]
     if stale:
@@ -94,18 +103,21 @@ def state(honour_env: bool = True) -> str:
     return "compiled"
 
 
-class _SourcesOnly(importlib.abc.MetaPathFinder):
-    """Finds :data:`MODULES` as their ``.py`` sources, never as extension modules, and
-    not the generated codecs at all (the layouts then compile their own)."""
+class _SourcesOnly:
+    """A meta path finder: :data:`MODULES` as their ``.py`` sources, never as extension
+    modules, and not the generated codecs at all (the layouts then compile their own)."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        """The source spec of one of :data:`MODULES`; ``None`` for any other module."""
         if fullname == CODECS_MODULE:
             raise ModuleNotFoundError(f"{fullname} is part of the unused compiled build",
                                       name=fullname)
         if fullname not in MODULES:
             return None
-        source = str(source_path(fullname))
+        import importlib.util
+
+        source = source_path(fullname)
         return importlib.util.spec_from_file_location(
             fullname, source, loader=importlib.machinery.SourceFileLoader(fullname, source))
 
@@ -116,7 +128,7 @@ def guard() -> None:
     All modules or none: compiled modules call each other's C code directly, so one
     changed source must take the whole group back to Python.
     """
-    if (not (_PACKAGE_DIR / MANIFEST).exists() and not _built(GROUP)
+    if (not os.path.exists(_MANIFEST_PATH) and not _built(GROUP)
             and os.environ.get(PURE_ENV) != "1"):
         return  # nothing was ever built here: the sources are all there is
     if state() != "compiled" and not any(isinstance(f, _SourcesOnly) for f in sys.meta_path):
@@ -136,7 +148,7 @@ def _typed(line: str) -> str:
     return f"def {name}({', '.join(typed)}) -> Any:"
 
 
-def write_codecs() -> Path:
+def write_codecs() -> str:
     """Write :data:`CODECS_MODULE`: every layout codec the MAD path uses, as factories of
     the same functions :mod:`hcasim.ib.layout` would compile with ``exec``."""
     from hcasim.ib import layout
@@ -161,37 +173,40 @@ def write_codecs() -> Path:
         table.append(f"    {key!r}: _{key},")
     lines += ["", "CODECS = {", *table, "}", ""]
     path = source_path(CODECS_MODULE)
-    path.write_text("\n".join(lines))
+    with open(path, "w") as out:
+        out.write("\n".join(lines))
     return path
 
 
 def build(jobs: int = 2) -> None:
     """Compile :data:`MODULES` and the layout codecs in place with mypyc and record their
     digests."""
+    import importlib
+
     from mypyc.build import mypycify
 
     setup = importlib.import_module("setuptools").setup  # no type stubs in the venv
-    manifest = _PACKAGE_DIR / MANIFEST
-    manifest.unlink(missing_ok=True)  # a failed build leaves the sources in charge
-    for module in (*MODULES, CODECS_MODULE, GROUP):
-        # unlinked, not overwritten: a running daemon keeps its mapped copy intact
-        path = source_path(module)
-        stem = path.stem + ("__mypyc" if module == GROUP else "")
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            path.with_name(stem + suffix).unlink(missing_ok=True)
+    if os.path.exists(_MANIFEST_PATH):
+        os.unlink(_MANIFEST_PATH)  # a failed build leaves the sources in charge
+    # unlinked, not overwritten: a running daemon keeps its mapped copy intact
+    for module in (*MODULES, CODECS_MODULE, *_GROUPS):
+        for path in _extensions(module):
+            if os.path.exists(path):
+                os.unlink(path)
     write_codecs()
     digests = source_digests()
-    work = _SOURCE_ROOT.parent / "build" / "native"
+    work = os.path.join(os.path.dirname(_SOURCE_ROOT), "build", "native")
     cwd = os.getcwd()
     os.chdir(_SOURCE_ROOT)
     try:
-        paths = [str(source_path(m).relative_to(_SOURCE_ROOT))
+        paths = [os.path.relpath(source_path(m), _SOURCE_ROOT)
                  for m in (*MODULES, CODECS_MODULE)]
         setup(name="hcasim-native",
               ext_modules=mypycify(paths, opt_level="3", group_name=GROUP,
-                                   target_dir=str(work / "c")),
+                                   target_dir=os.path.join(work, "c")),
               script_args=["-q", "build_ext", "--inplace", "--parallel", str(jobs),
-                           "--build-temp", str(work / "obj")])
+                           "--build-temp", os.path.join(work, "obj")])
     finally:
         os.chdir(cwd)
-    manifest.write_text("".join(f"{m} {d}\n" for m, d in digests.items()))
+    with open(_MANIFEST_PATH, "w") as manifest:
+        manifest.write("".join(f"{m} {d}\n" for m, d in digests.items()))
