@@ -30,7 +30,7 @@ DATAGRAMS = 30_000
 REPLAY = r'''
 import asyncio, hashlib, itertools, json, logging, sys, time
 from hcasim import native
-from hcasim.ib import build
+from hcasim.ib import layout
 from hcasim.lab import daemon
 from hcasim.lab.control import ControlEndpoint
 from hcasim.lab.home import LabHome
@@ -53,6 +53,7 @@ class Record(logging.Handler):
 async def main():
     home = LabHome.resolve(sys.argv[1])
     home.ensure()
+    compiled_codecs = layout.use_compiled_codecs()  # as the daemon does
     extensions = daemon.load_extensions()  # they register the device models
     lab = daemon.open_lab(home, None, None)
     endpoint = ControlEndpoint(lab, on_shutdown=lambda: None)
@@ -87,7 +88,8 @@ async def main():
     for drivers in lab.cx3_fabric.drivers.values():
         for driver in drivers:
             digest.update(repr(driver.show()).encode())
-    print(json.dumps({"state": native.state(), "count": count, "digest": digest.hexdigest()}))
+    print(json.dumps({"state": native.state(), "codecs": compiled_codecs, "count": count,
+                      "digest": digest.hexdigest()}))
 
 asyncio.run(main())
 '''
@@ -99,6 +101,8 @@ def test_the_compiled_build_is_in_use() -> None:
     import hcasim.fabric.engine as engine
     import hcasim.lab.cx3_wire as cx3_wire
     assert not engine.__file__.endswith(".py") and not cx3_wire.__file__.endswith(".py")
+    from hcasim.ib import layout
+    assert layout.use_compiled_codecs()
 
 
 def _import_paths(tree: Path, env: dict[str, str]) -> dict[str, str]:
@@ -148,7 +152,8 @@ def test_compiled_and_sources_answer_alike(tmp_path: Path) -> None:
             env=dict(env, **extra), capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
         runs[name] = json.loads(result.stdout)
-    assert runs["compiled"]["state"] == "compiled"
+    assert runs["compiled"]["state"] == "compiled" and runs["compiled"]["codecs"]
     assert runs["sources"]["state"] == "sources (HCASIM_PURE_PYTHON=1)"
+    assert not runs["sources"]["codecs"]
     assert runs["compiled"]["count"] == runs["sources"]["count"] == DATAGRAMS
     assert runs["compiled"]["digest"] == runs["sources"]["digest"]

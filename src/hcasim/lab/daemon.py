@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hcasim.ib import layout
 from hcasim.lab.control import ControlEndpoint
 from hcasim.lab.home import LabHome
 from hcasim.lab.lab import Lab
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    layout.use_compiled_codecs()  # before the extensions generate theirs
     extensions = load_extensions()
     try:
         lock_fd = acquire_home_lock(home)
