@@ -421,7 +421,7 @@ class MadEngine:
     def pkeys_data(self, ref: PortRef) -> bytes:
         """GET_PKEYS: the first 32 P_Keys of the port, network order, zero-padded."""
         table = self.subnet.port(ref).pkey_table()[:32]
-        return b"".join(k.to_bytes(2, "big") for k in table) + bytes(64 - 2 * len(table))
+        return b"".join([k.to_bytes(2, "big") for k in table]) + bytes(64 - 2 * len(table))
 
     def vendor_data(self, ref: PortRef) -> tuple[int, int, int]:
         """GET_VENDOR: (NodeInfo VendorID, DeviceID, Revision)."""
