@@ -18,6 +18,8 @@ the build is skipped and the lab runs on the sources alone.
 
 from __future__ import annotations
 
+# Imported by every hcasim process, flint included, before anything else: keep it to what
+# the interpreter has loaded anyway (no pathlib, no importlib.abc).
 import importlib.machinery
 import os
 import sys
@@ -26,9 +28,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import ModuleType
-
-# Imported by every hcasim process, flint included, before anything else: keep it to what
-# the interpreter has loaded anyway (no pathlib, no importlib.abc).
 
 #: The modules compiled together (one mypyc group): the MAD path from the ibsim endpoint
 #: through routing, the SMAs and PMAs to the ConnectX-3 wire firmware and driver events.
@@ -48,7 +47,6 @@ MODULES = (
 CODECS_MODULE = "hcasim.ib._codecs"
 #: The group's shared library (mypyc's runtime and the compiled code of every module).
 GROUP = "hcasim._native"
-_GROUPS = (GROUP,)
 MANIFEST = "_native.manifest"
 PURE_ENV = "HCASIM_PURE_PYTHON"
 
@@ -77,7 +75,7 @@ def source_digests() -> dict[str, str]:
 
 def _extensions(module: str) -> list[str]:
     """The paths the module's extension could have (mypyc names the group ``X__mypyc``)."""
-    stem = source_path(module)[:-3] + ("__mypyc" if module in _GROUPS else "")
+    stem = source_path(module)[:-3] + ("__mypyc" if module == GROUP else "")
     return [stem + suffix for suffix in importlib.machinery.EXTENSION_SUFFIXES]
 
 
@@ -95,7 +93,7 @@ def state(honour_env: bool = True) -> str:
             recorded = dict(line.split(" ", 1) for line in manifest.read().splitlines() if line)
     except FileNotFoundError:
         return "sources (no compiled build)"
-    if not all(_built(m) for m in (*MODULES, CODECS_MODULE, *_GROUPS)):
+    if not all(_built(m) for m in (*MODULES, CODECS_MODULE, GROUP)):
         return "sources (the compiled build is incomplete)"
     stale = [m for m, digest in source_digests().items() if recorded.get(m) != digest]
     if stale:
@@ -181,15 +179,13 @@ def write_codecs() -> str:
 def build(jobs: int = 2) -> None:
     """Compile :data:`MODULES` and the layout codecs in place with mypyc and record their
     digests."""
-    import importlib
-
     from mypyc.build import mypycify
 
     setup = importlib.import_module("setuptools").setup  # no type stubs in the venv
     if os.path.exists(_MANIFEST_PATH):
         os.unlink(_MANIFEST_PATH)  # a failed build leaves the sources in charge
     # unlinked, not overwritten: a running daemon keeps its mapped copy intact
-    for module in (*MODULES, CODECS_MODULE, *_GROUPS):
+    for module in (*MODULES, CODECS_MODULE, GROUP):
         for path in _extensions(module):
             if os.path.exists(path):
                 os.unlink(path)
