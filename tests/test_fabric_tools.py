@@ -10,6 +10,7 @@ import time
 import pytest
 
 from hcasim.lab.home import LabHome
+from hcasim.lab.sm_service import process_exited
 from hcasim.testing import running_lab
 
 
@@ -71,15 +72,11 @@ def test_host_named_sm_is_not_mistaken_for_the_sm_command(fabric):  # type: igno
 def _gone(pid: int, within: float = 10.0) -> bool:
     """Whether process ``pid`` exits (or is a zombie) within ``within`` seconds."""
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except OSError:
-            return True
+    while not process_exited(pid):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    return False
+    return True
 
 
 @pytest.mark.parametrize("how", ["down", "kill -9"])

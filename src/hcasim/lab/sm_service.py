@@ -42,7 +42,7 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _exited(pid: int) -> bool:
+def process_exited(pid: int) -> bool:
     """Whether process ``pid`` has exited (gone, or a zombie its parent has not reaped)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
@@ -175,7 +175,7 @@ class SubnetManager:
         assert self.proc is not None
         self.proc.terminate()
         deadline = time.monotonic() + STOP_GRACE
-        while not _exited(self.proc.pid):
+        while not process_exited(self.proc.pid):
             if time.monotonic() > deadline:
                 log.info("opensm (pid %d) ignored SIGTERM; killing it", self.proc.pid)
                 self.proc.kill()
