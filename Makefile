@@ -43,7 +43,7 @@ test: install debs lint
 	$(BIN)/python -m pytest -q tests
 
 demo: install debs
-	$(BIN)/python -m hcasim.demo
+	$(BIN)/python -m hcasim.cli.demo
 
 bench: install debs
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

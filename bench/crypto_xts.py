@@ -25,8 +25,8 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hcasim import mlx5dv as dv
+from hcasim.api.crypto_lab import InProcessCryptoLab
 from hcasim.devices.mlx5 import CONNECTX7
-from hcasim.devices.mlx5.lab import InProcessCryptoLab
 from hcasim.devices.mlx5.xts import tweak_add
 
 SIZE = 64 * 1024 * 1024

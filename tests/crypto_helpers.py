@@ -20,9 +20,9 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hcasim.api.client import ControlClient, b64
+from hcasim.api.crypto_lab import DPDK_EXAMPLE_CREDENTIAL, UserKeys
+from hcasim.api.officer import CryptoOfficer, OfficerIdentity
 from hcasim.devices.mlx5.keywrap import Secret
-from hcasim.devices.mlx5.lab import DPDK_EXAMPLE_CREDENTIAL, UserKeys
-from hcasim.devices.mlx5.officer import CryptoOfficer, OfficerIdentity
 from hcasim.devices.mlx5.register_access import RegisterReply, RegStatus
 from hcasim.testing import HCASIM, LabHandle, running_lab
 

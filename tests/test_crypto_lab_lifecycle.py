@@ -32,8 +32,8 @@ from crypto_helpers import (
 )
 
 from hcasim import mlx5dv as dv
+from hcasim.api.crypto_lab import UserKeys
 from hcasim.devices.mlx5.keywrap import wrap_credential
-from hcasim.devices.mlx5.lab import UserKeys
 
 VALID = dv.MLX5DV_CRYPTO_LOGIN_STATE_VALID
 NO_LOGIN = dv.MLX5DV_CRYPTO_LOGIN_STATE_NO_LOGIN

@@ -22,7 +22,7 @@ from crypto_helpers import (
 )
 
 from hcasim import mlx5dv as dv
-from hcasim.devices.mlx5.lab import UserKeys
+from hcasim.api.crypto_lab import UserKeys
 
 
 @pytest.fixture

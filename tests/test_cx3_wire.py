@@ -1,5 +1,5 @@
 """The ConnectX-3 on the wire, in process: firewall, M_Key and GUID0, ConfigSpaceAccess,
-driver events and MAD_DEMUX (hcasim.lab.cx3_wire, hcasim.lab.mlx4_driver).
+driver events and MAD_DEMUX (hcasim.hosts.cx3_wire, hcasim.hosts.mlx4_driver).
 
 The subnet is the default lab's, routed by quicksm; MADs go through the MAD engine exactly
 as the daemon hands them over (the TID carries the sending client's index in bits 63-48).
@@ -31,10 +31,10 @@ from hcasim.fabric.firmware import PortChange
 from hcasim.fabric.netfile import parse_netfile_text
 from hcasim.fabric.subnet import Subnet
 from hcasim.fabric.topology import PortRef
+from hcasim.hosts import mlx4_driver
+from hcasim.hosts.cx3_wire import Cx3Fabric, Cx3Wire
 from hcasim.ib import build, mad, vendor
 from hcasim.ib import smp_attrs as sa
-from hcasim.lab import mlx4_driver
-from hcasim.lab.cx3_wire import Cx3Fabric, Cx3Wire
 from hcasim.lab.lab import Device, Host
 from hcasim.lab.spec import default_lab
 

@@ -1,5 +1,5 @@
 """The ConnectX-6 Dx on the wire, in process: identification reads (ConfigSpaceAccess) and
-the AccessRegister SMP 0xFF52 (hcasim.lab.cx6_wire), every refusal and malformed TLV.
+the AccessRegister SMP 0xFF52 (hcasim.hosts.cx6_wire), every refusal and malformed TLV.
 
 The subnet is the default lab's, routed by quicksm; MADs go through the MAD engine as the
 daemon hands them over. The SMPs are built by ``sim_client.access_register`` from
@@ -26,17 +26,17 @@ from sim_client import (
     register_reply,
 )
 
-from hcasim.devices.mlx5.officer import CryptoOfficer, commissioning_payload
+from hcasim.api.officer import CryptoOfficer, commissioning_payload
+from hcasim.devices.mlx5.firmware import Mlx5CryptoFirmware
 from hcasim.devices.mlx5.register_access import RegStatus
 from hcasim.fabric import quicksm
 from hcasim.fabric.engine import DeliveryKind, MadEngine
 from hcasim.fabric.netfile import parse_netfile_text
 from hcasim.fabric.subnet import Subnet
 from hcasim.fabric.topology import PortRef
+from hcasim.hosts import cx6_wire
 from hcasim.ib import access_register as ar
 from hcasim.ib import build, mad, vendor
-from hcasim.lab import cx6_wire
-from hcasim.lab.crypto_service import Mlx5CryptoFirmware
 from hcasim.lab.lab import Device, Host
 from hcasim.lab.spec import default_lab
 

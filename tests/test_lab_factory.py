@@ -12,7 +12,8 @@ from hcasim.devices import fs2
 from hcasim.devices.cx3 import KINDS
 from hcasim.fabric.fattree import fat_tree
 from hcasim.lab import daemon
-from hcasim.lab.lab import Lab, cx3_factory_image
+from hcasim.lab.device_models import cx3_factory_image
+from hcasim.lab.lab import Lab
 from hcasim.lab.spec import (
     DEFAULT_FW_VERSION,
     DEFAULT_PSID,

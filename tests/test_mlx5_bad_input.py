@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hcasim import mlx5dv as dv
+from hcasim.api.crypto_lab import InProcessCryptoLab
 from hcasim.devices.mlx5 import CONNECTX6DX_PLAINTEXT, DekInitRequest, DeviceProfile
 from hcasim.devices.mlx5.constants import CryptoEnginesCaps
 from hcasim.devices.mlx5.errors import (
@@ -25,7 +26,6 @@ from hcasim.devices.mlx5.errors import (
     error_from_code,
 )
 from hcasim.devices.mlx5.keywrap import Secret, wrap, wrap_dek
-from hcasim.devices.mlx5.lab import InProcessCryptoLab
 
 XTS_KEY = bytes(range(50, 82))
 

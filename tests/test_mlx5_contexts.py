@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hcasim import mlx5dv as dv
+from hcasim.api.crypto_lab import InProcessCryptoLab, UserKeys
 from hcasim.devices.mlx5 import CONNECTX7, Direction
 from hcasim.devices.mlx5.constants import EncryptionOrder
 from hcasim.devices.mlx5.errors import CryptoCompletionError, CryptoInvalidArgument, WcStatus
-from hcasim.devices.mlx5.lab import InProcessCryptoLab, UserKeys
 from hcasim.devices.mlx5.xts import tweak_add, xts_decrypt, xts_encrypt
 
 XTS_KEY = bytes(range(200, 232))

@@ -11,9 +11,9 @@ import os
 import pytest
 
 from hcasim import mlx5dv as dv
+from hcasim.api.crypto_lab import InProcessCryptoLab, UserKeys
+from hcasim.api.officer import CryptoOfficer, OfficerError, OfficerIdentity
 from hcasim.devices.mlx5.keywrap import Secret, wrap_credential
-from hcasim.devices.mlx5.lab import InProcessCryptoLab, UserKeys
-from hcasim.devices.mlx5.officer import CryptoOfficer, OfficerError, OfficerIdentity
 from hcasim.devices.mlx5.register_access import RegStatus
 
 XTS_KEY = bytes(range(100, 132))  # two distinct 128-bit halves

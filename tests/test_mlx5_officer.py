@@ -10,16 +10,16 @@ from typing import Any
 import pytest
 
 from hcasim import mlx5dv as dv
-from hcasim.devices.mlx5 import CONNECTX6DX_PLAINTEXT, CryptoEngine, CryptoRegisters
-from hcasim.devices.mlx5.errors import CryptoIOError
-from hcasim.devices.mlx5.keywrap import Secret, wrap, wrap_credential
-from hcasim.devices.mlx5.lab import DPDK_EXAMPLE_CREDENTIAL, InProcessCryptoLab
-from hcasim.devices.mlx5.officer import (
+from hcasim.api.crypto_lab import DPDK_EXAMPLE_CREDENTIAL, InProcessCryptoLab
+from hcasim.api.officer import (
     CryptoOfficer,
     OfficerError,
     OfficerIdentity,
     commissioning_payload,
 )
+from hcasim.devices.mlx5 import CONNECTX6DX_PLAINTEXT, CryptoEngine, CryptoRegisters
+from hcasim.devices.mlx5.errors import CryptoIOError
+from hcasim.devices.mlx5.keywrap import Secret, wrap, wrap_credential
 from hcasim.devices.mlx5.register_access import RegisterMethod, RegStatus
 from hcasim.devices.mlx5.registers import CREDENTIAL_HANDLE, CRYPTO_OPERATIONAL, RegisterId
 

@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hcasim import mlx5dv as dv
+from hcasim.api.crypto_lab import InProcessCryptoLab
 from hcasim.devices.mlx5 import CONNECTX6DX, CONNECTX6DX_PLAINTEXT, CONNECTX7, DeviceProfile
 from hcasim.devices.mlx5.keywrap import wrap_dek
-from hcasim.devices.mlx5.lab import InProcessCryptoLab
 
 # 128-bit XTS key halves as the JSON test file would give them (distinct halves).
 KEY_128 = bytes(range(1, 33))

@@ -99,7 +99,7 @@ def test_the_compiled_build_is_in_use() -> None:
     assert native.state() == "compiled", (
         f"{native.state()}: make install compiles the MAD path with mypyc")
     import hcasim.fabric.engine as engine
-    import hcasim.lab.cx3_wire as cx3_wire
+    import hcasim.hosts.cx3_wire as cx3_wire
     assert not engine.__file__.endswith(".py") and not cx3_wire.__file__.endswith(".py")
     from hcasim.ib import layout
     assert layout.use_compiled_codecs()

@@ -32,7 +32,7 @@ from hcasim.api.client import ControlClient, LabError, LabUnavailable, b64
 from hcasim.lab.home import LabHome
 
 if TYPE_CHECKING:
-    from hcasim.devices.mlx5.officer import CryptoOfficer
+    from hcasim.api.officer import CryptoOfficer
     from hcasim.devices.mlx5.register_access import RegisterReply
 
 __all__ = ["CryptoCliError", "add_parser", "read_hex_file", "status_lines"]
@@ -132,8 +132,8 @@ def _register_access(
 
 def _officer(args: argparse.Namespace, client: ControlClient, *, login: bool) -> CryptoOfficer:
     """A CryptoOfficer on the device, logged in from the officer files when ``login``."""
+    from hcasim.api.officer import CryptoOfficer, OfficerIdentity
     from hcasim.devices.mlx5.keywrap import Secret
-    from hcasim.devices.mlx5.officer import CryptoOfficer, OfficerIdentity
 
     identity = None
     if login:
@@ -189,7 +189,7 @@ def _run(
 
 def cmd_commission(args: argparse.Namespace, home: LabHome) -> int:
     """Write CRYPTO_OPERATIONAL: credential 0 (officer role) and import KEK 0; operational."""
-    from hcasim.devices.mlx5.officer import OfficerError
+    from hcasim.api.officer import OfficerError
 
     credential = _credential(args.credential_file)
     kek = _kek(args.kek_file)
@@ -208,7 +208,7 @@ def cmd_commission(args: argparse.Namespace, home: LabHome) -> int:
 
 def cmd_going_to_commissioning(args: argparse.Namespace, home: LabHome) -> int:
     """Set (or with --cancel clear) wrapped_crypto_going_to_commissioning."""
-    from hcasim.devices.mlx5.officer import OfficerError
+    from hcasim.api.officer import OfficerError
 
     with _connect(home, args.host) as client:
         try:
@@ -228,8 +228,8 @@ def cmd_going_to_commissioning(args: argparse.Namespace, home: LabHome) -> int:
 
 def cmd_credential_add(args: argparse.Namespace, home: LabHome) -> int:
     """CREDENTIAL_HANDLE ADD: a new credential (officer or user role)."""
+    from hcasim.api.officer import OfficerError
     from hcasim.devices.mlx5.constants import CredentialRole
-    from hcasim.devices.mlx5.officer import OfficerError
 
     credential = _credential(args.credential_file)
     with _connect(home, args.host) as client:
@@ -244,7 +244,7 @@ def cmd_credential_add(args: argparse.Namespace, home: LabHome) -> int:
 
 def cmd_credential_delete(args: argparse.Namespace, home: LabHome) -> int:
     """CREDENTIAL_HANDLE DELETE: logins that use the credential turn INVALID."""
-    from hcasim.devices.mlx5.officer import OfficerError
+    from hcasim.api.officer import OfficerError
 
     with _connect(home, args.host) as client:
         officer = _officer(args, client, login=True)
@@ -258,7 +258,7 @@ def cmd_credential_delete(args: argparse.Namespace, home: LabHome) -> int:
 
 def cmd_kek_add(args: argparse.Namespace, home: LabHome) -> int:
     """IMPORT_KEK_HANDLE ADD: a new 128- or 256-bit import KEK."""
-    from hcasim.devices.mlx5.officer import OfficerError
+    from hcasim.api.officer import OfficerError
 
     kek = _kek(args.kek_file)
     with _connect(home, args.host) as client:
@@ -275,7 +275,7 @@ def cmd_kek_add(args: argparse.Namespace, home: LabHome) -> int:
 
 def cmd_kek_delete(args: argparse.Namespace, home: LabHome) -> int:
     """IMPORT_KEK_HANDLE DELETE: logins that use the KEK turn INVALID."""
-    from hcasim.devices.mlx5.officer import OfficerError
+    from hcasim.api.officer import OfficerError
 
     with _connect(home, args.host) as client:
         officer = _officer(args, client, login=True)
@@ -299,7 +299,7 @@ def _list(
     the scan is bounded. The officer's login is checked first, so that a wrong login is an
     error and not an empty list.
     """
-    from hcasim.devices.mlx5.officer import OfficerError
+    from hcasim.api.officer import OfficerError
 
     with _connect(home, args.host) as client:
         capacity = int(_device_status(client, args.host, args.device)["crypto"][capacity_key])

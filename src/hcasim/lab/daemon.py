@@ -34,7 +34,7 @@ log = logging.getLogger("hcasim.daemon")
 EXTENSIONS: tuple[str, ...] = (
     "hcasim.lab.crypto_service",
     "hcasim.lab.ibsim_server",
-    "hcasim.lab.cx6_wire",  # after ibsim_server: it installs firmware on that fabric
+    "hcasim.hosts.cx6_wire",  # after ibsim_server: it installs firmware on that fabric
     "hcasim.lab.sm_service",
 )
 

@@ -382,7 +382,7 @@ async def start(lab: Any, endpoint: Any, home: Any) -> Callable[[], None]:
     lab.fabric = engine
     server = IbsimServer(home.ibsim_sockname, engine, asyncio.get_running_loop())
     lab.ibsim = server
-    from hcasim.lab import cx3_wire  # ConnectX-3 firewall, in-band CR access, mlx4 drivers
+    from hcasim.hosts import cx3_wire  # ConnectX-3 firewall, in-band CR access, mlx4 drivers
 
     cx3_wire.install(lab, engine, server, endpoint)
     log.info("ibsim endpoint %s ready (%d nodes)", server.base, len(engine.subnet.nodes))

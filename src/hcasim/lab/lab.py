@@ -7,58 +7,18 @@ serialised without locks, as commands to one firmware are.
 from __future__ import annotations
 
 import errno
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from hcasim.devices import fs2
-from hcasim.devices.cx3 import KINDS, Cx3Firmware, FirmwareError
+from hcasim.devices.cx3 import FirmwareError
 from hcasim.devices.flash import Flash
-from hcasim.lab.spec import (
-    DEFAULT_FW_VERSION,
-    DEFAULT_PSID,
-    DEFAULT_RELEASE_DATE,
-    HostSpec,
-)
+from hcasim.lab.device_models import DEVICE_MODELS, Firmware
+from hcasim.lab.spec import HostSpec
 from hcasim.lab.store import LabStore
 
 log = logging.getLogger("hcasim.lab")
-
-
-class Firmware(Protocol):
-    """What the lab needs from any device's firmware model."""
-
-    @property
-    def mst_name(self) -> str:
-        """The mst device-name stem (``mt4099``)."""
-        ...
-
-    def cold_boot(self) -> None:
-        """Host reboot / power cycle."""
-
-    def driver_restart(self) -> None:
-        """The host's driver for this device unloads and loads."""
-
-    def release(self, owner: object) -> None:
-        """A session ended: drop what it held."""
-
-    def status(self) -> dict[str, object]:
-        """Describe the device for ``hcasim status`` (never a secret)."""
-        ...
-
-
-@dataclass(frozen=True)
-class DeviceModel:
-    """How to make one kind of device: its factory flash and its firmware model.
-
-    ``make`` gets the host spec, the device's flash (already loaded from the store) and a
-    function that durably stores a named non-volatile object for this device.
-    """
-
-    factory_image: Callable[[HostSpec], bytes]
-    make: Callable[[HostSpec, Flash, Callable[[str, Any], None], dict[str, Any]], Firmware]
 
 
 @dataclass
@@ -91,52 +51,6 @@ class Host:
         return None
 
 
-def cx3_factory_image(spec: HostSpec) -> bytes:
-    """Build the image a ConnectX-3 leaves the factory with.
-
-    Factory images of one device kind and ini differ only in their GUID section, so one
-    image is built per (kind, cr_protection_en) and each host's copy gets its GUIDs
-    patched in (the GUID section and image CRCs recomputed): byte for byte what
-    ``fs2.build_image`` gives for the host, in a fraction of the time (20,000 hosts).
-    """
-    if not 0 <= spec.guid <= 0xFFFFFFFFFFFFFFFF - 3:
-        raise ValueError(f"GUID base {spec.guid:#x} leaves no room for 4 GUIDs in 64 bits")
-    guids = (spec.guid, spec.guid + 1, spec.guid + 2, spec.guid + 3)
-    macs = (fs2.derive_mac(guids[1]), fs2.derive_mac(guids[2]))
-    return _factory_patcher(spec.device, spec.cr_protection_en)(guids, macs)
-
-
-@functools.cache
-def _factory_patcher(device: str, cr_protection_en: bool) -> Callable[..., bytes]:
-    kind = KINDS[device]
-    template = fs2.build_image(
-        device_id=kind.device_id,
-        fw_version=DEFAULT_FW_VERSION,
-        psid=DEFAULT_PSID[device],
-        release_date=DEFAULT_RELEASE_DATE,
-        guid_base=0,
-        cr_protection_en=cr_protection_en,
-    )
-    return fs2.guid_patcher(template)
-
-
-def _make_cx3(
-    spec: HostSpec, flash: Flash, _persist: Callable[[str, Any], None], _nv: dict[str, Any]
-) -> Firmware:
-    return Cx3Firmware(KINDS[spec.device], flash)
-
-
-#: Device models by mst name; other modules add theirs (see register_device_model).
-DEVICE_MODELS: dict[str, DeviceModel] = {
-    name: DeviceModel(cx3_factory_image, _make_cx3) for name in KINDS
-}
-
-
-def register_device_model(name: str, model: DeviceModel) -> None:
-    """Make a device kind available to lab definitions."""
-    DEVICE_MODELS[name] = model
-
-
 class Lab:
     """All hosts and devices of one lab, backed by its store."""
 
@@ -146,7 +60,7 @@ class Lab:
         self.hosts: dict[str, Host] = {}
         self.devices: dict[str, Device] = {}
         #: Called as ``listener(host, event)`` after a ``"reboot"`` or ``"driver_restart"``
-        #: (the host's driver models load again; hcasim.lab.cx3_wire).
+        #: (the host's driver models load again; hcasim.hosts.cx3_wire).
         self.host_listeners: list[Callable[[str, str], None]] = []
         flashes = store.flash_images()
         nv_objects = store.all_nv_objects()

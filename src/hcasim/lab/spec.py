@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: Device kinds a lab file may name (their models register in hcasim.lab.lab.DEVICE_MODELS;
-#: mt4125, the ConnectX-6 Dx with the crypto engine, comes from hcasim.lab.crypto_service).
-DEVICE_MODELS = ("mt4099", "mt4103", "mt4125")
+from hcasim.devices.cx3 import KINDS as CX3_KINDS
+from hcasim.devices.mlx5.firmware import MST_NAME as MLX5_CRYPTO_MST_NAME
+
+#: Device kinds a lab file may name, by mst name: the ConnectX-3 and ConnectX-3 Pro
+#: (hcasim.devices.cx3) and the ConnectX-6 Dx with the crypto engine
+#: (hcasim.devices.mlx5.firmware). hcasim.lab.device_models has a model for each, built from
+#: this tuple.
+DEVICE_KINDS: tuple[str, ...] = (*CX3_KINDS, MLX5_CRYPTO_MST_NAME)
 DEFAULT_FW_VERSION = (2, 42, 5000)
 DEFAULT_PSID = {"mt4099": "MT_1090120019", "mt4103": "MT_1090111023"}
 #: FW release date printed by flint q (day, month, year); any fixed date will do.
@@ -167,10 +172,10 @@ def _read_labfile(path: Path) -> dict[str, tuple[str, bool]]:
         if extra:
             raise SpecError(f"{path}: hosts.{name}: unknown key {sorted(extra)[0]!r}")
         device = entry.get("device", "mt4099")
-        if device not in DEVICE_MODELS:
+        if device not in DEVICE_KINDS:
             raise SpecError(
                 f"{path}: hosts.{name}: unknown device {device!r} "
-                f"(known: {', '.join(DEVICE_MODELS)})"
+                f"(known: {', '.join(DEVICE_KINDS)})"
             )
         secure = False
         if "firmware_ini" in entry:

@@ -21,7 +21,7 @@ docs/fabric.md; in short:
   GUID, read-only per IBTA 14.2.5.5) is refused with status 0x001C and changes nothing.
 - **ConfigSpaceAccess** (reference inband.md §1; mstflint v4.21.0-1
   ``mtcr_ul/mtcr_ib_ofed.c:170-177,360-411,500-585``): vendor class 0x0A or 0x09,
-  attribute 0x0050, Get/Set of up to 56 dwords (decoded by :mod:`hcasim.lab.config_space`,
+  attribute 0x0050, Get/Set of up to 56 dwords (decoded by :mod:`hcasim.hosts.config_space`,
   shared with the ConnectX-6 Dx) through :meth:`Cx3Firmware.cr_read` /
   :meth:`Cx3Firmware.cr_write`, so a locked device reads 0xbad0cafe and ignores writes
   except to the tools HCR and its semaphore. The semaphore owner is the attached ibsim
@@ -29,7 +29,7 @@ docs/fabric.md; in short:
   not supported by ConnectX-3 firmware (``mtcr_ib_ofed.c:762-775``) and get a quick
   status 0x000C reply, which is all ``trm_create``'s 0xFF53 probe needs (inband.md §2.1).
 - **Events**: when the SM changes the port, the firmware writes PORT_MNG_CHG and
-  PORT_CHANGE events to its driver (:mod:`hcasim.lab.mlx4_driver`).
+  PORT_CHANGE events to its driver (:mod:`hcasim.hosts.mlx4_driver`).
 """
 
 from __future__ import annotations
@@ -43,10 +43,8 @@ from typing import Any, Final
 from hcasim.devices.cx3 import SEMAPHORES, Cx3Firmware, FirmwareError
 from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, PortChange
 from hcasim.fabric.subnet import DEFAULT_SL2VL, PortState
-from hcasim.ib import mad, vendor
-from hcasim.ib import smp_attrs as sa
-from hcasim.lab import config_space
-from hcasim.lab.mlx4_driver import (
+from hcasim.hosts import config_space
+from hcasim.hosts.mlx4_driver import (
     CHANGED_CLIENT_REREG,
     CHANGED_GID_PREFIX,
     CHANGED_LID,
@@ -61,6 +59,8 @@ from hcasim.lab.mlx4_driver import (
     sl2vl_eqe,
     table_eqe,
 )
+from hcasim.ib import mad, vendor
+from hcasim.ib import smp_attrs as sa
 
 log = logging.getLogger("hcasim.cx3wire")
 

@@ -4,8 +4,8 @@ mstflint 4.21 reaches CR space in-band with the Mellanox vendor MAD ConfigSpaceA
 (reference inband.md §1; mstflint v4.21.0-1 ``mtcr_ul/mtcr_ib_ofed.c:170-177,360-411,
 500-585``): class 0x0A (or 0x09, its fallback), attribute 0x0050, Get or Set of up to 56
 big-endian dwords from MAD byte 32. Every device model on the wire answers it the same
-way, over its own CR space (:mod:`hcasim.lab.cx3_wire` for the ConnectX-3,
-:mod:`hcasim.lab.cx6_wire` for the ConnectX-6 Dx): :func:`answer` decodes the MAD, calls
+way, over its own CR space (:mod:`hcasim.hosts.cx3_wire` for the ConnectX-3,
+:mod:`hcasim.hosts.cx6_wire` for the ConnectX-6 Dx): :func:`answer` decodes the MAD, calls
 the device's ``read`` / ``write`` and builds the response.
 
 A device refuses an access by raising :class:`~hcasim.devices.cx3.FirmwareError`; the MAD

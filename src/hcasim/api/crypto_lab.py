@@ -17,11 +17,11 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .crypto_engine import CONNECTX6DX, CryptoEngine, DeviceProfile
-from .keywrap import Secret, wrap_credential, wrap_dek
-from .nvstore import NvSnapshot
-from .officer import CryptoOfficer, OfficerIdentity
-from .register_access import CryptoRegisters
+from hcasim.api.officer import CryptoOfficer, OfficerIdentity
+from hcasim.devices.mlx5.crypto_engine import CONNECTX6DX, CryptoEngine, DeviceProfile
+from hcasim.devices.mlx5.keywrap import Secret, wrap_credential, wrap_dek
+from hcasim.devices.mlx5.nvstore import NvSnapshot
+from hcasim.devices.mlx5.register_access import CryptoRegisters
 
 if TYPE_CHECKING:
     from hcasim.mlx5dv import InProcessTransport

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .constants import CredentialRole
-from .keywrap import CREDENTIAL_LEN, Secret, kek_len, wrap, wrap_credential
-from .register_access import RegisterMethod, RegisterReply, RegStatus
-from .registers import (
+from hcasim.devices.mlx5.constants import CredentialRole
+from hcasim.devices.mlx5.keywrap import CREDENTIAL_LEN, Secret, kek_len, wrap, wrap_credential
+from hcasim.devices.mlx5.register_access import RegisterMethod, RegisterReply, RegStatus
+from hcasim.devices.mlx5.registers import (
     CREDENTIAL_HANDLE,
     CRYPTO_OPERATIONAL,
     IMPORT_KEK_HANDLE,

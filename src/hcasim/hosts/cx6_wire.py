@@ -3,12 +3,12 @@
 One :class:`Cx6Wire` (a :class:`~hcasim.fabric.firmware.NodeFirmware`) is installed on the
 fabric node of every lab host whose HCA is a ConnectX-6 Dx, when the daemon starts (this
 module is a daemon extension listed after :mod:`hcasim.lab.ibsim_server`, whose fabric it
-needs). It is backed by the same :class:`~hcasim.lab.crypto_service.Mlx5CryptoFirmware` the
+needs). It is backed by the same :class:`~hcasim.devices.mlx5.firmware.Mlx5CryptoFirmware` the
 control socket serves, so ``hcasim crypto ...`` and in-band register accesses see one
 device. Facts and choices are in docs/fabric.md §6 and docs/crypto.md §10; in short:
 
 - **ConfigSpaceAccess** (vendor class 0x0A or 0x09, attribute 0x0050; reference inband.md
-  §1, decoded by :mod:`hcasim.lab.config_space` as for the ConnectX-3): the words mstflint
+  §1, decoded by :mod:`hcasim.hosts.config_space` as for the ConnectX-3): the words mstflint
   reads when it opens a ``lid-N`` ConnectX-6 Dx (inband.md §4.3): 0xf0014 = 0x00000212
   (HW id 0x212 in bits 15:0, revision 0 in bits 23:16; ``dev_mgt/tools_dev_types.c``), never
   0xbad0cafe (5th-generation devices report their lock through MLOCK), and the
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from hcasim.devices.cx3 import FirmwareError
+from hcasim.devices.mlx5.firmware import Mlx5CryptoFirmware
 from hcasim.devices.mlx5.register_access import RegisterMethod, RegStatus
 from hcasim.devices.mlx5.registers import (
     CREDENTIAL_HANDLE,
@@ -46,10 +47,9 @@ from hcasim.devices.mlx5.registers import (
     RegisterId,
 )
 from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware
+from hcasim.hosts import config_space
 from hcasim.ib import access_register as ar
 from hcasim.ib import mad, vendor
-from hcasim.lab import config_space
-from hcasim.lab.crypto_service import Mlx5CryptoFirmware
 
 __all__ = [
     "CR_WORDS",
