@@ -33,8 +33,7 @@ from hcasim.fabric.subnet import Subnet
 from hcasim.fabric.topology import PortRef
 from hcasim.hosts import mlx4_driver
 from hcasim.hosts.cx3_wire import Cx3Fabric, Cx3Wire
-from hcasim.ib import build, mad, vendor
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import build, mad, smp_attrs, vendor
 from hcasim.lab.lab import Device, Host
 from hcasim.lab.spec import default_lab
 
@@ -220,7 +219,7 @@ def test_firewall_times_out_host_smps_only_while_keyed(wire: Wire) -> None:
     assert _bounced(wire.send("node1", build.smp(mad.ATTR_SM_INFO, path=())))
     # the local zero-hop DR path is the firmware answering its own driver (MAD_IFC)
     raw = wire.reply("node1", build.smp(mad.ATTR_NODE_INFO, path=()))
-    assert raw is not None and sa.NodeInfo.decode(raw[64:128]).device_id == 0x1003
+    assert raw is not None and smp_attrs.NodeInfo.decode(raw[64:128]).device_id == 0x1003
     # QP1 is not QP0: PerfMgt and vendor classes still leave the host
     perf = wire.reply("node1", build.perf(mad.ATTR_PORT_COUNTERS, bytes([0, 1]) + bytes(62)),
                       wire.lids["sm"])
@@ -255,21 +254,21 @@ def test_m_key_hidden_from_the_host_whatever_the_level(wire: Wire, bits: int) ->
     _protect(wire, "node1", 0x77, bits)
     get = build.smp(mad.ATTR_PORT_INFO, path=(), m_key=0x77)
     raw = wire.reply("node1", get)
-    assert raw is not None and sa.PortInfo.decode(raw[64:128]).m_key == 0x77  # no key yet
+    assert raw is not None and smp_attrs.PortInfo.decode(raw[64:128]).m_key == 0x77  # no key yet
     wire.lock("node1")
     raw = wire.reply("node1", get)
-    assert raw is not None and sa.PortInfo.decode(raw[64:128]).m_key == 0
+    assert raw is not None and smp_attrs.PortInfo.decode(raw[64:128]).m_key == 0
     # from the wire the IBTA rules hold: level 0 shows it, level 1 only with the key
     raw = wire.reply("node2", build.smp(mad.ATTR_PORT_INFO), wire.lids["node1"])
-    assert raw is not None and sa.PortInfo.decode(raw[64:128]).m_key == (0x77 if bits == 0
+    assert raw is not None and smp_attrs.PortInfo.decode(raw[64:128]).m_key == (0x77 if bits == 0
                                                                         else 0)
     raw = wire.reply("node2", build.smp(mad.ATTR_PORT_INFO, m_key=0x77), wire.lids["node1"])
-    assert raw is not None and sa.PortInfo.decode(raw[64:128]).m_key == 0x77
+    assert raw is not None and smp_attrs.PortInfo.decode(raw[64:128]).m_key == 0x77
 
 
 def _guid_set(wire: Wire, source: str, guids: list[int], m_key: int = 0,
               dlid: int | None = None) -> bytes | None:
-    data = sa.GuidInfo(tuple(guids + [0] * (8 - len(guids)))).encode()
+    data = smp_attrs.GuidInfo(tuple(guids + [0] * (8 - len(guids)))).encode()
     smp = build.smp(mad.ATTR_GUID_INFO, 0, method=mad.METHOD_SET, m_key=m_key, data=data,
                     path=None if dlid else ())
     return wire.reply(source, smp, dlid)
@@ -334,16 +333,16 @@ def test_driver_start_logs_secure_host_mode(wire: Wire, caplog: pytest.LogCaptur
 def test_sm_changes_become_port_events(wire: Wire) -> None:
     driver = wire.fabric.drivers["node2"][0]
     port = wire.subnet.port(PortRef("node2", 1))
-    port.state = sa.PORT_STATE_INIT
-    info = sa.PortInfo.decode(wire.reply("node2", build.smp(mad.ATTR_PORT_INFO, path=()))[
+    port.state = smp_attrs.PORT_STATE_INIT
+    info = smp_attrs.PortInfo.decode(wire.reply("node2", build.smp(mad.ATTR_PORT_INFO, path=()))[
         64:128])  # type: ignore[index]
     info.lid, info.master_sm_lid, info.master_sm_sl = 9, 1, 3
     info.client_reregister = 1
-    info.port_state = sa.PORT_STATE_ARMED
+    info.port_state = smp_attrs.PORT_STATE_ARMED
     smp = build.smp(mad.ATTR_PORT_INFO, method=mad.METHOD_SET, data=info.encode(),
                     path=(1, 3))
     assert wire.reply("sm", smp) is not None
-    info.port_state = sa.PORT_STATE_ACTIVE
+    info.port_state = smp_attrs.PORT_STATE_ACTIVE
     info.client_reregister = 0
     smp = build.smp(mad.ATTR_PORT_INFO, method=mad.METHOD_SET, data=info.encode(),
                     path=(1, 3))

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from hcasim.api.ibsim_client import IbsimClient, IbsimRefused, abstract_name
-from hcasim.ib import build, mad
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import build, mad, smp_attrs
 from hcasim.ib.simproto import (
     SIM_MAGIC,
     SIM_MAX_CLIENTS,
@@ -47,9 +46,9 @@ def sockname(lab: LabHandle) -> str:
     return LabHome(lab.home).ibsim_sockname
 
 
-def node_info_of(reply: object) -> sa.NodeInfo:
+def node_info_of(reply: object) -> smp_attrs.NodeInfo:
     assert reply is not None
-    return sa.NodeInfo.decode(reply.mad[64:128])  # type: ignore[attr-defined]
+    return smp_attrs.NodeInfo.decode(reply.mad[64:128])  # type: ignore[attr-defined]
 
 
 # -- many clients ----------------------------------------------------------------------------
@@ -62,13 +61,13 @@ def test_thirty_clients_at_once(sockname: str) -> None:
         for i, client in enumerate(clients):
             host = HOSTS[i % len(HOSTS)]
             assert client.node == host
-            assert sa.NodeInfo.decode(client.node_info()).node_guid == GUIDS[host]
+            assert smp_attrs.NodeInfo.decode(client.node_info()).node_guid == GUIDS[host]
         for client in clients:  # every client is answered on its own socket
             client.send(build.sim_request(build.smp(mad.ATTR_NODE_INFO, path=(1,))).encode())
         for client in clients:
             reply = client.recv()
             assert reply is not None
-            assert sa.NodeInfo.decode(reply[96:160]).node_guid == SW_GUID
+            assert smp_attrs.NodeInfo.decode(reply[96:160]).node_guid == SW_GUID
     finally:
         for client in clients:
             client.close()
@@ -117,14 +116,14 @@ def test_out_of_range_values_are_refused(sockname: str) -> None:
         # a LID past the unicast range (ibsim accepts LID 49151 into its lids[] table)
         current = client.request(build.smp(mad.ATTR_PORT_INFO, path=()))
         assert current is not None
-        info = sa.PortInfo.decode(current.mad[64:128])
+        info = smp_attrs.PortInfo.decode(current.mad[64:128])
         for lid in (0xC000, 0xFFFF):
             bad = replace(info, lid=lid, port_state=0, port_phys_state=0)
             reply = client.request(build.smp(mad.ATTR_PORT_INFO, method=mad.METHOD_SET,
                                              path=(), data=bad.encode()))
             assert reply is not None
             assert int.from_bytes(reply.mad[4:6], "big") == 0x8000 | mad.STATUS_INVALID_FIELD
-            assert sa.PortInfo.decode(reply.mad[64:128]).lid == info.lid
+            assert smp_attrs.PortInfo.decode(reply.mad[64:128]).lid == info.lid
         # port numbers and table blocks past the node
         for attr, mod in ((mad.ATTR_PORT_INFO, 37), (mad.ATTR_PKEY_TABLE, 40 << 16),
                           (mad.ATTR_PKEY_TABLE, 2), (mad.ATTR_GUID_INFO, 1),
@@ -183,7 +182,8 @@ def test_a_client_cannot_be_detached_by_another_socket(sockname: str) -> None:
             assert other.control_raw(message, timeout=QUIET) is None
         assert node_info_of(victim.request(build.smp(mad.ATTR_NODE_INFO, path=()))) \
             .node_guid == GUIDS["node3"]
-        assert not sa.PortInfo.decode(victim.port_info()).capability_mask & sa.CAP_IS_SM
+        victim_port = smp_attrs.PortInfo.decode(victim.port_info())
+        assert not victim_port.capability_mask & smp_attrs.CAP_IS_SM
 
 
 def test_connect_refusals(sockname: str) -> None:
@@ -211,9 +211,10 @@ def test_is_sm_is_cleared_when_the_sm_client_goes(sockname: str) -> None:
         with IbsimClient(sockname, "node3", issm=True):
             reply = watcher.request(build.smp(mad.ATTR_PORT_INFO, 1, path=(1, 4)))
             assert reply is not None
-            assert sa.PortInfo.decode(reply.mad[64:128]).capability_mask & sa.CAP_IS_SM
+            port = smp_attrs.PortInfo.decode(reply.mad[64:128])
+            assert port.capability_mask & smp_attrs.CAP_IS_SM
         # closed with DISCONNECT; ibsim keeps the bit (ibsim.c:254-274), the lab clears it
         reply = watcher.request(build.smp(mad.ATTR_PORT_INFO, 1, path=(1, 4)))
         assert reply is not None and reply.mad[4:6] == b"\x80\x00"
-        mask = sa.PortInfo.decode(reply.mad[64:128]).capability_mask
-        assert mask and not mask & sa.CAP_IS_SM
+        mask = smp_attrs.PortInfo.decode(reply.mad[64:128]).capability_mask
+        assert mask and not mask & smp_attrs.CAP_IS_SM

@@ -16,8 +16,7 @@ from hcasim.fabric.netfile import parse_netfile_text
 from hcasim.fabric.pma import counters_of
 from hcasim.fabric.subnet import XMIT_DATA, XMIT_DISCARDS, XMIT_PKTS, Subnet, saturated
 from hcasim.fabric.topology import PortRef
-from hcasim.ib import build, mad, perf
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import build, mad, perf, smp_attrs
 from hcasim.ib.simproto import SIM_STATUS_TIMEOUT, SimRequest
 
 CAPTURE_NET = """\
@@ -60,7 +59,7 @@ def test_replays_smpquery_portinfo_one_hop(engine: MadEngine) -> None:
     # deliberate differences in the data: the GID prefix reads as the IBTA default fe80::
     # before an SM sets it (ibsim shows 0), and the Supported masks are the port's (from
     # the net file: 4x, SDR) where ibsim shows fixed 1x-12x, SDR-QDR
-    ours, theirs = sa.PortInfo.decode(got[96:160]), sa.PortInfo.decode(want[96:160])
+    ours, theirs = smp_attrs.PortInfo.decode(got[96:160]), smp_attrs.PortInfo.decode(want[96:160])
     assert (ours.gid_prefix, theirs.gid_prefix) == (0xFE80000000000000, 0)
     assert (ours.link_width_supported, theirs.link_width_supported) == (0x02, 0x1F)
     assert (ours.link_speed_supported, theirs.link_speed_supported) == (0x1, 0x7)
@@ -83,7 +82,7 @@ def test_lid_routed_request_gets_the_senders_lid(engine: MadEngine) -> None:
     reply = out[0].request
     assert out[0].kind is DeliveryKind.REPLY
     assert (reply.dlid, reply.slid) == (hca1.lid, sw1.lid)  # the slid was filled in, swapped
-    assert sa.NodeInfo.decode(reply.mad[64:]).node_type == sa.NODE_TYPE_SWITCH
+    assert smp_attrs.NodeInfo.decode(reply.mad[64:]).node_type == smp_attrs.NODE_TYPE_SWITCH
 
 
 def test_lid_reply_must_come_back(engine: MadEngine) -> None:
@@ -214,9 +213,9 @@ def test_set_is_sm_sends_trap_144(engine: MadEngine) -> None:
     quicksm.configure(engine.subnet, PortRef("hca2", 1))
     hca1 = engine.subnet.port(PortRef("hca1", 1))
     out = engine.set_is_sm(PortRef("hca1", 1), True)
-    assert hca1.capability_mask & sa.CAP_IS_SM
+    assert hca1.capability_mask & smp_attrs.CAP_IS_SM
     assert [(d.kind, d.port) for d in out] == [(DeliveryKind.FORWARD, PortRef("hca2", 1))]
-    notice = sa.Notice.decode(mad.Smp.decode(out[0].request.mad).data)
+    notice = smp_attrs.Notice.decode(mad.Smp.decode(out[0].request.mad).data)
     assert (notice.trap_number, notice.notice_type, notice.issuer_lid) == (144, 4, hca1.lid)
     assert notice.data_details[6:10] == hca1.capability_mask.to_bytes(4, "big")
     assert engine.set_is_sm(PortRef("hca1", 1), True) == []  # no change, no trap
@@ -225,10 +224,10 @@ def test_set_is_sm_sends_trap_144(engine: MadEngine) -> None:
 
 def test_control_channel_reads(engine: MadEngine) -> None:
     ref = PortRef("hca1", 1)
-    info = sa.NodeInfo.decode(engine.node_info_data(ref))
+    info = smp_attrs.NodeInfo.decode(engine.node_info_data(ref))
     assert (info.node_guid, info.local_port_num, len(engine.node_info_data(ref))) == \
         (0x100000, 1, 64)
-    assert sa.PortInfo.decode(engine.port_info_data(ref)).local_port_num == 1
+    assert smp_attrs.PortInfo.decode(engine.port_info_data(ref)).local_port_num == 1
     assert engine.pkeys_data(ref)[:4] == b"\xff\xff\x00\x00"
     assert engine.vendor_data(ref) == (0, 0, 0xA1)
 
@@ -262,17 +261,17 @@ def test_link_changes_raise_trap_128() -> None:
     sw.switch.port_state_change = 0
     out = engine.set_link(PortRef("hca1", 1), enabled=False)
     assert [(d.kind, d.port) for d in out] == [(DeliveryKind.FORWARD, PortRef("hca2", 1))]
-    notice = sa.Notice.decode(mad.Smp.decode(out[0].request.mad).data)
+    notice = smp_attrs.Notice.decode(mad.Smp.decode(out[0].request.mad).data)
     assert (notice.trap_number, notice.producer_type, notice.notice_type) == (128, 2, 1)
     assert notice.issuer_lid == sw.ports[0].lid
     assert notice.data_details[:2] == sw.ports[0].lid.to_bytes(2, "big")
     assert sw.switch.port_state_change == 1
     hca1 = engine.subnet.port(PortRef("hca1", 1))
     assert (hca1.phys_state, engine.subnet.port(PortRef("sw1", 1)).phys_state) == \
-        (sa.PHYS_DISABLED, sa.PHYS_POLLING)
+        (smp_attrs.PHYS_DISABLED, smp_attrs.PHYS_POLLING)
     assert engine.set_link(PortRef("hca1", 1), enabled=False) == []  # already down
     back = engine.set_link(PortRef("hca1", 1), enabled=True)
-    assert len(back) == 1 and hca1.state == sa.PORT_STATE_INIT
+    assert len(back) == 1 and hca1.state == smp_attrs.PORT_STATE_INIT
     with pytest.raises(ValueError):
         engine.set_link(PortRef("sw1", 0), enabled=False)
 
@@ -283,8 +282,8 @@ def test_portinfo_disable_from_the_sm_raises_trap_128() -> None:
     engine = MadEngine(Subnet(parse_netfile_text(CAPTURE_NET)))
     quicksm.configure(engine.subnet, PortRef("hca2", 1))
     get = build.sim_request(build.smp(mad.ATTR_PORT_INFO, 1, path=(1,)))
-    current = sa.PortInfo.decode(send(engine, "hca2", get)[0].request.mad[64:128])
-    disable = replace(current, port_phys_state=sa.PHYS_DISABLED)
+    current = smp_attrs.PortInfo.decode(send(engine, "hca2", get)[0].request.mad[64:128])
+    disable = replace(current, port_phys_state=smp_attrs.PHYS_DISABLED)
     out = send(engine, "hca2", build.sim_request(build.smp(
         mad.ATTR_PORT_INFO, 1, method=mad.METHOD_SET, path=(1,), data=disable.encode())))
     assert [d.kind for d in out] == [DeliveryKind.REPLY, DeliveryKind.FORWARD]

@@ -33,8 +33,7 @@ from pathlib import Path
 import pytest
 
 from hcasim.api.ibsim_client import IbsimClient, abstract_name
-from hcasim.ib import build, mad
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import build, mad, smp_attrs
 from hcasim.ib.simproto import SIM_MAGIC, SimCtl, SimCtlType
 from hcasim.lab.home import LabHome
 from hcasim.testing import LabHandle, running_lab
@@ -187,17 +186,17 @@ def _drain(sock: socket.socket, quiet: float) -> int:
 def lab_answers(home: Path, host: str = "node3") -> None:
     """A new client attaches, and the lab answers it as it should."""
     with IbsimClient(LabHome(home).ibsim_sockname, host) as client:
-        assert sa.NodeInfo.decode(client.node_info()).node_guid == NODE3_GUID
+        assert smp_attrs.NodeInfo.decode(client.node_info()).node_guid == NODE3_GUID
         local = client.request(build.smp(mad.ATTR_NODE_INFO, path=()))
         assert local is not None and local.status == 0
-        info = sa.NodeInfo.decode(local.mad[64:128])
+        info = smp_attrs.NodeInfo.decode(local.mad[64:128])
         assert (info.node_guid, info.local_port_num) == (NODE3_GUID, 1)
         switch = client.request(build.smp(mad.ATTR_NODE_INFO, path=(1,)))
         assert switch is not None and switch.status == 0
-        assert sa.NodeInfo.decode(switch.mad[64:128]).node_guid == SW_GUID
+        assert smp_attrs.NodeInfo.decode(switch.mad[64:128]).node_guid == SW_GUID
         port = client.request(build.smp(mad.ATTR_PORT_INFO, 4, path=(1,)))
         assert port is not None
-        assert sa.PortInfo.decode(port.mad[64:128]).local_port_num == 4
+        assert smp_attrs.PortInfo.decode(port.mad[64:128]).local_port_num == 4
 
 
 def no_internal_errors(home: Path) -> None:

@@ -32,8 +32,7 @@ from test_fabric_vs_ibsim import PORTINFO_ALWAYS, assert_same_data
 
 from hcasim.api.ibsim_client import IbsimClient, unique_sockname
 from hcasim.fabric.fattree import fat_tree
-from hcasim.ib import build, mad
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import build, mad, smp_attrs
 from hcasim.ib.simproto import SIM_STATUS_TIMEOUT, SimRequest
 from hcasim.lab.home import UMAD2SIM, LabHome
 from hcasim.testing import LabHandle, running_lab
@@ -100,7 +99,7 @@ def probe(sockname: str, host: str) -> dict[str, Any]:
         out["guid"] = client.guid()
         out["dr0"] = client.request(build.smp(mad.ATTR_NODE_INFO, path=(), tid=0x1111))
         out["dr1"] = client.request(build.smp(mad.ATTR_NODE_INFO, path=(1,), tid=0x2222))
-        sm_lid = sa.PortInfo.decode(port_info).master_sm_lid
+        sm_lid = smp_attrs.PortInfo.decode(port_info).master_sm_lid
         if sm_lid:
             out["to_sm"] = client.request(build.smp(mad.ATTR_NODE_INFO, tid=0x3333), sm_lid)
         out["bounce"] = client.request(build.smp(mad.ATTR_NODE_INFO, tid=0x4444), 999)
@@ -114,8 +113,8 @@ def assert_same(theirs: dict[str, Any], ours: dict[str, Any], sm_up: bool) -> No
         if key == "portinfo" and not sm_up:
             assert_same_data(mad.ATTR_PORT_INFO, a, b, where=key)
         elif key == "portinfo":
-            pa, pb = sa.PortInfo.decode(a), sa.PortInfo.decode(b)
-            differ = {f.name for f in sa.PortInfo.field_specs()
+            pa, pb = smp_attrs.PortInfo.decode(a), smp_attrs.PortInfo.decode(b)
+            differ = {f.name for f in smp_attrs.PortInfo.field_specs()
                       if getattr(pa, f.name) != getattr(pb, f.name)}
             assert differ <= PORTINFO_ALWAYS | IBSIM_IGNORES_ON_SET, differ
         elif key == "gid" and not sm_up:
@@ -161,5 +160,5 @@ def test_after_opensm(ibsim: str, lab: LabHandle, tmp_path: Path) -> None:
         opensm.terminate()
         opensm.wait(timeout=10)
     assert theirs["connect"] == (1, PROBE_HOST)  # OpenSM holds client 0
-    assert theirs["to_sm"].status == 0 and theirs["port"][1] == sa.PORT_STATE_ACTIVE
+    assert theirs["to_sm"].status == 0 and theirs["port"][1] == smp_attrs.PORT_STATE_ACTIVE
     assert_same(theirs, ours, sm_up=True)

@@ -15,7 +15,7 @@ from hcasim.fabric.subnet import (
     Subnet,
 )
 from hcasim.fabric.topology import PortRef
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import smp_attrs
 
 NET = """\
 Switch 4 "s1"
@@ -53,11 +53,11 @@ def path(*hops: int) -> bytes:
 
 def test_initial_link_states(subnet: Subnet) -> None:
     h1 = subnet.port(PortRef("h1", 1))
-    assert (h1.state, h1.phys_state) == (sa.PORT_STATE_INIT, sa.PHYS_LINK_UP)
+    assert (h1.state, h1.phys_state) == (smp_attrs.PORT_STATE_INIT, smp_attrs.PHYS_LINK_UP)
     h1p2 = subnet.port(PortRef("h1", 2))
-    assert (h1p2.state, h1p2.phys_state) == (sa.PORT_STATE_DOWN, sa.PHYS_POLLING)
+    assert (h1p2.state, h1p2.phys_state) == (smp_attrs.PORT_STATE_DOWN, smp_attrs.PHYS_POLLING)
     s1p0 = subnet.port(PortRef("s1", 0))
-    assert (s1p0.state, s1p0.phys_state) == (sa.PORT_STATE_ACTIVE, sa.PHYS_LINK_UP)
+    assert (s1p0.state, s1p0.phys_state) == (smp_attrs.PORT_STATE_ACTIVE, smp_attrs.PHYS_LINK_UP)
     assert (h1.width_active, h1.speed_active) == (0x02, 0x1)  # 4x SDR default
 
 
@@ -93,7 +93,7 @@ def test_dr_through_a_ca_fails(subnet: Subnet) -> None:
 
 def test_dr_needs_link_up_but_not_active(subnet: Subnet) -> None:
     h1 = subnet.port(PortRef("h1", 1))
-    assert h1.state == sa.PORT_STATE_INIT
+    assert h1.state == smp_attrs.PORT_STATE_INIT
     route_dr_out(subnet, h1, 1, path(1))  # Init is fine for SMPs
     with pytest.raises(NoRoute, match="port 4 is not LinkUp"):
         route_dr_out(subnet, h1, 2, path(1, 4))  # s1 port 4 has no cable
@@ -110,7 +110,7 @@ def test_dr_through_a_disabled_link(subnet: Subnet) -> None:
     with pytest.raises(NoRoute):
         route_dr_out(subnet, subnet.port(PortRef("h1", 1)), 2, path(1, 3))
     s1p3 = subnet.port(PortRef("s1", 3))
-    assert (s1p3.state, s1p3.phys_state) == (sa.PORT_STATE_DOWN, sa.PHYS_POLLING)
+    assert (s1p3.state, s1p3.phys_state) == (smp_attrs.PORT_STATE_DOWN, smp_attrs.PHYS_POLLING)
     assert subnet.node("s1").switch.port_state_change == 1  # type: ignore[union-attr]
 
 
@@ -150,7 +150,7 @@ def test_lid_routing_misses(subnet: Subnet) -> None:
 def test_lid_routing_active_rule(subnet: Subnet) -> None:
     lids = quicksm.configure(subnet, PortRef("h1", 1))
     h3_lid = next(lid for lid, p in lids.items() if p.node.id == "h3")
-    subnet.port(PortRef("s2", 1)).state = sa.PORT_STATE_ARMED
+    subnet.port(PortRef("s2", 1)).state = smp_attrs.PORT_STATE_ARMED
     h1 = subnet.port(PortRef("h1", 1))
     # SMPs (VL15) need the link up; other MADs need Active on both ends
     assert route_lid(subnet, h1, h3_lid, vl15=True).node.id == "h3"

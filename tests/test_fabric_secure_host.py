@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from sim_client import SimClient
 
-from hcasim.ib import build, mad
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import build, mad, smp_attrs
 from hcasim.ib.simproto import SimCtlType
 from hcasim.testing import LabHandle, running_lab
 
@@ -207,7 +206,7 @@ def test_m_key_protection_level_1_and_hidden_from_the_host(lab: LabHandle) -> No
 
 
 def _guid_set(guids: list[int]) -> bytes:
-    data = sa.GuidInfo(tuple(guids + [0] * (8 - len(guids)))).encode()
+    data = smp_attrs.GuidInfo(tuple(guids + [0] * (8 - len(guids)))).encode()
     return build.smp(mad.ATTR_GUID_INFO, 0, method=mad.METHOD_SET, path=(), m_key=M_KEY,
                      data=data, tid=0x4755494430)
 

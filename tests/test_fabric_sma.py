@@ -12,8 +12,7 @@ from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, Por
 from hcasim.fabric.netfile import parse_netfile_text
 from hcasim.fabric.subnet import PortState, Subnet
 from hcasim.fabric.topology import PortRef
-from hcasim.ib import build, mad
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import build, mad, smp_attrs
 
 NET = """\
 Switch 4 "s1" # "switch one" enhanced port 0
@@ -78,10 +77,10 @@ class Lab:
         assert result is not None and result[0] == OK, result
         return result[1]
 
-    def portinfo(self, source: str, mod: int = 0, **kw: object) -> sa.PortInfo:
-        return sa.PortInfo.decode(self.ok(source, mad.ATTR_PORT_INFO, mod, **kw))
+    def portinfo(self, source: str, mod: int = 0, **kw: object) -> smp_attrs.PortInfo:
+        return smp_attrs.PortInfo.decode(self.ok(source, mad.ATTR_PORT_INFO, mod, **kw))
 
-    def set_portinfo(self, source: str, info: sa.PortInfo, mod: int = 0,
+    def set_portinfo(self, source: str, info: smp_attrs.PortInfo, mod: int = 0,
                      **kw: object) -> tuple[int, bytes] | None:
         return self.query(source, mad.ATTR_PORT_INFO, mod, method=SET,  # type: ignore[arg-type]
                           data=info.encode(), **kw)
@@ -96,13 +95,13 @@ def lab() -> Lab:
 
 
 def test_node_info_and_description(lab: Lab) -> None:
-    info = sa.NodeInfo.decode(lab.ok("h1", mad.ATTR_NODE_INFO))
+    info = smp_attrs.NodeInfo.decode(lab.ok("h1", mad.ATTR_NODE_INFO))
     assert (info.node_type, info.num_ports, info.local_port_num) == (1, 2, 1)
     assert info.node_guid == 0x100000 and info.port_guid == 0x100001
     assert (info.vendor_id, info.device_id, info.revision) == (0x2C9, 0x1003, 0xA1)
-    sw = sa.NodeInfo.decode(lab.ok("h1", mad.ATTR_NODE_INFO, path=(1,)))
+    sw = smp_attrs.NodeInfo.decode(lab.ok("h1", mad.ATTR_NODE_INFO, path=(1,)))
     assert (sw.node_type, sw.local_port_num, sw.port_guid) == (2, 1, 0x200000)  # ingress 1
-    desc = sa.NodeDescription.decode(lab.ok("h1", mad.ATTR_NODE_DESC, path=(1,)))
+    desc = smp_attrs.NodeDescription.decode(lab.ok("h1", mad.ATTR_NODE_DESC, path=(1,)))
     assert desc.description == "switch one"
     # NodeInfo and NodeDescription are Get-only: a Set is a method/attribute mismatch
     assert lab.query("h1", mad.ATTR_NODE_INFO, method=SET)[0] == BAD_ATTR  # type: ignore[index]
@@ -139,7 +138,7 @@ def test_portinfo_get(lab: Lab) -> None:
     sw0 = lab.portinfo("h1", 0, path=(1,))  # AM 0 on a switch: port 0
     assert sw0.local_port_num == 1 and sw0.capability_mask == 0xC048
     sw3 = lab.portinfo("h1", 3, path=(1,))
-    assert sw3.port_state == sa.PORT_STATE_INIT and sw3.m_key_lease_period == 0
+    assert sw3.port_state == smp_attrs.PORT_STATE_INIT and sw3.m_key_lease_period == 0
 
 
 @pytest.mark.parametrize(("path", "mod"), [((1,), 5), ((1,), 0x7FFFFFFF), ((), 3)])
@@ -154,19 +153,19 @@ def test_portinfo_set_lid_sm_lid_and_activate(lab: Lab) -> None:
     new = replace(pi, lid=7, master_sm_lid=1, master_sm_sl=3, gid_prefix=0xFE80000000000001,
                   port_state=0, subnet_timeout=18, client_reregister=1)
     status, data = lab.set_portinfo("h1", new)  # type: ignore[misc]
-    got = sa.PortInfo.decode(data)
+    got = smp_attrs.PortInfo.decode(data)
     assert status == OK and (got.lid, got.master_sm_lid, got.master_sm_sl) == (7, 1, 3)
     assert got.client_reregister == 0 and got.subnet_timeout == 18
     # Armed needs one step from Init, Active one step from Armed; the peer stays within 1
     assert lab.set_portinfo("h1", replace(got, port_state=4))[0] == BAD_FIELD  # type: ignore
     assert lab.set_portinfo("h1", replace(got, port_state=3))[0] == OK  # type: ignore[index]
-    assert lab.port("h1", 1).state == sa.PORT_STATE_ARMED
+    assert lab.port("h1", 1).state == smp_attrs.PORT_STATE_ARMED
     assert lab.set_portinfo("h1", replace(got, port_state=4))[0] == BAD_FIELD  # type: ignore
     peer = lab.set_portinfo("h1", replace(lab.portinfo("h1", 1, path=(1,)), port_state=3),
                             1, path=(1,))
     assert peer is not None and peer[0] == OK
     assert lab.set_portinfo("h1", replace(got, port_state=4))[0] == OK  # type: ignore[index]
-    assert lab.port("h1", 1).state == sa.PORT_STATE_ACTIVE
+    assert lab.port("h1", 1).state == smp_attrs.PORT_STATE_ACTIVE
 
 
 def test_portinfo_set_is_all_or_nothing(lab: Lab) -> None:
@@ -194,25 +193,25 @@ def test_portinfo_set_state_on_down_port_is_refused(lab: Lab) -> None:
 
 
 def test_portinfo_set_down_bounces_link(lab: Lab) -> None:
-    lab.port("h1", 1).state = lab.port("s1", 1).state = sa.PORT_STATE_ACTIVE
+    lab.port("h1", 1).state = lab.port("s1", 1).state = smp_attrs.PORT_STATE_ACTIVE
     sw = lab.subnet.node("s1").switch
     assert sw is not None
     sw.port_state_change = 0
     pi = lab.portinfo("h1")
     assert lab.set_portinfo("h1", replace(pi, port_state=1))[0] == OK  # type: ignore[index]
-    assert lab.port("h1", 1).state == lab.port("s1", 1).state == sa.PORT_STATE_INIT
+    assert lab.port("h1", 1).state == lab.port("s1", 1).state == smp_attrs.PORT_STATE_INIT
     assert sw.port_state_change == 1
 
 
 def test_portinfo_set_disable_and_enable(lab: Lab) -> None:
     s1p3 = lab.portinfo("h1", 3, path=(1,))
     assert lab.set_portinfo("h1", replace(s1p3, port_phys_state=3), 3, path=(1,))[0] == OK  # type: ignore
-    assert lab.port("s1", 3).phys_state == sa.PHYS_DISABLED
-    assert lab.port("s2", 3).phys_state == sa.PHYS_POLLING
+    assert lab.port("s1", 3).phys_state == smp_attrs.PHYS_DISABLED
+    assert lab.port("s2", 3).phys_state == smp_attrs.PHYS_POLLING
     assert lab.query("h1", mad.ATTR_NODE_INFO, path=(1, 3)) is None  # bounced
     again = lab.portinfo("h1", 3, path=(1,))
     assert lab.set_portinfo("h1", replace(again, port_phys_state=2), 3, path=(1,))[0] == OK  # type: ignore
-    assert lab.port("s2", 3).state == sa.PORT_STATE_INIT
+    assert lab.port("s2", 3).state == smp_attrs.PORT_STATE_INIT
     assert lab.query("h1", mad.ATTR_NODE_INFO, path=(1, 3)) is not None
 
 
@@ -230,12 +229,12 @@ def test_portinfo_set_widths_renegotiate(lab: Lab) -> None:
     result = lab.set_portinfo("h1", replace(pi, link_width_enabled=0x01))
     assert result is not None and result[0] == OK
     assert lab.port("h1", 1).width_active == lab.port("s1", 1).width_active == 0x01
-    assert sa.PortInfo.decode(result[1]).link_width_enabled == 0x01
+    assert smp_attrs.PortInfo.decode(result[1]).link_width_enabled == 0x01
     # nothing in common with the peer: the link cannot train and goes down
     lab.port("s1", 1).width_enabled = 0x02
     result = lab.set_portinfo("h1", replace(pi, link_width_enabled=0x11, port_state=0))
     assert result is not None and result[0] == OK
-    assert lab.port("h1", 1).state == sa.PORT_STATE_DOWN
+    assert lab.port("h1", 1).state == smp_attrs.PORT_STATE_DOWN
 
 
 def test_switch_port0_lid(lab: Lab) -> None:
@@ -252,11 +251,11 @@ def test_switch_port0_lid(lab: Lab) -> None:
 
 
 def test_switch_info(lab: Lab) -> None:
-    info = sa.SwitchInfo.decode(lab.ok("h1", mad.ATTR_SWITCH_INFO, path=(1,)))
+    info = smp_attrs.SwitchInfo.decode(lab.ok("h1", mad.ATTR_SWITCH_INFO, path=(1,)))
     assert info.linear_fdb_cap == 0xC000 and info.enhanced_port0 == 1
     assert info.port_state_change == 1  # links came up at start
     new = replace(info, linear_fdb_top=100, life_time_value=18, port_state_change=1)
-    got = sa.SwitchInfo.decode(lab.ok("h1", mad.ATTR_SWITCH_INFO, path=(1,), method=SET,
+    got = smp_attrs.SwitchInfo.decode(lab.ok("h1", mad.ATTR_SWITCH_INFO, path=(1,), method=SET,
                                       data=new.encode()))
     assert (got.linear_fdb_top, got.life_time_value, got.port_state_change) == (100, 18, 0)
     bad = replace(got, linear_fdb_top=0xC000)
@@ -278,7 +277,7 @@ def test_linear_forwarding_table_blocks(lab: Lab) -> None:
 
 
 def test_multicast_forwarding_table(lab: Lab) -> None:
-    masks = sa.MulticastForwardingTable(tuple(range(32))).encode()
+    masks = smp_attrs.MulticastForwardingTable(tuple(range(32))).encode()
     assert lab.ok("h1", mad.ATTR_MULTICAST_FDB, 5, path=(1,), method=SET, data=masks) == masks
     assert lab.ok("h1", mad.ATTR_MULTICAST_FDB, 5, path=(1,)) == masks
     assert lab.ok("h1", mad.ATTR_MULTICAST_FDB, 6, path=(1,)) == bytes(64)
@@ -288,44 +287,44 @@ def test_multicast_forwarding_table(lab: Lab) -> None:
 
 
 def test_pkey_table(lab: Lab) -> None:
-    table = sa.PKeyTable.decode(lab.ok("h1", mad.ATTR_PKEY_TABLE))
+    table = smp_attrs.PKeyTable.decode(lab.ok("h1", mad.ATTR_PKEY_TABLE))
     assert table.pkeys[0] == 0xFFFF and set(table.pkeys[1:]) == {0}
-    new = sa.PKeyTable((0xFFFF, 0x8001) + (0,) * 30).encode()
+    new = smp_attrs.PKeyTable((0xFFFF, 0x8001) + (0,) * 30).encode()
     assert lab.ok("h1", mad.ATTR_PKEY_TABLE, 1, method=SET, data=new) == new
-    assert sa.PKeyTable.decode(lab.ok("h1", mad.ATTR_PKEY_TABLE, 1)).pkeys[1] == 0x8001
+    assert smp_attrs.PKeyTable.decode(lab.ok("h1", mad.ATTR_PKEY_TABLE, 1)).pkeys[1] == 0x8001
     assert lab.query("h1", mad.ATTR_PKEY_TABLE, 2)[0] == BAD_FIELD  # type: ignore  # 64 = 2 blocks
     # switches: AM[31:16] is the port; port 0 has PartitionCap 8
-    sw0 = sa.PKeyTable.decode(lab.ok("h1", mad.ATTR_PKEY_TABLE, 0, path=(1,)))
+    sw0 = smp_attrs.PKeyTable.decode(lab.ok("h1", mad.ATTR_PKEY_TABLE, 0, path=(1,)))
     assert sw0.pkeys[:2] == (0xFFFF, 0)
     assert lab.query("h1", mad.ATTR_PKEY_TABLE, 9 << 16, path=(1,))[0] == BAD_FIELD  # type: ignore
     assert lab.query("h1", mad.ATTR_PKEY_TABLE, 3 << 16 | 1, path=(1,))[0] == OK  # type: ignore
 
 
 def test_sl2vl_and_vlarb(lab: Lab) -> None:
-    default = sa.SlToVlTable.decode(lab.ok("h1", mad.ATTR_SL2VL_TABLE))
+    default = smp_attrs.SlToVlTable.decode(lab.ok("h1", mad.ATTR_SL2VL_TABLE))
     assert default.vls == tuple(range(15)) + (7,)
-    new = sa.SlToVlTable(tuple([1] * 16)).encode()
+    new = smp_attrs.SlToVlTable(tuple([1] * 16)).encode()
     lab.ok("h1", mad.ATTR_SL2VL_TABLE, method=SET, data=new)
     assert lab.ok("h1", mad.ATTR_SL2VL_TABLE)[:8] == new
     assert lab.query("h1", mad.ATTR_SL2VL_TABLE, 9 << 8 | 1, path=(1,))[0] == BAD_FIELD  # type: ignore
     assert lab.query("h1", mad.ATTR_SL2VL_TABLE, 1 << 8 | 3, path=(1,))[0] == OK  # type: ignore
-    low = sa.VlArbTable.decode(lab.ok("h1", mad.ATTR_VL_ARB_TABLE, 1 << 16))
+    low = smp_attrs.VlArbTable.decode(lab.ok("h1", mad.ATTR_VL_ARB_TABLE, 1 << 16))
     assert list(zip(low.vls, low.weights, strict=True))[:3] == [(0, 0), (1, 4), (2, 4)]
-    high = sa.VlArbTable.decode(lab.ok("h1", mad.ATTR_VL_ARB_TABLE, 3 << 16))
+    high = smp_attrs.VlArbTable.decode(lab.ok("h1", mad.ATTR_VL_ARB_TABLE, 3 << 16))
     assert (high.vls[0], high.weights[0]) == (0, 4)
     for mod in (0, 2 << 16, 5 << 16):  # block 0 and 5 do not exist; cap 8 has no block 2
         assert lab.query("h1", mad.ATTR_VL_ARB_TABLE, mod)[0] == BAD_FIELD  # type: ignore
 
 
 def test_guid_info_guid0_read_only(lab: Lab) -> None:
-    block = sa.GuidInfo.decode(lab.ok("h1", mad.ATTR_GUID_INFO))
+    block = smp_attrs.GuidInfo.decode(lab.ok("h1", mad.ATTR_GUID_INFO))
     assert block.guids == (0x100001,) + (0,) * 7
-    new = sa.GuidInfo((0xBAD, 0xA1, 0xA2) + (0,) * 5).encode()
-    got = sa.GuidInfo.decode(lab.ok("h1", mad.ATTR_GUID_INFO, method=SET, data=new))
+    new = smp_attrs.GuidInfo((0xBAD, 0xA1, 0xA2) + (0,) * 5).encode()
+    got = smp_attrs.GuidInfo.decode(lab.ok("h1", mad.ATTR_GUID_INFO, method=SET, data=new))
     assert got.guids[:3] == (0x100001, 0xA1, 0xA2)  # GUID0 kept
     assert lab.ok("h1", mad.ATTR_GUID_INFO, 3) is not None  # GUIDCap 32 = blocks 0..3
     assert lab.query("h1", mad.ATTR_GUID_INFO, 4)[0] == BAD_FIELD  # type: ignore[index]
-    sw = sa.GuidInfo.decode(lab.ok("h1", mad.ATTR_GUID_INFO, path=(1,)))
+    sw = smp_attrs.GuidInfo.decode(lab.ok("h1", mad.ATTR_GUID_INFO, path=(1,)))
     assert sw.guids[0] == 0x200000
 
 
@@ -422,10 +421,10 @@ def test_bad_m_key_trap_256_reaches_the_sm() -> None:
     assert (trap.request.dlid, trap.request.slid) == (sm_lid, h1_lid)
     smp = mad.Smp.decode(trap.request.mad)
     assert (smp.mgmt_class, smp.method, smp.attr_id) == (0x01, mad.METHOD_TRAP, 0x0002)
-    notice = sa.Notice.decode(smp.data)
+    notice = smp_attrs.Notice.decode(smp.data)
     assert (notice.is_generic, notice.notice_type, notice.producer_type) == (1, 2, 1)
     assert (notice.trap_number, notice.issuer_lid) == (256, h1_lid)
-    details = sa.BadMKeyDetails.decode(notice.data_details)
+    details = smp_attrs.BadMKeyDetails.decode(notice.data_details)
     assert (details.lid, details.method, details.attr_id, details.m_key) == \
         (h1_lid, GET, mad.ATTR_PORT_INFO, 0xBAD)
     assert (details.dr_notice, details.dr_hop_count, details.dr_slid) == (1, 2, 0xFFFF)

@@ -242,7 +242,7 @@ def test_set_sequence_matches_ibsim(lab: tuple[str, Path, str]) -> None:
     LID-routed Gets over the configured routes."""
     from dataclasses import replace
 
-    from hcasim.ib import smp_attrs as sa
+    from hcasim.ib import smp_attrs
 
     base, netfile, host = lab
     topology = parse_netfile(netfile)
@@ -273,12 +273,12 @@ def test_set_sequence_matches_ibsim(lab: tuple[str, Path, str]) -> None:
 
     try:
         # the SM (on our attach port) takes LID 1; the switch behind it LID 2
-        pi = sa.PortInfo.decode(both(build.smp(mad.ATTR_PORT_INFO, path=()),
+        pi = smp_attrs.PortInfo.decode(both(build.smp(mad.ATTR_PORT_INFO, path=()),
                                      gid_prefix_unset=True))
         pi = replace(pi, lid=1, master_sm_lid=1, port_state=0, port_phys_state=0,
                      link_width_enabled=0, link_speed_enabled=0, link_speed_ext_enabled=0)
         both(build.smp(mad.ATTR_PORT_INFO, method=mad.METHOD_SET, path=(), data=pi.encode()))
-        sw = sa.PortInfo.decode(both(build.smp(mad.ATTR_PORT_INFO, 0, path=(1,)),
+        sw = smp_attrs.PortInfo.decode(both(build.smp(mad.ATTR_PORT_INFO, 0, path=(1,)),
                                      gid_prefix_unset=True))
         sw = replace(sw, lid=2, master_sm_lid=1, port_state=0, port_phys_state=0,
                      link_width_enabled=0, link_speed_enabled=0, link_speed_ext_enabled=0)
@@ -290,17 +290,17 @@ def test_set_sequence_matches_ibsim(lab: tuple[str, Path, str]) -> None:
         lft[1], lft[2] = ingress.number, 0
         both(build.smp(mad.ATTR_LINEAR_FDB, 0, method=mad.METHOD_SET, path=(1,),
                        data=bytes(lft)))
-        si = sa.SwitchInfo.decode(both(build.smp(mad.ATTR_SWITCH_INFO, path=(1,))))
+        si = smp_attrs.SwitchInfo.decode(both(build.smp(mad.ATTR_SWITCH_INFO, path=(1,))))
         si_set = replace(si, linear_fdb_top=2, life_time_value=18, port_state_change=1,
                          linear_fdb_cap=0)  # LinearFDBCap is read-only
         both(build.smp(mad.ATTR_SWITCH_INFO, method=mad.METHOD_SET, path=(1,),
                        data=si_set.encode()))
-        pkeys = sa.PKeyTable((0xFFFF, 0x8001) + (0,) * 30).encode()
+        pkeys = smp_attrs.PKeyTable((0xFFFF, 0x8001) + (0,) * 30).encode()
         both(build.smp(mad.ATTR_PKEY_TABLE, method=mad.METHOD_SET, path=(), data=pkeys))
         # Armed then Active on both ends of the first link
-        for step in (sa.PORT_STATE_ARMED, sa.PORT_STATE_ACTIVE):
+        for step in (smp_attrs.PORT_STATE_ARMED, smp_attrs.PORT_STATE_ACTIVE):
             for path, mod in (((), 0), ((1,), ingress.number)):
-                cur = sa.PortInfo.decode(both(build.smp(mad.ATTR_PORT_INFO, mod, path=path),
+                cur = smp_attrs.PortInfo.decode(both(build.smp(mad.ATTR_PORT_INFO, mod, path=path),
                                               gid_prefix_unset=bool(path)))
                 new = replace(cur, port_state=step, port_phys_state=0, link_width_enabled=0,
                               link_speed_enabled=0, link_speed_ext_enabled=0)

@@ -65,8 +65,7 @@ from hcasim.fabric.sma import (
 )
 from hcasim.fabric.subnet import NODE_REVISION, PortState, Subnet
 from hcasim.fabric.topology import PortRef
-from hcasim.ib import mad
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import mad, smp_attrs
 from hcasim.ib.simproto import SIM_MAD_SIZE, SIM_REQUEST_SIZE, SIM_STATUS_TIMEOUT, SimRequest
 
 MAX_CLASS_VERSION: Final = 2  # SMA/PMA use 1, SA uses 2 (ibsim decode_sim_MAD)
@@ -371,14 +370,14 @@ class MadEngine:
         port = self.subnet.port(ref)
         before = port.capability_mask
         if is_sm:
-            port.capability_mask |= sa.CAP_IS_SM
+            port.capability_mask |= smp_attrs.CAP_IS_SM
         else:
-            port.capability_mask &= ~sa.CAP_IS_SM
+            port.capability_mask &= ~smp_attrs.CAP_IS_SM
         mask = port.capability_mask
         if mask == before:
             return []
-        notices = mask & (sa.CAP_IS_NOTICE_SUPPORTED | sa.CAP_IS_TRAP_SUPPORTED)
-        if notices and mask & sa.CAP_IS_CAPABILITY_MASK_NOTICE_SUPPORTED:
+        notices = mask & (smp_attrs.CAP_IS_NOTICE_SUPPORTED | smp_attrs.CAP_IS_TRAP_SUPPORTED)
+        if notices and mask & smp_attrs.CAP_IS_CAPABILITY_MASK_NOTICE_SUPPORTED:
             return self._trap_deliveries(Trap(port, capability_mask_change_notice(port)))
         return []
 
@@ -390,12 +389,12 @@ class MadEngine:
         if port.is_management_port:
             raise ValueError("switch port 0 has no link")
         if enabled:
-            if port.phys_state != sa.PHYS_DISABLED:
+            if port.phys_state != smp_attrs.PHYS_DISABLED:
                 return []
-            port.phys_state = sa.PHYS_POLLING
+            port.phys_state = smp_attrs.PHYS_POLLING
             switches = self.subnet.train(port)
         else:
-            if port.phys_state == sa.PHYS_DISABLED:
+            if port.phys_state == smp_attrs.PHYS_DISABLED:
                 return []
             switches = self.subnet.take_down(port, disable=True)
         return [d for node in switches

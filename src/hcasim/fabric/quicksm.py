@@ -13,7 +13,7 @@ from collections import deque
 
 from hcasim.fabric.subnet import PortState, Subnet
 from hcasim.fabric.topology import PortRef
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import smp_attrs
 
 
 def configure(subnet: Subnet, sm: PortRef | None = None,
@@ -38,7 +38,7 @@ def configure(subnet: Subnet, sm: PortRef | None = None,
     for node in subnet.nodes:
         for port in node.ports:
             if port.link_up and not port.is_management_port:
-                port.state = sa.PORT_STATE_ACTIVE
+                port.state = smp_attrs.PORT_STATE_ACTIVE
     _route_all(subnet, lids)
     return lids
 

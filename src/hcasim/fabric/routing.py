@@ -43,7 +43,7 @@ from hcasim.fabric.subnet import (
     count_error,
     count_hop,
 )
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import smp_attrs
 from hcasim.ib.mad import DR_PATH_SIZE, MAX_DR_HOPS
 from hcasim.ib.smp_attrs import PHYS_LINK_UP
 
@@ -128,7 +128,7 @@ def route_dr_in(subnet: Subnet, start: PortState, hop_count: int,
 def _usable(port: PortState, vl15: bool) -> bool:
     if port.phys_state != PHYS_LINK_UP:
         return False
-    return vl15 or port.state == sa.PORT_STATE_ACTIVE
+    return vl15 or port.state == smp_attrs.PORT_STATE_ACTIVE
 
 
 def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) -> PortState:

@@ -51,8 +51,7 @@ from hcasim.fabric.subnet import (
     Subnet,
     highest_common,
 )
-from hcasim.ib import mad
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import mad, smp_attrs
 from hcasim.ib.mad import DrSmp, Smp
 
 SMP_DATA = mad.SMP_DATA_SIZE
@@ -183,7 +182,7 @@ def _check_m_key(mport: PortState, method: int, m_key: int,
 
 def bad_m_key_notice(mport: PortState, smp: Smp | DrSmp, return_path: bytes) -> bytes:
     """The Notice of trap 256 for ``smp`` (IBTA 14.3.9; fields as Linux ntc_256)."""
-    details = sa.BadMKeyDetails(lid=mport.lid, method=smp.method, attr_id=smp.attr_id,
+    details = smp_attrs.BadMKeyDetails(lid=mport.lid, method=smp.method, attr_id=smp.attr_id,
                                 attr_mod=smp.attr_mod, m_key=smp.m_key)
     if isinstance(smp, DrSmp):
         hops = smp.hop_count
@@ -194,8 +193,8 @@ def bad_m_key_notice(mport: PortState, smp: Smp | DrSmp, return_path: bytes) -> 
             hops = MAX_DR_NOTICE_PATH
         details.dr_hop_count = hops
         details.dr_return_path = return_path[:hops]
-    return sa.Notice(is_generic=1, notice_type=sa.NOTICE_TYPE_SECURITY,
-                     producer_type=int(mport.node.kind), trap_number=sa.TRAP_BAD_M_KEY,
+    return smp_attrs.Notice(is_generic=1, notice_type=smp_attrs.NOTICE_TYPE_SECURITY,
+                     producer_type=int(mport.node.kind), trap_number=smp_attrs.TRAP_BAD_M_KEY,
                      issuer_lid=mport.lid, data_details=details.encode()).encode()
 
 
@@ -203,9 +202,9 @@ def link_state_change_notice(switch_port0: PortState) -> bytes:
     """The Notice of trap 128 "link state change" from a switch (ibsim
     encode_trap128, sim_mad.c:1917-1936)."""
     details = switch_port0.lid.to_bytes(2, "big")
-    return sa.Notice(is_generic=1, notice_type=sa.NOTICE_TYPE_URGENT,
-                     producer_type=sa.NODE_TYPE_SWITCH,
-                     trap_number=sa.TRAP_LINK_STATE_CHANGE, issuer_lid=switch_port0.lid,
+    return smp_attrs.Notice(is_generic=1, notice_type=smp_attrs.NOTICE_TYPE_URGENT,
+                     producer_type=smp_attrs.NODE_TYPE_SWITCH,
+                     trap_number=smp_attrs.TRAP_LINK_STATE_CHANGE, issuer_lid=switch_port0.lid,
                      data_details=details).encode()
 
 
@@ -215,9 +214,9 @@ def capability_mask_change_notice(port: PortState) -> bytes:
     details = bytearray(54)
     details[2:4] = port.lid.to_bytes(2, "big")
     details[6:10] = port.capability_mask.to_bytes(4, "big")
-    return sa.Notice(is_generic=1, notice_type=sa.NOTICE_TYPE_INFO,
+    return smp_attrs.Notice(is_generic=1, notice_type=smp_attrs.NOTICE_TYPE_INFO,
                      producer_type=int(port.node.kind),
-                     trap_number=sa.TRAP_CAPABILITY_MASK_CHANGE, issuer_lid=port.lid,
+                     trap_number=smp_attrs.TRAP_CAPABILITY_MASK_CHANGE, issuer_lid=port.lid,
                      data_details=bytes(details)).encode()
 
 
@@ -230,8 +229,8 @@ def can_send_trap(port: PortState) -> bool:
 # -- attribute views ---------------------------------------------------------------------------
 
 
-_pack_pkeys = sa.PKeyTable.compile_packer("keys", {"pkeys": "keys"})
-node_info_data = sa.NodeInfo.compile_packer("node, ingress", {
+_pack_pkeys = smp_attrs.PKeyTable.compile_packer("keys", {"pkeys": "keys"})
+node_info_data = smp_attrs.NodeInfo.compile_packer("node, ingress", {
     "base_version": "BASE_VERSION", "class_version": "1", "node_type": "node.kind.value",
     "num_ports": "node.spec.num_ports", "system_image_guid": "node.spec.system_image_guid",
     "node_guid": "node.guid", "port_guid": "ingress.guid", "partition_cap": "node.partition_cap",
@@ -242,9 +241,9 @@ node_info_data = sa.NodeInfo.compile_packer("node, ingress", {
 building a :class:`~hcasim.ib.smp_attrs.NodeInfo`."""
 
 
-def node_info(node: NodeState, ingress: PortState) -> sa.NodeInfo:
+def node_info(node: NodeState, ingress: PortState) -> smp_attrs.NodeInfo:
     """NodeInfo as seen through ``ingress`` (LocalPortNum, PortGUID are per port)."""
-    return sa.NodeInfo.decode(node_info_data(node, ingress))
+    return smp_attrs.NodeInfo.decode(node_info_data(node, ingress))
 
 
 #: PortInfo as a function of the port ``p``, the number of the port the SMP arrived on
@@ -279,22 +278,22 @@ _PORT_INFO_FIELDS = {
     "link_speed_ext_supported": "p.ext_speed_supported",
     "link_speed_ext_enabled": "p.ext_speed_enabled",
 }
-port_info_data = sa.PortInfo.compile_packer("p, lpn, hide=False", _PORT_INFO_FIELDS,
+port_info_data = smp_attrs.PortInfo.compile_packer("p, lpn, hide=False", _PORT_INFO_FIELDS,
                                             {"VL_ARB_CAP": VL_ARB_CAP})
 """``port_info_data(port, local_port_num, hide_m_key=False)``: the 64 bytes of
 :func:`port_info`, encoded without building a :class:`~hcasim.ib.smp_attrs.PortInfo`."""
 
 
-def port_info(port: PortState, local_port_num: int, hide_m_key: bool = False) -> sa.PortInfo:
+def port_info(port: PortState, local_port_num: int, hide_m_key: bool = False) -> smp_attrs.PortInfo:
     """PortInfo of ``port``; ``local_port_num`` is the port the SMP arrived on."""
-    return sa.PortInfo.decode(port_info_data(port, local_port_num, hide_m_key))
+    return smp_attrs.PortInfo.decode(port_info_data(port, local_port_num, hide_m_key))
 
 
-def switch_info(node: NodeState) -> sa.SwitchInfo:
+def switch_info(node: NodeState) -> smp_attrs.SwitchInfo:
     """SwitchInfo of a switch node."""
     sw = node.switch
     assert sw is not None
-    return sa.SwitchInfo(
+    return smp_attrs.SwitchInfo(
         linear_fdb_cap=LINEAR_FDB_CAP, random_fdb_cap=0, multicast_fdb_cap=MULTICAST_FDB_CAP,
         linear_fdb_top=sw.linear_fdb_top, default_port=sw.default_port,
         default_multicast_primary_port=sw.default_mcast_primary,
@@ -318,7 +317,7 @@ def _read_only(get: Callable[[_Request], bytes]) -> Handler:
 
 
 def _node_description(req: _Request) -> bytes:
-    return sa.NodeDescription(req.node.description).encode()
+    return smp_attrs.NodeDescription(req.node.description).encode()
 
 
 def _node_info(req: _Request) -> bytes:
@@ -330,7 +329,7 @@ def _switch_info(req: _Request) -> Reply:
     if sw is None:
         return Reply(mad.STATUS_METHOD_ATTR_UNSUPPORTED, bytes(SMP_DATA))
     if req.is_set:
-        new = sa.SwitchInfo.decode(req.data)
+        new = smp_attrs.SwitchInfo.decode(req.data)
         if new.linear_fdb_top > min(LINEAR_FDB_CAP - 1, MAX_UNICAST_LID):
             return _invalid(switch_info(req.node).encode())
         sw.linear_fdb_top = new.linear_fdb_top
@@ -352,13 +351,13 @@ def _guid_port(req: _Request) -> PortState:
 def _guid_info(req: _Request) -> Reply:
     port = _guid_port(req)
     block = req.attr_mod
-    per = sa.GuidInfo.BLOCK
+    per = smp_attrs.GuidInfo.BLOCK
     if block >= max(1, -(-port.guid_cap // per)):
         return _invalid(b"")
     table = port.guid_table()
     start = block * per
     if req.is_set:
-        new = sa.GuidInfo.decode(req.data).guids
+        new = smp_attrs.GuidInfo.decode(req.data).guids
         before = table[start:start + per]
         for i, guid in enumerate(new):
             index = start + i
@@ -368,7 +367,7 @@ def _guid_info(req: _Request) -> Reply:
         if table[start:start + per] != before:
             req.changed(port, _GUID_TABLE)
     entries = table[start:start + per]
-    return Reply(mad.STATUS_OK, sa.GuidInfo(tuple(entries + [0] * (per - len(entries))))
+    return Reply(mad.STATUS_OK, smp_attrs.GuidInfo(tuple(entries + [0] * (per - len(entries))))
                  .encode())
 
 
@@ -384,7 +383,7 @@ def _port_info(req: _Request) -> Reply:
         if not node.is_switch and target is not req.port:
             # a CA's SMA configures only the port it answers on (IBTA 14.2.5.6; ibsim)
             return _invalid(port_info_data(target, req.port.number, req.hide_m_key))
-        error = _set_port_info(req, target, sa.PortInfo.decode(req.data))
+        error = _set_port_info(req, target, smp_attrs.PortInfo.decode(req.data))
         if error:
             return _invalid(port_info_data(target, req.port.number, req.hide_m_key))
     return Reply(mad.STATUS_OK, port_info_data(target, req.port.number, req.hide_m_key))
@@ -401,7 +400,7 @@ def _mask_setting(value: int, current: int, supported: int, all_value: int) -> i
     return value
 
 
-def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
+def _set_port_info(req: _Request, port: PortState, new: smp_attrs.PortInfo) -> bool:
     """Validate, then apply, a PortInfo Set to ``port``; return True if invalid."""
     subnet = req.subnet
     manages = not port.node.is_switch or port.number == 0  # has LID, SM LID, M_Key
@@ -431,20 +430,20 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
     # NeighborMTU is stored unchecked, as ibsim accepts any value: OpenSM may write a
     # value above MTUCap on switch port 0 (documented choice)
     state = new.port_state
-    if state == port.state or state == sa.PORT_STATE_INIT:
+    if state == port.state or state == smp_attrs.PORT_STATE_INIT:
         state = NO_CHANGE  # the current state, or Init (only training reaches it): no-op
     cabled = port.peer is not None and not port.is_management_port
-    if state > sa.PORT_STATE_ACTIVE:
+    if state > smp_attrs.PORT_STATE_ACTIVE:
         return True
-    if state >= sa.PORT_STATE_ARMED and not cabled:
+    if state >= smp_attrs.PORT_STATE_ARMED and not cabled:
         return True  # no state change on a down or management port (ibsim)
-    if state in (sa.PORT_STATE_ARMED, sa.PORT_STATE_ACTIVE):
+    if state in (smp_attrs.PORT_STATE_ARMED, smp_attrs.PORT_STATE_ACTIVE):
         peer = port.peer
         assert peer is not None
         if abs(port.state - state) != 1 or abs(peer.state - state) > 1:
             return True  # one step at a time, the peer at most one step away
     phys = new.port_phys_state
-    if phys not in (sa.PHYS_POLLING, sa.PHYS_DISABLED) or port.is_management_port:
+    if phys not in (smp_attrs.PHYS_POLLING, smp_attrs.PHYS_DISABLED) or port.is_management_port:
         phys = NO_CHANGE  # read-only states (LinkUp, ...) and Sleep are ignored (choice)
 
     # -- apply
@@ -490,22 +489,22 @@ def _set_port_info(req: _Request, port: PortState, new: sa.PortInfo) -> bool:
     changed_switches: list[NodeState] = []
     if masks_changed and peer is not None and port.link_up:
         _renegotiate(subnet, port, peer, changed_switches)
-    if phys == sa.PHYS_DISABLED and port.phys_state != sa.PHYS_DISABLED:
+    if phys == smp_attrs.PHYS_DISABLED and port.phys_state != smp_attrs.PHYS_DISABLED:
         changed_switches += subnet.take_down(port, disable=True)
         changes |= _PORT_STATE
-    elif phys == sa.PHYS_POLLING and port.phys_state == sa.PHYS_DISABLED:
-        port.phys_state = sa.PHYS_POLLING
+    elif phys == smp_attrs.PHYS_POLLING and port.phys_state == smp_attrs.PHYS_DISABLED:
+        port.phys_state = smp_attrs.PHYS_POLLING
         changed_switches += subnet.train(port)
         changes |= _PORT_STATE
-    elif state == sa.PORT_STATE_DOWN and cabled and port.link_up:
+    elif state == smp_attrs.PORT_STATE_DOWN and cabled and port.link_up:
         # Down bounces the link: it retrains and both ends come back in Init; the peer's
         # switch notes PortStateChange, the switch being set does not (ibsim, IBTA p.731)
         assert peer is not None
-        port.state = peer.state = sa.PORT_STATE_INIT
+        port.state = peer.state = smp_attrs.PORT_STATE_INIT
         if peer.node.switch is not None:
             peer.node.switch.port_state_change = 1
         changes |= _PORT_STATE
-    elif state in (sa.PORT_STATE_ARMED, sa.PORT_STATE_ACTIVE):
+    elif state in (smp_attrs.PORT_STATE_ARMED, smp_attrs.PORT_STATE_ACTIVE):
         port.state = state
         changes |= _PORT_STATE
     for node in changed_switches:
@@ -543,7 +542,7 @@ def _pkey_table(req: _Request) -> Reply:
             return _invalid(b"")
     else:
         port = req.port
-    per = sa.PKeyTable.BLOCK
+    per = smp_attrs.PKeyTable.BLOCK
     capacity = port.pkey_capacity
     if block * per >= capacity:
         return _invalid(b"")
@@ -551,7 +550,7 @@ def _pkey_table(req: _Request) -> Reply:
     start = block * per
     count = min(per, capacity - start)
     if req.is_set:
-        new = sa.PKeyTable.decode(req.data).pkeys[:count]
+        new = smp_attrs.PKeyTable.decode(req.data).pkeys[:count]
         if list(new) != table[start:start + count]:
             table[start:start + count] = new
             req.changed(port, _PKEY_TABLE)
@@ -569,14 +568,14 @@ def _sl2vl_table(req: _Request) -> Reply:
         port, out = req.port, 0
     current = (port.sl2vl or {}).get(out, DEFAULT_SL2VL)
     if req.is_set:
-        new = sa.SlToVlTable.decode(req.data).vls
+        new = smp_attrs.SlToVlTable.decode(req.data).vls
         if new != current:
             if port.sl2vl is None:
                 port.sl2vl = {}
             port.sl2vl[out] = new
             req.changed(port, _SL2VL_TABLE)
             current = new
-    return Reply(mad.STATUS_OK, _pad(sa.SlToVlTable(current).encode()))
+    return Reply(mad.STATUS_OK, _pad(smp_attrs.SlToVlTable(current).encode()))
 
 
 def _vlarb_table(req: _Request) -> Reply:
@@ -588,7 +587,7 @@ def _vlarb_table(req: _Request) -> Reply:
     else:
         port = req.port
     block = (req.attr_mod >> 16) - 1  # AM[31:16]: 1-2 low priority, 3-4 high (IBTA 14.2.5.9)
-    per = sa.VlArbTable.BLOCK
+    per = smp_attrs.VlArbTable.BLOCK
     if not 0 <= block <= 3 or (block % 2) * per >= VL_ARB_CAP:
         return _invalid(b"")
     count = min(per, VL_ARB_CAP - (block % 2) * per)
@@ -599,13 +598,13 @@ def _vlarb_table(req: _Request) -> Reply:
         current = tuple(default[offset:offset + count]) + ((0, 0),) * (count - len(
             default[offset:offset + count]))
     if req.is_set:
-        table = sa.VlArbTable.decode(req.data)
+        table = smp_attrs.VlArbTable.decode(req.data)
         current = tuple(zip(table.vls[:count], table.weights[:count], strict=True))
         if port.vlarb is None:
             port.vlarb = {}
         port.vlarb[block] = current
     entries = list(current) + [(0, 0)] * (per - count)
-    return Reply(mad.STATUS_OK, sa.VlArbTable(tuple(v for v, _ in entries),
+    return Reply(mad.STATUS_OK, smp_attrs.VlArbTable(tuple(v for v, _ in entries),
                                               tuple(w for _, w in entries)).encode())
 
 
@@ -614,7 +613,7 @@ def _linear_fdb(req: _Request) -> Reply:
     if sw is None:
         return Reply(mad.STATUS_METHOD_ATTR_UNSUPPORTED, bytes(SMP_DATA))
     block = req.attr_mod
-    if block >= LINEAR_FDB_CAP // sa.LinearForwardingTable.BLOCK:
+    if block >= LINEAR_FDB_CAP // smp_attrs.LinearForwardingTable.BLOCK:
         return _invalid(b"")  # ibsim writes past its table here (ibsim.md §2.7)
     if req.is_set:
         sw.set_lft_block(block, req.data[:64])
@@ -629,16 +628,17 @@ def _multicast_fdb(req: _Request) -> Reply:
     position = req.attr_mod >> 28  # which 16 ports (IBTA 14.2.5.12)
     block = req.attr_mod & 0x1FF  # 32 MLIDs per block
     positions = (node.num_ports + 1 + 15) // 16
-    if block >= MULTICAST_FDB_CAP // sa.MulticastForwardingTable.BLOCK or position >= positions:
+    blocks = MULTICAST_FDB_CAP // smp_attrs.MulticastForwardingTable.BLOCK
+    if block >= blocks or position >= positions:
         return _invalid(b"")
     key = (position, block)
     if req.is_set:
-        masks = sa.MulticastForwardingTable.decode(req.data).port_masks
+        masks = smp_attrs.MulticastForwardingTable.decode(req.data).port_masks
         if sw.multicast_fdb is None:
             sw.multicast_fdb = {}
         sw.multicast_fdb[key] = masks
-    masks = (sw.multicast_fdb or {}).get(key, (0,) * sa.MulticastForwardingTable.BLOCK)
-    return Reply(mad.STATUS_OK, sa.MulticastForwardingTable(masks).encode())
+    masks = (sw.multicast_fdb or {}).get(key, (0,) * smp_attrs.MulticastForwardingTable.BLOCK)
+    return Reply(mad.STATUS_OK, smp_attrs.MulticastForwardingTable(masks).encode())
 
 
 def _mlnx_ext_port_info(req: _Request) -> Reply:

@@ -21,7 +21,7 @@ from typing import Final
 
 from hcasim.fabric.firmware import NodeFirmware
 from hcasim.fabric.topology import Node, NodeKind, PortRef, Topology
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import smp_attrs
 
 # -- device constants (documented choices; sources given) ----------------------------------
 
@@ -119,8 +119,8 @@ class PortState:
         self.sm_lid = 0
         self.sm_sl = 0
         self.gid_prefix = GID_PREFIX_DEFAULT
-        self.state = sa.PORT_STATE_ACTIVE if port0 else sa.PORT_STATE_DOWN
-        self.phys_state = sa.PHYS_LINK_UP if port0 else sa.PHYS_POLLING
+        self.state = smp_attrs.PORT_STATE_ACTIVE if port0 else smp_attrs.PORT_STATE_DOWN
+        self.phys_state = smp_attrs.PHYS_LINK_UP if port0 else smp_attrs.PHYS_POLLING
         self.link_down_default = LINK_DOWN_DEFAULT_POLLING
         self.width_supported = self.width_enabled = width
         self.width_active = 0x02  # 4x until trained (ibsim init_ports)
@@ -173,7 +173,7 @@ class PortState:
     @property
     def link_up(self) -> bool:
         """PortPhysicalState is LinkUp (a cable, both ends enabled and trained)."""
-        return self.phys_state == sa.PHYS_LINK_UP
+        return self.phys_state == smp_attrs.PHYS_LINK_UP
 
     def covers_lid(self, lid: int) -> bool:
         """Whether ``lid`` is one of this port's LIDs (LID .. LID + 2^LMC - 1)."""
@@ -357,7 +357,7 @@ class Subnet:
         """Bring the link at ``a`` up if both ends are enabled; return switches whose
         port state changed (for PortStateChange and trap 128)."""
         b = a.peer
-        if b is None or sa.PHYS_DISABLED in (a.phys_state, b.phys_state):
+        if b is None or smp_attrs.PHYS_DISABLED in (a.phys_state, b.phys_state):
             return []
         width = highest_common(a.width_enabled & b.width_enabled, WIDTH_ORDER)
         speed = highest_common(a.speed_enabled & b.speed_enabled, SPEED_ORDER)
@@ -365,8 +365,8 @@ class Subnet:
             return []  # nothing in common: the link does not train
         ext = highest_common(a.ext_speed_enabled & b.ext_speed_enabled, EXT_SPEED_ORDER)
         for p in (a, b):
-            p.phys_state = sa.PHYS_LINK_UP
-            p.state = sa.PORT_STATE_INIT
+            p.phys_state = smp_attrs.PHYS_LINK_UP
+            p.state = smp_attrs.PORT_STATE_INIT
             p.width_active, p.speed_active, p.ext_speed_active = width, speed, ext
         return self._mark_changed(a, b)
 
@@ -375,18 +375,18 @@ class Subnet:
         return switches whose port state changed."""
         b = a.peer
         was_up = a.link_up
-        a.state = sa.PORT_STATE_DOWN
-        a.phys_state = sa.PHYS_DISABLED if disable else sa.PHYS_POLLING
-        if b is not None and b.phys_state != sa.PHYS_DISABLED:
-            b.state = sa.PORT_STATE_DOWN
-            b.phys_state = sa.PHYS_POLLING
+        a.state = smp_attrs.PORT_STATE_DOWN
+        a.phys_state = smp_attrs.PHYS_DISABLED if disable else smp_attrs.PHYS_POLLING
+        if b is not None and b.phys_state != smp_attrs.PHYS_DISABLED:
+            b.state = smp_attrs.PORT_STATE_DOWN
+            b.phys_state = smp_attrs.PHYS_POLLING
         return self._mark_changed(a, b) if was_up else []
 
     def uncable(self, a: PortState) -> list[NodeState]:
         """Pull the cable at ``a``: both ends Down/Polling and unconnected."""
         b = a.peer
         changed = self.take_down(a)
-        a.phys_state = sa.PHYS_POLLING
+        a.phys_state = smp_attrs.PHYS_POLLING
         if b is not None:
             b.peer = None
         a.peer = None

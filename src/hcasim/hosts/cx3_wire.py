@@ -59,8 +59,7 @@ from hcasim.hosts.mlx4_driver import (
     sl2vl_eqe,
     table_eqe,
 )
-from hcasim.ib import mad, vendor
-from hcasim.ib import smp_attrs as sa
+from hcasim.ib import mad, smp_attrs, vendor
 
 log = logging.getLogger("hcasim.cx3wire")
 
@@ -99,7 +98,7 @@ class Cx3Wire(NodeFirmware):
         self.firmware = firmware
         self.driver = driver
         self.owner_of = owner_of
-        self._active = port is not None and port.state == sa.PORT_STATE_ACTIVE
+        self._active = port is not None and port.state == smp_attrs.PORT_STATE_ACTIVE
 
     @property
     def firewall(self) -> bool:
@@ -144,8 +143,9 @@ class Cx3Wire(NodeFirmware):
             return Action.PASS  # the SMA's M_Key check drops it and raises trap 256
         if int.from_bytes(smp.data[:8], "big") == port.guid:
             return Action.PASS  # GUID0 unchanged: an ordinary alias-GUID Set
-        table = port.guid_table()[:sa.GuidInfo.BLOCK]
-        current = sa.GuidInfo(tuple(table + [0] * (sa.GuidInfo.BLOCK - len(table)))).encode()
+        table = port.guid_table()[:smp_attrs.GuidInfo.BLOCK]
+        padding = [0] * (smp_attrs.GuidInfo.BLOCK - len(table))
+        current = smp_attrs.GuidInfo(tuple(table + padding)).encode()
         log.info("GUIDInfo Set changing GUID0 of %s refused", port.node.id)
         return Answer(mad.STATUS_INVALID_FIELD, current)
 
@@ -192,7 +192,7 @@ class Cx3Wire(NodeFirmware):
         if bits & _SL2VL_TABLE:
             driver.post_eqe(sl2vl_eqe(number, (port.sl2vl or {}).get(0, DEFAULT_SL2VL)))
         if bits & _PORT_STATE:
-            active = port.state == sa.PORT_STATE_ACTIVE
+            active = port.state == smp_attrs.PORT_STATE_ACTIVE
             if active != self._active:
                 self._active = active
                 driver.post_eqe(port_change_eqe(number, active))
