@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hcasim.fabric.fattree import fat_tree
+from hcasim.fabric.netfile import format_netfile
 from hcasim.lab.home import UMAD2SIM, LabHome
 from hcasim.testing import LabHandle
 
@@ -62,7 +63,7 @@ def write_net(hcas: int, path: Path, two_level: bool) -> Path:
     """Write the fat-tree net file for ``hcas`` HCAs; return its path."""
     down = two_level_down(hcas) if two_level else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(fat_tree(hcas, RADIX, down).to_netfile())
+    path.write_text(format_netfile(fat_tree(hcas, RADIX, down)))
     return path
 
 

@@ -27,9 +27,8 @@ from hcasim.devices.flash import Flash
 from hcasim.devices.hw_key import image_with_key
 from hcasim.fabric import quicksm
 from hcasim.fabric.engine import DeliveryKind, MadEngine
-from hcasim.fabric.firmware import PortChange
 from hcasim.fabric.netfile import parse_netfile_text
-from hcasim.fabric.subnet import Subnet
+from hcasim.fabric.subnet import PortChange, Subnet
 from hcasim.fabric.topology import PortRef
 from hcasim.hosts import mlx4_driver
 from hcasim.hosts.cx3_wire import Cx3Fabric, Cx3Wire
@@ -72,7 +71,7 @@ class Wire:
             self.lab.hosts[raw["name"]] = Host(raw["name"],
                                                [Device(f"{raw['name']}/mt4099", raw["name"], fw)])
         self.owners: dict[int, object] = {CLIENT: object(), CLIENT + 1: object()}
-        self.fabric = Cx3Fabric(self.lab, self.subnet, self.owners)
+        self.fabric = Cx3Fabric(self.lab.hosts.values(), self.subnet, self.owners)
         self.fabric.start_drivers()
         self.lids = {p.node.id: lid for lid, p in quicksm.configure(
             self.subnet, PortRef("sm", 1)).items()}
@@ -390,14 +389,10 @@ def test_eqe_layout() -> None:
         "mlx4_core 0000:01:00.0: Unsupported subtype 0x42 for Port Management Change event"]
 
 
-def test_driver_show_op(wire: Wire) -> None:
-    from hcasim.devices.cx3 import FirmwareError
-
-    shown = wire.fabric.driver_show(None, {"host": "node1"})
-    assert shown["host"] == "node1" and shown["devices"][0]["mst"] == "/dev/mst/mt4099_pci_cr0"
-    for bad in ({}, {"host": ""}, {"host": 3}):
-        with pytest.raises(FirmwareError):
-            wire.fabric.driver_show(None, bad)
+def test_show_drivers(wire: Wire) -> None:
+    shown = wire.fabric.show_drivers("node1")
+    assert [d["mst"] for d in shown] == ["/dev/mst/mt4099_pci_cr0"]
+    assert wire.fabric.show_drivers("node3") == []  # no ConnectX-3 model on its node here
 
 
 def test_control_channel_port_info_hides_the_m_key(wire: Wire) -> None:

@@ -63,7 +63,7 @@ class Wire:
         self.firmware.bind(os.urandom(32))
         lab = FakeLab({"crypto1": Host("crypto1", [Device("crypto1/mt4125", "crypto1",
                                                           self.firmware)])})
-        assert cx6_wire.install(lab, self.subnet) == ["crypto1"]
+        assert cx6_wire.install(lab.hosts.values(), self.subnet) == ["crypto1"]
         self.lids = {p.node.id: lid for lid, p in quicksm.configure(
             self.subnet, PortRef("sm", 1)).items()}
 

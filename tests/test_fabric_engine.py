@@ -131,7 +131,7 @@ def test_client_response_is_forwarded_back(engine: MadEngine) -> None:
 
 
 def test_firmware_host_send_can_swallow(engine: MadEngine) -> None:
-    from hcasim.fabric.firmware import Action, MadContext, NodeFirmware
+    from hcasim.fabric.subnet import Action, MadContext, NodeFirmware
 
     class Mute(NodeFirmware):
         def host_send(self, ctx: MadContext) -> Action:

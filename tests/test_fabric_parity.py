@@ -32,6 +32,7 @@ from test_fabric_vs_ibsim import PORTINFO_ALWAYS, assert_same_data
 
 from hcasim.api.ibsim_client import IbsimClient, unique_sockname
 from hcasim.fabric.fattree import fat_tree
+from hcasim.fabric.netfile import format_netfile
 from hcasim.ib import build, mad, smp_attrs
 from hcasim.ib.simproto import SIM_STATUS_TIMEOUT, SimRequest
 from hcasim.lab.home import UMAD2SIM, LabHome
@@ -52,7 +53,7 @@ IBSIM_IGNORES_ON_SET = {"m_key", "m_key_protect_bits", "m_key_lease_period", "su
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("parity") / "fabric.net"
-    path.write_text(fat_tree(24, 8).to_netfile())  # 6 leaves, 4 spines: 3-hop paths
+    path.write_text(format_netfile(fat_tree(24, 8)))  # 6 leaves, 4 spines: 3-hop paths
     return path
 
 

@@ -8,9 +8,16 @@ import pytest
 
 from hcasim.fabric import quicksm
 from hcasim.fabric.engine import Delivery, DeliveryKind, MadEngine
-from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, PortChange
 from hcasim.fabric.netfile import parse_netfile_text
-from hcasim.fabric.subnet import PortState, Subnet
+from hcasim.fabric.subnet import (
+    Action,
+    Answer,
+    MadContext,
+    NodeFirmware,
+    PortChange,
+    PortState,
+    Subnet,
+)
 from hcasim.fabric.topology import PortRef
 from hcasim.ib import build, mad, smp_attrs
 

@@ -22,7 +22,7 @@ import pytest
 
 from hcasim.fabric.engine import DeliveryKind, MadEngine
 from hcasim.fabric.fattree import fat_tree
-from hcasim.fabric.netfile import parse_netfile
+from hcasim.fabric.netfile import format_netfile, parse_netfile
 from hcasim.fabric.subnet import Subnet
 from hcasim.fabric.topology import NodeKind, PortRef
 from hcasim.ib import build, mad
@@ -141,7 +141,7 @@ def lab(request: pytest.FixtureRequest,
     work = tmp_path_factory.mktemp("ibsim")
     netfile = work / "lab.net"
     if request.param == "fattree":
-        netfile.write_text(fat_tree(12, 8).to_netfile())  # 3 leaves, 4 spines
+        netfile.write_text(format_netfile(fat_tree(12, 8)))  # 3 leaves, 4 spines
         host = "H00001"
     else:
         netfile.write_text(TWO_PORT_NET)

@@ -11,7 +11,7 @@ import pytest
 from hcasim.devices import fs2
 from hcasim.devices.cx3 import KINDS
 from hcasim.fabric.fattree import fat_tree
-from hcasim.lab import daemon
+from hcasim.fabric.netfile import format_netfile
 from hcasim.lab.device_models import cx3_factory_image
 from hcasim.lab.lab import Lab
 from hcasim.lab.spec import (
@@ -53,9 +53,8 @@ def test_guid_patcher_is_with_guids() -> None:
 
 def test_a_generated_lab_reads_back_its_guids(tmp_path: Path) -> None:
     net = tmp_path / "ft.net"
-    net.write_text(fat_tree(150, 12).to_netfile())
+    net.write_text(format_netfile(fat_tree(150, 12)))
     definition = lab_from_files(net, None)
-    daemon.load_extensions()
     store = LabStore(tmp_path / "lab.db")
     try:
         Lab.create(store, definition)

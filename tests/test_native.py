@@ -32,7 +32,6 @@ import asyncio, hashlib, itertools, json, logging, sys, time
 from hcasim import native
 from hcasim.ib import layout
 from hcasim.lab import daemon
-from hcasim.lab.control import ControlEndpoint
 from hcasim.lab.home import LabHome
 from hcasim.lab.ibsim_server import Client
 
@@ -54,13 +53,9 @@ async def main():
     home = LabHome.resolve(sys.argv[1])
     home.ensure()
     compiled_codecs = layout.use_compiled_codecs()  # as the daemon does
-    extensions = daemon.load_extensions()  # they register the device models
     lab = daemon.open_lab(home, None, None)
-    endpoint = ControlEndpoint(lab, on_shutdown=lambda: None)
-    for ext in extensions:
-        if hasattr(ext, "start"):
-            await ext.start(lab, endpoint, home)
-    server = lab.ibsim
+    services = await daemon.start_services(lab, home, on_shutdown=lambda: None)
+    server = services.ibsim
     logging.getLogger().addHandler(Record())
     clock = itertools.count()
     time.monotonic = lambda: next(clock) * 0.01  # the same "now" for the same MAD
@@ -85,7 +80,7 @@ async def main():
                 continue
             digest.update(server.engine.port_info_data(port.ref))
             digest.update(repr((port.pkey_table(), port.counters)).encode())
-    for drivers in lab.cx3_fabric.drivers.values():
+    for drivers in services.cx3.drivers.values():
         for driver in drivers:
             digest.update(repr(driver.show()).encode())
     print(json.dumps({"state": native.state(), "codecs": compiled_codecs, "count": count,

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 #: through routing, the SMAs and PMAs to the ConnectX-3 wire firmware and driver events.
 MODULES = (
     "hcasim.fabric.engine",
-    "hcasim.fabric.firmware",
     "hcasim.fabric.pma",
     "hcasim.fabric.routing",
     "hcasim.fabric.sma",

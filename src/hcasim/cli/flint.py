@@ -13,12 +13,18 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from hcasim.cli.flint_common import (
+    FLINT_FAILED,
+    FLINT_SUCCESS,
+    Options,
+    err,
+    load_image,
+    open_for_access,
+    out,
+)
+
 if TYPE_CHECKING:
     from hcasim.api.mst import MstDevice
-
-FLINT_SUCCESS = 0
-FLINT_FAILED = 1
-FLINT_BURN_ABORTED = 7  # flint/err_msgs.h:53
 
 USAGE = """NAME
     flint - Flash Interface (hcasim simulated devices, mstflint 4.21 compatible)
@@ -50,35 +56,6 @@ STATUS_BAD_PARAM = 0x3  # MFE_MISMATCH_KEY (mflash.c:3813)
 KEY_SYNTAX_ERROR = (
     "Invalid Key syntax, it should contain only hexa numbers and of appropriate length."
 )
-LOCKED_REASON = "HW access is disabled on the device. "
-
-
-def out(text: str) -> None:
-    """Write to stdout without a newline and flush (flint prints progress with \\r)."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-def err(message: str) -> int:
-    """Print an ``-E-`` message the way reportErr does (stdout) and return FLINT_FAILED."""
-    out(f"-E- {message}\n")
-    return FLINT_FAILED
-
-
-class Options:
-    """Parsed command line."""
-
-    def __init__(self) -> None:
-        self.device: str | None = None
-        self.image: str | None = None
-        self.quick = False
-        self.yes = False
-        self.no = False
-        self.allow_psid_change = False
-        self.command: str | None = None
-        self.params: list[str] = []
-        #: Set by a command that printed its own complete failure text.
-        self.failure_reported = False
 
 
 class UsageExit(Exception):
@@ -184,54 +161,6 @@ def read_key(prompt: str) -> str:
 
 
 # ------------------------------------------------------------------ device helpers
-def locked_hint(dev: str) -> str:
-    """The second half of the locked-device error (flint_io.cpp:389-394)."""
-    return f'-E- Run "flint -d {dev} hw_access enable [key]" in order to enable HW access.'
-
-
-def open_for_fw_ops(dev: str) -> MstDevice | int:
-    """Open a device the way preFwOps does; on failure print its error and return 1."""
-    from hcasim.api.mst import DeviceOpenError, MstDevice
-
-    try:
-        device = MstDevice.open(dev)
-    except DeviceOpenError as exc:
-        return err(f"Cannot open Device: {dev}. {exc.reason}. MFE_CR_ERROR")
-    if device.locked:
-        device.close()
-        return err(f"Cannot open Device: {dev}. {LOCKED_REASON}\n{locked_hint(dev)}")
-    return device
-
-
-def open_for_access(dev: str, *, allow_locked: bool = False) -> MstDevice | int:
-    """Open a device the way preFwAccess / openIo does (set_key, hw_access)."""
-    from hcasim.api.mst import DeviceOpenError, MstDevice
-
-    try:
-        device = MstDevice.open(dev)
-    except DeviceOpenError as exc:
-        return err(f"Failed to open Device: {exc.reason}. MFE_CR_ERROR")
-    if device.locked and not allow_locked:
-        device.close()
-        return err(f"Failed to open Device: {LOCKED_REASON}\n{locked_hint(dev)}")
-    return device
-
-
-def read_image_file(path: str) -> bytes | int:
-    """Read an image file as FwOperations does, printing mstflint's errors."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        return err(f'Cannot open Image: {path}. Can not open file "{path}" - {exc.strerror}')
-    if len(data) % 4:
-        return err(
-            f"Cannot open Image: {path}. Image size should be 4-bytes aligned. "
-            f"Make sure file {path} is in the right format (binary image)"
-        )
-    return data
-
-
 # ------------------------------------------------------------------ commands
 class CommandSpec(NamedTuple):
     """A flint command: its canonical name, handler, argument limit and what it operates on."""
@@ -269,28 +198,6 @@ def precheck(spec: CommandSpec, opts: Options) -> int | None:
     elif spec.target == "both" and not (has_dev and has_img):
         return err(f'Command "{spec.name}" requires both image and device to be specified.')
     return None
-
-
-def load_image(opts: Options) -> tuple[bytes, tuple[int, int, int] | None] | int:
-    """The image a command works on: the ``-i`` file, or the ``-d`` device's flash.
-
-    With a device, also the firmware version it runs. On failure the error is printed and
-    FLINT_FAILED returned.
-    """
-    if opts.image is not None:
-        data = read_image_file(opts.image)
-        return data if isinstance(data, int) else (data, None)
-    device = open_for_fw_ops(opts.device or "")
-    if isinstance(device, int):
-        return device
-    try:
-        from hcasim.api.mst import SEM_FLASH_PROGRAMMING
-
-        with device.semaphore(SEM_FLASH_PROGRAMMING):
-            data = device.read_flash_image()
-        return data, device.running_version()
-    finally:
-        device.close()
 
 
 def cmd_query(opts: Options) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from hcasim.cli.flint import (
+from hcasim.cli.flint_common import (
     FLINT_BURN_ABORTED,
     FLINT_FAILED,
     FLINT_SUCCESS,

@@ -47,7 +47,6 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Final
 
-from hcasim.fabric.firmware import Action, MadContext, NodeFirmware
 from hcasim.fabric.pma import handle_perf
 from hcasim.fabric.routing import NoRoute, route_dr_in, route_dr_out, route_lid
 from hcasim.fabric.sma import (
@@ -63,7 +62,7 @@ from hcasim.fabric.sma import (
     node_info_data,
     port_info_data,
 )
-from hcasim.fabric.subnet import NODE_REVISION, PortState, Subnet
+from hcasim.fabric.subnet import NODE_REVISION, Action, MadContext, NodeFirmware, PortState, Subnet
 from hcasim.fabric.topology import PortRef
 from hcasim.ib import mad, smp_attrs
 from hcasim.ib.simproto import SIM_MAD_SIZE, SIM_REQUEST_SIZE, SIM_STATUS_TIMEOUT, SimRequest

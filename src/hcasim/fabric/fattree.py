@@ -23,6 +23,7 @@ import math
 import sys
 from dataclasses import dataclass
 
+from hcasim.fabric.netfile import format_netfile
 from hcasim.fabric.topology import (
     EXT_SPEED_EDR,
     EXT_SPEED_FDR,
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"fattree: {e}", file=sys.stderr)
         return 2
-    sys.stdout.write(topo.to_netfile())
+    sys.stdout.write(format_netfile(topo))
     return 0
 
 

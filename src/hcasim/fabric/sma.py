@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
-from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, PortChange
 from hcasim.fabric.subnet import (
     DEFAULT_SL2VL,
     DEFAULT_VLARB_HIGH,
@@ -46,7 +45,12 @@ from hcasim.fabric.subnet import (
     SPEED_ORDER,
     VL_ARB_CAP,
     WIDTH_ORDER,
+    Action,
+    Answer,
+    MadContext,
+    NodeFirmware,
     NodeState,
+    PortChange,
     PortState,
     Subnet,
     highest_common,

@@ -230,9 +230,3 @@ class Topology:
         else:
             raise LookupError("empty topology")
         return PortRef(node.id, node.first_port)
-
-    def to_netfile(self) -> str:
-        """Write this topology in the net-file grammar; parsing it gives it back."""
-        from hcasim.fabric.netfile import format_netfile
-
-        return format_netfile(self)

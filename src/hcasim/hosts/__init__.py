@@ -1,7 +1,7 @@
 """The host side of a device: what sits between a firmware model and the wire or the host.
 
 Pure, no sockets: each module binds a firmware model of :mod:`hcasim.devices` to the fabric
-of :mod:`hcasim.fabric` through its :class:`~hcasim.fabric.firmware.NodeFirmware` hooks, or
+of :mod:`hcasim.fabric` through its :class:`~hcasim.fabric.subnet.NodeFirmware` hooks, or
 models the host's driver.
 
 * :mod:`hcasim.hosts.cx3_wire` - a ConnectX-3 on the wire: the SMP firewall (QP0 owned by

@@ -1,7 +1,7 @@
 """The ConnectX-3 firmware on the wire: SMP firewall, M_Key and GUID0 protection, in-band
 CR-space access, and the events the firmware sends its host's driver.
 
-One :class:`Cx3Wire` (a :class:`~hcasim.fabric.firmware.NodeFirmware`) is installed on the
+One :class:`Cx3Wire` (a :class:`~hcasim.fabric.subnet.NodeFirmware`) is installed on the
 fabric node of every lab host whose HCA is a ConnectX-3. It is backed by the same
 :class:`~hcasim.devices.cx3.Cx3Firmware` the lab holds, so the control socket (hcasim's
 flint) and MADs (the real mstflint in-band) see one device. Facts and choices are in
@@ -34,16 +34,24 @@ docs/fabric.md; in short:
 
 from __future__ import annotations
 
-import errno
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from hcasim.devices.cx3 import SEMAPHORES, Cx3Firmware, FirmwareError
-from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware, PortChange
-from hcasim.fabric.subnet import DEFAULT_SL2VL, PortState
+from hcasim.devices.cx3 import SEMAPHORES, Cx3Firmware
+from hcasim.fabric.subnet import (
+    DEFAULT_SL2VL,
+    Action,
+    Answer,
+    MadContext,
+    NodeFirmware,
+    PortChange,
+    PortState,
+    Subnet,
+)
 from hcasim.hosts import config_space
+from hcasim.hosts.inventory import LabHost
 from hcasim.hosts.mlx4_driver import (
     CHANGED_CLIENT_REREG,
     CHANGED_GID_PREFIX,
@@ -201,14 +209,16 @@ class Cx3Wire(NodeFirmware):
 class Cx3Fabric:
     """Every ConnectX-3 of a lab on its fabric: wire firmware, drivers, semaphore owners."""
 
-    def __init__(self, lab: Any, subnet: Any, clients: dict[int, object]) -> None:
-        self.lab = lab
+    def __init__(self, hosts: Iterable[LabHost], subnet: Subnet,
+                 clients: Mapping[int, object]) -> None:
+        """Put the ConnectX-3 of each of ``hosts`` on ``subnet``; ``clients`` maps the ibsim
+        endpoint's client indexes to the attached clients that own semaphores."""
         self.subnet = subnet
         self.clients = clients
         self.drivers: dict[str, list[Mlx4Driver]] = {}
         self.firmwares: list[Cx3Firmware] = []
         self.hosts: list[str] = []
-        for host in lab.hosts.values():
+        for host in hosts:
             try:
                 node = subnet.node(host.name)
             except KeyError:
@@ -261,26 +271,8 @@ class Cx3Fabric:
             return bytes(8) + data[8:]
         return data
 
-    def driver_show(self, session: object, args: dict[str, Any]) -> dict[str, Any]:
-        """Control op ``driver_show``: the drivers of one host (no key material)."""
-        host = args.get("host")
-        if not isinstance(host, str) or not host:
-            raise FirmwareError(errno.EINVAL, "host must be a non-empty string")
-        name = self.lab.host(host).name  # ENOENT for an unknown host
-        return {"host": name, "devices": [d.show() for d in self.drivers.get(name, [])]}
+    def show_drivers(self, host: str) -> list[dict[str, Any]]:
+        """What the mlx4 drivers of one host know (no key material); none for a host
+        without a ConnectX-3 on the fabric."""
+        return [driver.show() for driver in self.drivers.get(host, [])]
 
-
-def install(lab: Any, engine: Any, server: Any, endpoint: Any) -> Cx3Fabric:
-    """Put every ConnectX-3 of ``lab`` on ``engine``'s fabric and load their drivers.
-
-    Called by the ibsim endpoint when it starts; ``server.clients`` maps client indexes to
-    the attached clients that own semaphores.
-    """
-    fabric = Cx3Fabric(lab, engine.subnet, server.clients)
-    fabric.start_drivers()
-    lab.host_listeners.append(fabric.host_event)
-    server.detach_listeners.append(fabric.client_detached)
-    server.port_info_filters.append(fabric.host_port_info)
-    endpoint.register("driver_show", fabric.driver_show)
-    lab.cx3_fabric = fabric
-    return fabric

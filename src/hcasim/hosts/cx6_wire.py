@@ -1,11 +1,11 @@
 """The ConnectX-6 Dx (mt4125) on the wire: identification reads and the AccessRegister SMP.
 
-One :class:`Cx6Wire` (a :class:`~hcasim.fabric.firmware.NodeFirmware`) is installed on the
-fabric node of every lab host whose HCA is a ConnectX-6 Dx, when the daemon starts (this
-module is a daemon extension listed after :mod:`hcasim.lab.ibsim_server`, whose fabric it
-needs). It is backed by the same :class:`~hcasim.devices.mlx5.firmware.Mlx5CryptoFirmware` the
-control socket serves, so ``hcasim crypto ...`` and in-band register accesses see one
-device. Facts and choices are in docs/fabric.md §6 and docs/crypto.md §10; in short:
+One :class:`Cx6Wire` (a :class:`~hcasim.fabric.subnet.NodeFirmware`) is installed on the
+fabric node of every lab host whose HCA is a ConnectX-6 Dx, when the daemon starts its
+fabric (:mod:`hcasim.lab.daemon`). It is backed by the same
+:class:`~hcasim.devices.mlx5.firmware.Mlx5CryptoFirmware` the control socket serves, so
+``hcasim crypto ...`` and in-band register accesses see one device.
+Facts and choices are in docs/fabric.md §6 and docs/crypto.md §10; in short:
 
 - **ConfigSpaceAccess** (vendor class 0x0A or 0x09, attribute 0x0050; reference inband.md
   §1, decoded by :mod:`hcasim.hosts.config_space` as for the ConnectX-3): the words mstflint
@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from hcasim.devices.cx3 import FirmwareError
 from hcasim.devices.mlx5.firmware import Mlx5CryptoFirmware
@@ -46,8 +46,9 @@ from hcasim.devices.mlx5.registers import (
     IMPORT_KEK_HANDLE,
     RegisterId,
 )
-from hcasim.fabric.firmware import Action, Answer, MadContext, NodeFirmware
+from hcasim.fabric.subnet import Action, Answer, MadContext, NodeFirmware, Subnet
 from hcasim.hosts import config_space
+from hcasim.hosts.inventory import LabHost
 from hcasim.ib import access_register as ar
 from hcasim.ib import mad, vendor
 
@@ -60,7 +61,6 @@ __all__ = [
     "Cx6Wire",
     "RegisterSpec",
     "install",
-    "start",
 ]
 
 log = logging.getLogger("hcasim.cx6wire")
@@ -215,11 +215,11 @@ class Cx6Wire(NodeFirmware):
         return reply.status, reply.data
 
 
-def install(lab: Any, subnet: Any) -> list[str]:
+def install(hosts: Iterable[LabHost], subnet: Subnet) -> list[str]:
     """Put a :class:`Cx6Wire` on the fabric node of every host whose HCA is a ConnectX-6 Dx;
     returns those hosts' names."""
-    hosts = []
-    for host in lab.hosts.values():
+    installed = []
+    for host in hosts:
         try:
             node = subnet.node(host.name)
         except KeyError:
@@ -229,19 +229,7 @@ def install(lab: Any, subnet: Any) -> list[str]:
         for device in host.devices:
             if isinstance(device.firmware, Mlx5CryptoFirmware):
                 subnet.set_firmware(node.id, Cx6Wire(device.firmware))
-                hosts.append(host.name)
+                installed.append(host.name)
                 break  # one HCA per fabric node
-    return hosts
+    return installed
 
-
-async def start(lab: Any, endpoint: Any, home: Any) -> Callable[[], None]:
-    """Daemon extension entry: install the ConnectX-6 Dx wire firmware on the lab's fabric
-    (built by :mod:`hcasim.lab.ibsim_server`, which starts before this module)."""
-    engine = getattr(lab, "fabric", None)
-    if engine is None:
-        log.warning("no fabric: the ConnectX-6 Dx devices answer no MAD")
-        return lambda: None
-    hosts = install(lab, engine.subnet)
-    if hosts:
-        log.info("ConnectX-6 Dx wire firmware on %s", ", ".join(hosts))
-    return lambda: None

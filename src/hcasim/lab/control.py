@@ -17,7 +17,14 @@ from typing import Any
 
 from hcasim.devices.cx3 import Cx3Firmware, FirmwareError
 from hcasim.lab.lab import Device, Lab
-from hcasim.lab.protocol import HEADER, ProtocolError, body_length, decode_body, encode
+from hcasim.lab.protocol import (
+    HEADER,
+    ControlError,
+    ProtocolError,
+    body_length,
+    decode_body,
+    encode,
+)
 
 log = logging.getLogger("hcasim.control")
 _session_ids = itertools.count(1)
@@ -43,14 +50,14 @@ class Session:
 def _int(args: dict[str, Any], name: str, lo: int, hi: int) -> int:
     value = args.get(name)
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise FirmwareError(errno.EINVAL, f"{name} must be an integer in [{lo}, {hi}]")
+        raise ControlError(errno.EINVAL, f"{name} must be an integer in [{lo}, {hi}]")
     return value
 
 
 def _str(args: dict[str, Any], name: str) -> str:
     value = args.get(name)
     if not isinstance(value, str) or not value:
-        raise FirmwareError(errno.EINVAL, f"{name} must be a non-empty string")
+        raise ControlError(errno.EINVAL, f"{name} must be a non-empty string")
     return value
 
 
@@ -110,7 +117,7 @@ class ControlEndpoint:
             return {"ok": False, "errno": errno.EOPNOTSUPP, "error": f"unknown operation {op!r}"}
         try:
             reply = handler(session, request)
-        except FirmwareError as exc:
+        except (ControlError, FirmwareError) as exc:  # refused by the daemon or the device
             return {"ok": False, "errno": exc.errno, "error": str(exc)}
         reply["ok"] = True
         return reply
@@ -119,7 +126,7 @@ class ControlEndpoint:
     async def _finish(pending: Awaitable[dict[str, Any]]) -> dict[str, Any]:
         try:
             reply = await pending
-        except FirmwareError as exc:
+        except (ControlError, FirmwareError) as exc:  # refused by the daemon or the device
             return {"ok": False, "errno": exc.errno, "error": str(exc)}
         reply["ok"] = True
         return reply
@@ -153,10 +160,10 @@ class ControlEndpoint:
     def open(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         path = _str(args, "path")
         if session.host is None:
-            raise FirmwareError(errno.ENOENT, "No such file or directory")
+            raise ControlError(errno.ENOENT, "No such file or directory")
         device = self.lab.host(session.host).device_at(path)
         if device is None:
-            raise FirmwareError(errno.ENOENT, "No such file or directory")
+            raise ControlError(errno.ENOENT, "No such file or directory")
         session.opened[device.ident] = device
         firmware = device.firmware
         device_id = firmware.kind.device_id if isinstance(firmware, Cx3Firmware) else 0
@@ -166,13 +173,13 @@ class ControlEndpoint:
         handle = args.get("handle")
         device = session.opened.get(handle) if isinstance(handle, str) else None
         if device is None:
-            raise FirmwareError(errno.EBADF, "device not opened in this session")
+            raise ControlError(errno.EBADF, "device not opened in this session")
         return device
 
     def _cx3(self, session: Session, args: dict[str, Any]) -> Cx3Firmware:
         firmware = self._device(session, args).firmware
         if not isinstance(firmware, Cx3Firmware):
-            raise FirmwareError(errno.EOPNOTSUPP, "not a ConnectX-3 CR-space device")
+            raise ControlError(errno.EOPNOTSUPP, "not a ConnectX-3 CR-space device")
         return firmware
 
     def cr_read(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +193,7 @@ class ControlEndpoint:
         addr = _int(args, "addr", 0, 0xFFFFFFFF)
         values = args.get("values")
         if not isinstance(values, list) or not 1 <= len(values) <= MAX_CR_DWORDS:
-            raise FirmwareError(errno.EINVAL, "values must be a list of 1 to 4096 dwords")
+            raise ControlError(errno.EINVAL, "values must be a list of 1 to 4096 dwords")
         firmware.cr_write(addr, values, session)
         return {}
 
@@ -207,7 +214,7 @@ class ControlEndpoint:
         try:
             image = base64.b64decode(_str(args, "data"), validate=True)
         except binascii.Error:
-            raise FirmwareError(errno.EINVAL, "data is not valid base64") from None
+            raise ControlError(errno.EINVAL, "data is not valid base64") from None
         firmware.flash_write_image(image, session)
         return {}
 

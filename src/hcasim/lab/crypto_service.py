@@ -1,8 +1,9 @@
-"""The ConnectX-6 Dx crypto device inside the lab daemon: device model, storage key, control ops.
+"""The ConnectX-6 Dx crypto devices inside the lab daemon: storage keys and control ops.
 
-Importing this module (it is listed in ``hcasim.lab.daemon.EXTENSIONS``) registers the device
-model ``mt4125``; :func:`start`, run when the daemon starts, gives every such device its
-storage key and serves the crypto control operations of :mod:`hcasim.lab.crypto_protocol`:
+When the daemon starts (:func:`hcasim.lab.daemon.start_services`), :func:`bind_storage_keys`
+gives every such device (:class:`~hcasim.devices.mlx5.firmware.Mlx5CryptoFirmware`) its
+storage key, and :class:`CryptoService` serves the crypto control operations of
+:mod:`hcasim.lab.crypto_protocol`:
 
 * ``mlx5_open {device}`` makes the connection a device context on the verbs device ``device``
   (``mlx5_0``) of the session's host (``hello`` first). One connection holds at most one
@@ -42,7 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from hcasim.devices.cx3 import FirmwareError
 from hcasim.devices.mlx5.crypto_engine import (
     ContextId,
     CryptoEngine,
@@ -68,6 +68,7 @@ from hcasim.lab.crypto_protocol import (
 )
 from hcasim.lab.home import LabHome
 from hcasim.lab.lab import Lab
+from hcasim.lab.protocol import ControlError
 
 __all__ = [
     "STORAGE_KEY_FILE",
@@ -75,7 +76,7 @@ __all__ = [
     "StorageKeyError",
     "device_storage_key",
     "load_lab_secret",
-    "start",
+    "bind_storage_keys",
 ]
 
 log = logging.getLogger("hcasim.crypto")
@@ -268,16 +269,16 @@ class CryptoService:
             for firmware in self.crypto_devices(session.host):
                 if firmware.verbs_name == name:
                     return firmware
-        raise FirmwareError(errno.ENODEV, f"no verbs device {name!r} on this host")
+        raise ControlError(errno.ENODEV, f"no verbs device {name!r} on this host")
 
     def open(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         """``mlx5_open``: this connection becomes a context on the named device."""
         firmware = self._device(session, args)
         if session.ident in self._contexts:
-            raise FirmwareError(errno.EBUSY, "this connection already holds a device context")
+            raise ControlError(errno.EBUSY, "this connection already holds a device context")
         engine = firmware.engine
         if engine is None:
-            raise FirmwareError(errno.EIO, f"the device failed: {firmware.failure}")
+            raise ControlError(errno.EIO, f"the device failed: {firmware.failure}")
         ctx: ContextId = ("session", session.ident)
         caps = engine.open_context(ctx)
         self._contexts[session.ident] = _OpenContext(firmware, ctx)
@@ -299,16 +300,16 @@ class CryptoService:
     ) -> dict[str, Any]:
         opened = self._contexts.get(session.ident)
         if opened is None:
-            raise FirmwareError(errno.EBADF, "no device context on this connection (mlx5_open)")
+            raise ControlError(errno.EBADF, "no device context on this connection (mlx5_open)")
         engine = opened.firmware.engine
         if engine is None:
-            raise FirmwareError(errno.EIO, f"the device failed: {opened.firmware.failure}")
+            raise ControlError(errno.EIO, f"the device failed: {opened.firmware.failure}")
         try:
             return op(engine, opened.ctx, args)
         except CryptoError as exc:
             return {"crypto_error": encode_error(exc)}
         except ValueError as exc:  # WireError and out-of-range enum values
-            raise FirmwareError(errno.EINVAL, str(exc)) from None
+            raise ControlError(errno.EINVAL, str(exc)) from None
 
     def register_access(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         """``mlx5_reg``: one access register of a crypto device of the session's host."""
@@ -318,7 +319,7 @@ class CryptoService:
         data = _wire(get_bytes, args, "data", _MAX_REGISTER)
         registers = firmware.registers
         if registers is None:
-            raise FirmwareError(errno.EIO, f"the device failed: {firmware.failure}")
+            raise ControlError(errno.EIO, f"the device failed: {firmware.failure}")
         reply = registers.access(register_id, method, data)
         return {"status": int(reply.status), "data": b64(reply.data), "message": reply.message}
 
@@ -332,12 +333,13 @@ def _wire(getter: Callable[..., Any], args: dict[str, Any], *spec: Any) -> Any:
     try:
         return getter(args, *spec)
     except WireError as exc:
-        raise FirmwareError(errno.EINVAL, str(exc)) from None
+        raise ControlError(errno.EINVAL, str(exc)) from None
 
 
-async def start(lab: Lab, endpoint: ControlEndpoint, home: LabHome) -> Callable[[], None]:
-    """Daemon start: name each host's crypto devices, give them their storage keys, and
-    serve the crypto control operations; returns the function that stops the service."""
+def bind_storage_keys(lab: Lab, home: LabHome) -> list[Mlx5CryptoFirmware]:
+    """Daemon start: name each host's crypto devices (mlx5_0, mlx5_1, ...) and give each its
+    storage key, derived from the lab secret (created on the first start); a device whose
+    key cannot be had is left failed. Returns the crypto devices."""
     devices: list[Mlx5CryptoFirmware] = []
     for host in lab.hosts.values():
         index = 0
@@ -355,6 +357,4 @@ async def start(lab: Lab, endpoint: ControlEndpoint, home: LabHome) -> Callable[
         else:
             for firmware in devices:
                 firmware.bind(device_storage_key(secret, firmware.ident))
-    service = CryptoService(lab)
-    service.register(endpoint)
-    return service.stop
+    return devices

@@ -9,42 +9,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import fcntl
+import functools
 import gc
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hcasim.hosts import cx6_wire
+from hcasim.hosts.cx3_wire import Cx3Fabric
 from hcasim.ib import layout
-from hcasim.lab.control import ControlEndpoint
+from hcasim.lab.control import ControlEndpoint, Session
+from hcasim.lab.crypto_service import CryptoService, bind_storage_keys
 from hcasim.lab.home import LabHome
+from hcasim.lab.ibsim_server import IbsimServer, build_engine
 from hcasim.lab.lab import Lab
+from hcasim.lab.protocol import ControlError
+from hcasim.lab.sm_service import SubnetManager
 from hcasim.lab.spec import SpecError, default_lab, lab_from_files
 from hcasim.lab.store import LabStore, StoreError
 
 log = logging.getLogger("hcasim.daemon")
-
-#: Modules that extend the daemon. Importing one may register device models
-#: (hcasim.lab.lab.register_device_model); if it defines
-#: ``async def start(lab, endpoint, home) -> Callable[[], None]`` that service is started
-#: with the daemon and the returned function stops it.
-EXTENSIONS: tuple[str, ...] = (
-    "hcasim.lab.crypto_service",
-    "hcasim.lab.ibsim_server",
-    "hcasim.hosts.cx6_wire",  # after ibsim_server: it installs firmware on that fabric
-    "hcasim.lab.sm_service",
-)
-
-
-def load_extensions() -> list[Any]:
-    """Import every extension module (before the lab is opened)."""
-    import importlib
-
-    return [importlib.import_module(name) for name in EXTENSIONS]
-
 
 class DaemonError(Exception):
     """The daemon cannot start; the message says why."""
@@ -84,11 +75,71 @@ def open_lab(home: LabHome, topology: Path | None, labfile: Path | None) -> Lab:
     return Lab.create(store, wanted or default_lab())
 
 
-async def serve(home: LabHome, lab: Lab, extensions: list[Any]) -> None:
-    """Serve the control socket (and every extension's service) until asked to stop."""
+@dataclass
+class Services:
+    """The daemon's services around one lab. :func:`start_services` starts them in field
+    order, each on what the ones before it set up; :meth:`stop` stops them in reverse."""
+
+    #: The control socket's operations (hcasim, flint, mlx5dv): every service adds its own.
+    control: ControlEndpoint
+    #: The mlx5 crypto devices' storage keys and ``mlx5_*`` operations.
+    crypto: CryptoService
+    #: The fabric and its ibsim endpoint, for libumad2sim clients.
+    ibsim: IbsimServer
+    #: Every ConnectX-3 on the fabric: SMP firewall, in-band CR access, mlx4 drivers.
+    cx3: Cx3Fabric
+    #: Hosts whose ConnectX-6 Dx answers on the fabric (access registers in-band).
+    cx6_hosts: list[str]
+    #: The real OpenSM on a lab host, on request.
+    sm: SubnetManager
+
+    def stop(self) -> None:
+        """Stop every service, the last started first."""
+        self.sm.kill_now()
+        self.ibsim.close()
+        self.crypto.stop()
+
+
+async def start_services(lab: Lab, home: LabHome, on_shutdown: Callable[[], None]) -> Services:
+    """Start every service of the daemon around ``lab``, in one fixed order."""
+    control = ControlEndpoint(lab, on_shutdown=on_shutdown)
+    bind_storage_keys(lab, home)
+    crypto = CryptoService(lab)
+    crypto.register(control)
+    engine = build_engine(lab.definition)
+    ibsim = IbsimServer(home.ibsim_sockname, engine, asyncio.get_running_loop())
+    cx3 = Cx3Fabric(lab.hosts.values(), engine.subnet, ibsim.clients)
+    cx3.start_drivers()
+    lab.host_listeners.append(cx3.host_event)
+    ibsim.detach_listeners.append(cx3.client_detached)
+    ibsim.port_info_filters.append(cx3.host_port_info)
+    cx6_hosts = cx6_wire.install(lab.hosts.values(), engine.subnet)
+    log.info("ibsim endpoint %s ready (%d nodes; ConnectX-6 Dx on the wire: %s)", ibsim.base,
+             len(engine.subnet.nodes), ", ".join(cx6_hosts) or "none")
+    sm = SubnetManager(lab, home)
+    services = Services(control, crypto, ibsim, cx3, cx6_hosts, sm)
+    control.register("driver_show", functools.partial(_driver_show, lab, cx3))
+    control.register("sm_start", sm.start)
+    control.register("sm_stop", sm.stop)
+    control.register("sm_status", sm.status)
+    return services
+
+
+def _driver_show(lab: Lab, cx3: Cx3Fabric, session: Session,
+                 args: dict[str, Any]) -> dict[str, Any]:
+    """Control op ``driver_show``: what the mlx4 drivers of one host know (no key material)."""
+    host = args.get("host")
+    if not isinstance(host, str) or not host:
+        raise ControlError(errno.EINVAL, "host must be a non-empty string")
+    name = lab.host(host).name  # ENOENT for an unknown host
+    return {"host": name, "devices": cx3.show_drivers(name)}
+
+
+async def serve(home: LabHome, lab: Lab) -> None:
+    """Serve the control socket (and every service) until asked to stop."""
     stop = asyncio.Event()
-    endpoint = ControlEndpoint(lab, on_shutdown=stop.set)
-    stoppers = [await ext.start(lab, endpoint, home) for ext in extensions if hasattr(ext, "start")]
+    services = await start_services(lab, home, on_shutdown=stop.set)
+    endpoint = services.control
     # The lab's object graph (a fabric of thousands of nodes) lives as long as the daemon:
     # keep it out of the collector's full passes, which would otherwise walk all of it
     gc.freeze()
@@ -109,8 +160,7 @@ async def serve(home: LabHome, lab: Lab, extensions: list[Any]) -> None:
         loop.create_task(_stop_when_gone(int(watched), stop))
     async with server:
         await stop.wait()
-    for stopper in reversed(stoppers):
-        stopper()
+    services.stop()
     home.socket.unlink(missing_ok=True)
     log.info("lab daemon stopped")
 
@@ -143,8 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    layout.use_compiled_codecs()  # before the extensions generate theirs
-    extensions = load_extensions()
+    layout.use_compiled_codecs()  # before the fabric's layouts generate theirs
     try:
         lock_fd = acquire_home_lock(home)
         lab = open_lab(home, args.topology, args.lab)
@@ -152,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hcasim: {exc}", file=sys.stderr)
         return 1
     try:
-        asyncio.run(serve(home, lab, extensions))
+        asyncio.run(serve(home, lab))
     finally:
         lab.store.close()
         os.close(lock_fd)

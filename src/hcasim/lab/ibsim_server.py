@@ -375,15 +375,3 @@ def build_engine(definition: dict[str, Any]) -> MadEngine:
     topology = take_parsed_topology(text) or parse_netfile_text(text, "<lab>")
     return MadEngine(Subnet(topology))
 
-
-async def start(lab: Any, endpoint: Any, home: Any) -> Callable[[], None]:
-    """Daemon extension entry: serve the lab's fabric over the ibsim protocol."""
-    engine = build_engine(lab.definition)
-    lab.fabric = engine
-    server = IbsimServer(home.ibsim_sockname, engine, asyncio.get_running_loop())
-    lab.ibsim = server
-    from hcasim.hosts import cx3_wire  # ConnectX-3 firewall, in-band CR access, mlx4 drivers
-
-    cx3_wire.install(lab, engine, server, endpoint)
-    log.info("ibsim endpoint %s ready (%d nodes)", server.base, len(engine.subnet.nodes))
-    return server.close

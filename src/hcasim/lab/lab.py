@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hcasim.devices.cx3 import FirmwareError
 from hcasim.devices.flash import Flash
 from hcasim.lab.device_models import DEVICE_MODELS, Firmware
+from hcasim.lab.protocol import ControlError
 from hcasim.lab.spec import HostSpec
 from hcasim.lab.store import LabStore
 
@@ -106,7 +106,7 @@ class Lab:
         try:
             return self.hosts[name]
         except KeyError:
-            raise FirmwareError(errno.ENOENT, f"unknown host {name!r}") from None
+            raise ControlError(errno.ENOENT, f"unknown host {name!r}") from None
 
     def reboot_host(self, name: str) -> None:
         """Host reboot: every device on it cold-boots from its flash."""

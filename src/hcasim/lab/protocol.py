@@ -22,6 +22,15 @@ class ProtocolError(Exception):
     """A peer sent something that is not a well-formed control message."""
 
 
+class ControlError(Exception):
+    """The daemon refused an operation (unknown host, bad argument, busy); carries the errno
+    the client reports. Raised before anything changed."""
+
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = err
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """Frame one control message for the wire."""
     body = json.dumps(message, separators=(",", ":")).encode()

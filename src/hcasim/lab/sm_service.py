@@ -16,12 +16,12 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hcasim.devices.cx3 import FirmwareError
 from hcasim.lab.home import LabHome
+from hcasim.lab.lab import Lab
+from hcasim.lab.protocol import ControlError
 
 log = logging.getLogger("hcasim.sm")
 
@@ -54,7 +54,7 @@ def process_exited(pid: int) -> bool:
 class SubnetManager:
     """At most one OpenSM process for the lab."""
 
-    def __init__(self, lab: Any, home: LabHome) -> None:
+    def __init__(self, lab: Lab, home: LabHome) -> None:
         self.lab = lab
         self.home = home
         self.proc: asyncio.subprocess.Process | None = None
@@ -82,18 +82,18 @@ class SubnetManager:
             or not isinstance(options, list)
             or not all(isinstance(o, str) for o in options)
         ):
-            raise FirmwareError(errno.EINVAL, "host must be a name and options a list of strings")
+            raise ControlError(errno.EINVAL, "host must be a name and options a list of strings")
         if not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-            raise FirmwareError(errno.EINVAL, "timeout must be 0 < seconds <= 3600")
+            raise ControlError(errno.EINVAL, "timeout must be 0 < seconds <= 3600")
         self.lab.host(host)  # ENOENT for an unknown host
         if self.running():
             assert self.proc is not None
-            raise FirmwareError(
+            raise ControlError(
                 errno.EEXIST, f"an SM is already running on {self.host} (pid {self.proc.pid})"
             )
         binary = shutil.which("opensm", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
         if binary is None:
-            raise FirmwareError(errno.ENOENT, "opensm is not installed (Debian package opensm)")
+            raise ControlError(errno.ENOENT, "opensm is not installed (Debian package opensm)")
         return {"pending": self._run(binary, host, options, float(timeout))}
 
     async def _run(
@@ -129,7 +129,7 @@ class SubnetManager:
         log.info("opensm started on %s (pid %d)", host, self.proc.pid)
         while time.monotonic() - started < timeout:
             if self.proc.returncode is not None:
-                raise FirmwareError(
+                raise ControlError(
                     errno.EIO, f"opensm exited with status {self.proc.returncode}; see {log_path}"
                 )
             if log_path.exists() and SUBNET_UP in log_path.read_bytes():
@@ -143,7 +143,7 @@ class SubnetManager:
                 }
             await asyncio.sleep(0.02)
         await self._terminate()
-        raise FirmwareError(errno.ETIMEDOUT, f"no SUBNET UP within {timeout:.0f} s; see {log_path}")
+        raise ControlError(errno.ETIMEDOUT, f"no SUBNET UP within {timeout:.0f} s; see {log_path}")
 
     def stop(self, session: Any, args: dict[str, Any]) -> dict[str, Any]:
         """``sm_stop``: stop the SM (a no-op when none runs)."""
@@ -182,11 +182,3 @@ class SubnetManager:
                 return
             time.sleep(0.01)
 
-
-async def start(lab: Any, endpoint: Any, home: LabHome) -> Callable[[], None]:
-    """Daemon extension entry: serve sm_start / sm_stop / sm_status."""
-    sm = SubnetManager(lab, home)
-    endpoint.register("sm_start", sm.start)
-    endpoint.register("sm_stop", sm.stop)
-    endpoint.register("sm_status", sm.status)
-    return sm.kill_now

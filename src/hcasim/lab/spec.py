@@ -15,6 +15,7 @@ from typing import Any
 
 from hcasim.devices.cx3 import KINDS as CX3_KINDS
 from hcasim.devices.mlx5.firmware import MST_NAME as MLX5_CRYPTO_MST_NAME
+from hcasim.fabric.netfile import format_netfile
 
 #: Device kinds a lab file may name, by mst name: the ConnectX-3 and ConnectX-3 Pro
 #: (hcasim.devices.cx3) and the ConnectX-6 Dx with the crypto engine
@@ -134,7 +135,7 @@ def lab_from_files(netfile: Path, labfile: Path | None) -> dict[str, Any]:
         device, secure = settings.get(name, ("mt4099", False))
         hosts.append(HostSpec(name, device, secure, node.guid).to_json())
     # Stored self-contained: include lines are resolved now, relative to the net file.
-    return {"netfile": topology.to_netfile(), "hosts": hosts}
+    return {"netfile": format_netfile(topology), "hosts": hosts}
 
 
 #: The topology :func:`lab_from_files` parsed last, by net-file text (one entry).
