@@ -70,6 +70,10 @@ def test_unknown_host_and_command(lab):  # type: ignore[no-untyped-def]
     assert r.stderr == f"hcasim: unknown host 'nosuchhost' (hosts: {hosts})\n"
     r = lab.hcasim("host", "reboot", "nosuchhost")
     assert r.returncode == 1 and r.stderr == "hcasim: unknown host 'nosuchhost'\n"
+    r = lab.hcasim("driver", "show", "nosuchhost")
+    assert r.returncode == 1 and r.stderr == "hcasim: unknown host 'nosuchhost'\n"
+    r = lab.hcasim("driver", "show", "")
+    assert r.returncode == 1 and r.stderr == "hcasim: host must be a non-empty string\n"
     r = lab.run("node1", "no-such-program-here")
     assert r.returncode == 1 and "no-such-program-here" in r.stderr
 
