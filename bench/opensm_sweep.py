@@ -1,7 +1,7 @@
 """Benchmark: the real OpenSM from start to SUBNET UP on the lab, beside the real ibsim.
 
 For each fat tree (64, 256 and 1024 HCAs by default; the two-level leaf/spine shapes of the
-reference baseline, ibsim.md §3-§4: 4x(18/18), 15x(18/18) and 36x(29/7)), one net file is
+ibsim baseline, docs/sources.md §3.3: 4x(18/18), 15x(18/18) and 36x(29/7)), one net file is
 written with :mod:`hcasim.fabric.fattree` and served, in the same run, by
 
 * the lab: ``hcasim up --topology NET`` in a temporary home, and
@@ -52,7 +52,7 @@ POLL = 0.005  # seconds between looks at OpenSM's log
 
 def two_level_down(hcas: int, radix: int = RADIX) -> int:
     """The fewest HCA ports per leaf (at least half the radix) that keep the tree at two
-    levels, as the reference baseline's generator chooses (ibsim.md §3)."""
+    levels, as the ibsim baseline's generator chose them (docs/sources.md §3.3)."""
     for down in range(radix // 2, radix):
         if math.ceil(hcas / down) <= radix:
             return down

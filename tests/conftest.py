@@ -33,7 +33,7 @@ def lab(hcasim_lab):  # type: ignore[no-untyped-def]
 
 
 def locked_query_error(dev: str) -> str:
-    """flint's output for q on a locked device (mstflint 4.21, reference §1.6)."""
+    """flint's output for q on a locked device (mstflint 4.21, docs/sources.md §8.6)."""
     return (
         f"-E- Cannot open Device: {dev}. HW access is disabled on the device. \n"
         f'-E- Run "flint -d {dev} hw_access enable [key]" in order to enable HW access.\n'

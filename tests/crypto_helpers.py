@@ -29,7 +29,7 @@ from hcasim.testing import HCASIM, LabHandle, running_lab
 HOST = "crypto1"
 DRIVER = str(Path(__file__).with_name("crypto_driver.py"))
 #: The officer's credential 0 and import KEK 0: DPDK's mlxreg example and an all-zero
-#: 128-bit KEK (reference §3.1, §3.4).
+#: 128-bit KEK (docs/sources.md §15.1, §15.4).
 ADMIN = UserKeys(0, 0, DPDK_EXAMPLE_CREDENTIAL, bytes(16))
 #: Two distinct 128-bit XTS halves.
 XTS_KEY = bytes(range(100, 132))

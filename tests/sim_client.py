@@ -1,9 +1,9 @@
 """A program on a lab host that speaks the ibsim protocol itself, for MADs no tool sends.
 
-It does what libumad2sim.so does (reference ibsim.md §1): binds ``<base>:in<id>``,
+It does what libumad2sim.so does (docs/sources.md §1): binds ``<base>:in<id>``,
 CONNECTs on ``<base>:ctl`` with ``SIM_HOST``, then exchanges 288-byte ``sim_request``
 datagrams on ``<base>:out<index>``, and DISCONNECTs when closed. It also builds and
-decodes the AccessRegister SMP (attribute 0xFF52) from reference inband.md §4.1's table, by
+decodes the AccessRegister SMP (attribute 0xFF52) from docs/sources.md §7.1's table, by
 hand, so that the tests do not check the device's decoder against itself.
 """
 
@@ -84,10 +84,10 @@ class SimClient:
         self.close()
 
 
-# -- the AccessRegister SMP, built from reference inband.md §4.1's table ---------------------
+# -- the AccessRegister SMP, built from docs/sources.md §7.1's table ---------------------
 
 #: Register ids: MLOCK (mstflint reg_access.c REG_ID_MLCOK), the crypto registers (ref
-#: mlx5-crypto.md §7), MFPA (inband.md §4.3; the lab's ConnectX-6 Dx does not serve it).
+#: docs/sources.md §18), MFPA (docs/sources.md §7.3; the lab's ConnectX-6 Dx does not serve it).
 MLOCK, CRYPTO_OPERATIONAL, IMPORT_KEK_HANDLE, CREDENTIAL_HANDLE, MFPA = (
     0x402D, 0xC002, 0xC004, 0xC005, 0x9010)
 REG_GET, REG_SET = 1, 2
@@ -98,7 +98,7 @@ def access_register(register_id: int, method: int, register: bytes = b"", *,
                     op_type: int = 1, op_len: int = 4, reg_class: int = 1, reg_type: int = 3,
                     op_tid: int = 0, tid: int = 0x52454721, m_key: int = 0,
                     mad_method: int = mad.METHOD_SET) -> bytes:
-    """An AccessRegister SMP as mstflint's ``mreg_send_raw`` builds it (inband.md §4.1):
+    """An AccessRegister SMP as mstflint's ``mreg_send_raw`` builds it (docs/sources.md §7.1):
     class 0x01 (``path=None``) or 0x81 along ``path``, attribute 0xFF52, method Set; SMP
     data = Operation TLV (Type 1, len 4, register id, method, class 1, TID), Reg TLV (Type 3,
     len = (reg_bytes + 4) / 4 dwords) and the register bytes. The keyword arguments make
@@ -116,7 +116,7 @@ def access_register(register_id: int, method: int, register: bytes = b"", *,
 
 @dataclass(frozen=True)
 class RegisterReply:
-    """An AccessRegister reply, decoded from the table of inband.md §4.1."""
+    """An AccessRegister reply, decoded from the table of docs/sources.md §7.1."""
 
     mad_status: int
     status: int  # Operation TLV bits 14:8

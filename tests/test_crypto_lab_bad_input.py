@@ -61,7 +61,7 @@ def test_wrong_length_credentials(app: App) -> None:
             "PyverbsUserError"
         )
     # The ext API copies credential_len bytes into the 48-byte field (rdma-core does not check
-    # the length, reference §2.5): shorter does not unwrap; longer is cut to 48.
+    # the length, docs/sources.md §14.5): shorter does not unwrap; longer is cut to 48.
     for length in (0, 40, 47):
         r = app("login_create", name="l", cred=wrapped.hex(), len=length)
         assert refused(r, errno.EINVAL), r

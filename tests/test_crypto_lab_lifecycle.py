@@ -256,7 +256,7 @@ def test_cancelled_return_to_commissioning(fresh: CryptoLab) -> None:
 
 
 def test_a_context_keeps_the_caps_it_opened_with(tmp_path: Path) -> None:
-    """rdma-core reads the caps once, at context open (reference §2.1): a context opened in
+    """rdma-core reads the caps once, at context open (docs/sources.md §14.1): a context opened in
     commissioning mode keeps getting EOPNOTSUPP after the device became operational."""
     for clab in crypto_lab(tmp_path, commission=False):
         assert clab.state()["mode"] == "commissioning"
@@ -310,7 +310,7 @@ except PyverbsRDMAError as exc:
 
 
 def test_wrapped_credential_unwraps_under_the_commissioned_kek() -> None:
-    """The officer's credential 0 wrapped under KEK 0 is reference §3.4's derived example."""
+    """The officer's credential 0 wrapped under KEK 0 is docs/sources.md §15.4's derived example."""
     assert wrap_credential(ADMIN.kek, ADMIN.credential).hex() == (
         "ce411e908b3a77d1206bdb38496b3011c8da790b13bea3ff4042381a498caae7"
         "67932d3d1e9ba0723c66fda7cc0c6405"

@@ -284,7 +284,7 @@ def test_wrap_credential_writes_a_dpdk_wcs_file(clab: CryptoLab) -> None:
     r = clab.crypto("wrap-credential", "--credential-file", clab.cred_file, "--kek-file",
                     clab.kek_file, "-o", str(out))
     assert r.stdout == f"hcasim: wrote {out} (48-byte wrapped credential, hex)\n"
-    # DPDK reads wcs_file with fscanf("%02hhX") 48 times (reference §3.3).
+    # DPDK reads wcs_file with fscanf("%02hhX") 48 times (docs/sources.md §15.3).
     assert out.read_text() == ADMIN.wrapped_credential().hex() + "\n"
     with clab.app() as app:
         app.ok("open")

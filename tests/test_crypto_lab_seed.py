@@ -3,8 +3,8 @@
 Every sentence of the seed (libibverbs-dev 44.0-2) is quoted above the test that plays it.
 Applications are real processes on crypto1 (``hcasim exec``, hcasim.mlx5dv over the daemon's
 socket); the crypto officer acts from other processes (``hcasim crypto`` or this test process
-through the access registers). The pyverbs API test (reference §4.3) and its traffic tests
-(§4.3, one and two data units) close the file.
+through the access registers). The pyverbs API test (docs/sources.md §16.3) and its traffic tests
+(docs/sources.md §16.3, one and two data units) close the file.
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ def test_errors_eexist_einval_enoent(clab: CryptoLab) -> None:
         assert app("logout")["rc"] == errno.ENOENT
 
 
-# The pyverbs suite (reference §4.3) ----------------------------------------------------------
+# The pyverbs suite (docs/sources.md §16.3) --------------------------------------------------------
 
 
 def test_pyverbs_api_test_sequence(clab: CryptoLab, tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def spi(
 
 def test_jedec_and_read_use_mflash_command_words() -> None:
     fw, _ = firmware()
-    # 0x409f2215 and 0x4003241d are the words mstflint sent (reference inband.md §3.1).
+    # 0x409f2215 and 0x4003241d are the words mstflint sent (docs/sources.md §6.1).
     assert spi(0x9F, read=True, size=4) == 0x409F2215
     assert cmd(fw, 0x409F2215)[0] == 0x20BA1800
     assert spi(0x03, read=True, addr=True, size=16) == 0x4003241D

@@ -127,7 +127,7 @@ def wire() -> Wire:
 
 
 def test_hw_dev_id_in_band_unlocked_and_locked(wire: Wire) -> None:
-    # mstmcra lid-N 0xf0014: 0x00a001f5 unlocked, 0xbad0cafe locked (inband.md §1.3, §2.1)
+    # mstmcra lid-N 0xf0014: 0x00a001f5 unlocked, 0xbad0cafe locked (docs/sources.md §4.3, §5.1)
     assert wire.cr("node2", "node1", 0xF0014) == (0, [0x00A001F5])
     assert wire.cr("node2", "node1", 0xF0014, mgmt_class=vendor.CLASS_MLNX_VENDOR_9) == (
         0, [0x00A001F5])
@@ -193,7 +193,7 @@ def test_semaphores_belong_to_the_sending_client(wire: Wire) -> None:
 
 
 def test_smp_register_access_gets_a_quick_error(wire: Wire) -> None:
-    # trm_create's SMP 0xFF53 probe only needs an answer (inband.md §2.1); CX3 has no
+    # trm_create's SMP 0xFF53 probe only needs an answer (docs/sources.md §5.1); CX3 has no
     # SMP CR access (mtcr_ib_ofed.c:762-775)
     for attr in (0xFF50, 0xFF52, 0xFF53):
         raw = wire.reply("node2", build.smp(attr), wire.lids["node1"])
@@ -366,7 +366,7 @@ def test_table_events(wire: Wire) -> None:
         "EQE 0x1d PORT_MNG_CHG subtype 0x16 PKEY_TABLE",
         "EQE 0x1d PORT_MNG_CHG subtype 0x14 GUID_INFO",
         "EQE 0x1d PORT_MNG_CHG subtype 0x17 SL_TO_VL",
-    ]  # no event for an M_Key change: mlx4 has none (secure-host.md §2.3)
+    ]  # no event for an M_Key change: mlx4 has none (docs/sources.md §9.3)
     assert driver.events[-1].endswith("sl2vl 0123456789abcde7")
 
 

@@ -3,7 +3,7 @@ the AccessRegister SMP 0xFF52 (hcasim.hosts.cx6_wire), every refusal and malform
 
 The subnet is the default lab's, routed by quicksm; MADs go through the MAD engine as the
 daemon hands them over. The SMPs are built by ``sim_client.access_register`` from
-reference inband.md §4.1's table, not by the device's own decoder.
+docs/sources.md §7.1's table, not by the device's own decoder.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def test_only_the_connectx6dx_gets_the_wire_firmware(wire: Wire) -> None:
     assert not isinstance(wire.subnet.node("node1").firmware, cx6_wire.Cx6Wire)
 
 
-# -- ConfigSpaceAccess: the identification words (inband.md §4.3) ------------------------------
+# -- ConfigSpaceAccess: the identification words (docs/sources.md §7.3) ----------------------------
 
 
 def test_identification_reads(wire: Wire) -> None:
@@ -143,7 +143,7 @@ def test_other_mellanox_smp_attributes_get_a_quick_error(wire: Wire) -> None:
 
 
 def test_mlock_get_as_mstflint_sends_it(wire: Wire) -> None:
-    # the request captured from mstflint q (inband.md §4.1): 08 04 00 00 40 2d 01 01 .. 18 05
+    # the request captured from mstflint q (docs/sources.md §7.1): 08 04 00 00 40 2d 01 01 .. 18 05
     raw = bytearray(build.smp(0xFF52, method=mad.METHOD_SET))
     raw[64:84] = bytes.fromhex("0804000040 2d0101 0000000000000000 18050000".replace(" ", ""))
     reply = wire.reply(bytes(raw))
@@ -286,7 +286,7 @@ def test_the_host_itself_reaches_its_firmware(wire: Wire) -> None:
 
 
 def test_the_public_client_side_builds_what_mstflint_sends(wire: Wire) -> None:
-    # hcasim.ib.access_register.request: the bytes of inband.md §4.1's capture, and of the
+    # hcasim.ib.access_register.request: the bytes of docs/sources.md §7.1's capture, and of the
     # tests' hand-built client
     raw = ar.request(MLOCK, ar.GET, bytes(16))
     assert raw[64:84] == bytes.fromhex("08040000402d0101000000000000000018050000")

@@ -1,12 +1,12 @@
 """The ConnectX-6 Dx in-band, end to end: identification reads and the AccessRegister SMP
-(0xFF52) of reference inband.md §4 against the lab daemon, from another host.
+(0xFF52) of docs/sources.md §7 against the lab daemon, from another host.
 
 One lab for the module (OpenSM gives the LIDs), its tests in order: CR identification with
 the real ``mstmcra``; MLOCK and CRYPTO_OPERATIONAL with the project's own client
 (``sim_client``), before and after ``hcasim crypto commission``; what does not fit an SMP,
 unknown registers and malformed TLVs; then the real tools: ``mstflint -d lid-N q`` reaches
 MLOCK and stops at the flash gateway, and Debian's ``mstreg`` 4.21 crashes before it sends
-a register MAD (inband.md §4.2), which is why the register tests use our own client.
+a register MAD (docs/sources.md §7.2), which is why the register tests use our own client.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from sim_client import (
 from hcasim.ib import mad, vendor
 from hcasim.testing import LabHandle, running_lab
 
-# RegStatus values (inband.md §4.1 table)
+# RegStatus values (docs/sources.md §7.1 table)
 OK, UNKNOWN_TLV, REG_NOT_SUPP, CLASS_NOT_SUPP, METHOD_NOT_SUPP, BAD_PARAM, LEN_TOO_SMALL = (
     0, 3, 4, 5, 6, 7, 0x24)
 DR_PATH = [1, 5]  # node2 -> sw1 port 5 -> crypto1 (the default lab's net file)
@@ -85,7 +85,7 @@ def cr_get(lab: LabHandle, lid: int, address: int, count: int = 1) -> tuple[int,
     return int.from_bytes(reply.mad[4:6], "big"), reply.mad[32:32 + 4 * count]
 
 
-# -- identification (inband.md §4.3) -------------------------------------------------------------
+# -- identification (docs/sources.md §7.3) ---------------------------------------------------------
 
 
 def test_hw_id_in_band(lab: LabHandle, lid: int) -> None:
@@ -198,7 +198,7 @@ def test_nothing_reaches_a_client(lab: LabHandle, lid: int) -> None:
 
 def test_mstflint_query_reaches_mlock_and_stops_at_the_flash_gateway(lab: LabHandle,
                                                                      lid: int) -> None:
-    # inband.md §4.3: 0xf0014, MLOCK (unlocked), 0xf0408/0xf040c = 0, MFPA (REG_NOT_SUPP,
+    # docs/sources.md §7.3: 0xf0014, MLOCK (unlocked), 0xf0408/0xf040c = 0, MFPA (REG_NOT_SUPP,
     # sent twice), then the 5th-generation gateway at 0xf0400, which the model refuses
     r = lab.run("node2", "mstflint", "-d", f"lid-{lid}", "q")
     assert (r.returncode, r.stdout) == (1, (
@@ -208,7 +208,7 @@ def test_mstflint_query_reaches_mlock_and_stops_at_the_flash_gateway(lab: LabHan
 
 def test_debian_mstreg_crashes_before_sending_a_register_mad(lab: LabHandle, lid: int,
                                                              tmp_path: Path) -> None:
-    # inband.md §4.2: its capability check dereferences mf->dinfo, NULL for lid- devices.
+    # docs/sources.md §7.2: its capability check dereferences mf->dinfo, NULL for lid- devices.
     # In tmp_path: a crashed libumad2sim process leaves its fake sysfs (sys-PID/) in its
     # working directory. ulimit -c 0: no core file wherever the suite runs. exec: the
     # signal is mstreg's own, not a shell's exit status.

@@ -106,7 +106,7 @@ def test_out_of_range_lids_bounce(sockname: str) -> None:
 
 def test_out_of_range_values_are_refused(sockname: str) -> None:
     with IbsimClient(sockname, "node3") as client:
-        # an LFT block past the table (ibsim writes past its own here, ibsim.md §2.7)
+        # an LFT block past the table (ibsim writes past its own here, docs/sources.md §2.7)
         for block in (3072, 0xFFFF, 0xFFFFFFFF):
             for method in (mad.METHOD_GET, mad.METHOD_SET):
                 reply = client.request(build.smp(mad.ATTR_LINEAR_FDB, block, method=method,

@@ -46,7 +46,7 @@ NO_SM_MADS = 40_000
 SM_MADS = 60_000
 CONTROL_MESSAGES = 5_000
 FLOOD = 20_000
-#: SMA attributes and useful modifiers (IBTA 14.2.5; ibsim.md §2.4).
+#: SMA attributes and useful modifiers (IBTA 14.2.5; docs/sources.md §2.4).
 ATTRIBUTES = (
     (mad.ATTR_NODE_DESC, 0), (mad.ATTR_NODE_INFO, 0), (mad.ATTR_SWITCH_INFO, 0),
     (mad.ATTR_GUID_INFO, 0), (mad.ATTR_PORT_INFO, 0), (mad.ATTR_PORT_INFO, 3),

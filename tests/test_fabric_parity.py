@@ -1,7 +1,7 @@
 """Parity with the real ibsim: the same probe gets the same answers from the lab as from
 ``ibsim`` 0.10 on the same net file (issue 3, item 1).
 
-The probe is what ``reference/tools/ibsim_probe.py`` checks, asked through
+The probe is a conformance check of the protocol of docs/sources.md §1, asked through
 :class:`hcasim.api.ibsim_client.IbsimClient`: CONNECT with ``SIM_HOST``; every GET_* control
 request; directed-route NodeInfo with 0 and 1 hops; LID-routed NodeInfo to the SM's LID;
 and a MAD to an unassigned LID, which must come back with status 110.  It runs before any
@@ -43,7 +43,7 @@ OPENSM = shutil.which("opensm", path="/usr/sbin:/sbin:" + os.environ.get("PATH",
 pytestmark = pytest.mark.skipif(IBSIM is None or OPENSM is None,
                                 reason="needs ibsim and opensm")
 SM_HOST, PROBE_HOST = "H00001", "H00007"
-#: PortInfo fields an SM's Set changes in the lab but ibsim never stores (ibsim.md §2.5;
+#: PortInfo fields an SM's Set changes in the lab but ibsim never stores (docs/sources.md §2.5;
 #: the lab keeps them as IBTA 14.2.5.6 says: M_Key protection, SubnetTimeOut, ...).
 IBSIM_IGNORES_ON_SET = {"m_key", "m_key_protect_bits", "m_key_lease_period", "subnet_timeout",
                         "vl_high_limit", "m_key_violations", "p_key_violations",

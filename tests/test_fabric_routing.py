@@ -1,4 +1,4 @@
-"""Directed-route and LID routing rules (IBTA 14.2.2, 18.2.4.3; ibsim.md §2.2-2.3)."""
+"""Directed-route and LID routing rules (IBTA 14.2.2, 18.2.4.3; docs/sources.md §2.2-2.3)."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def test_driver_show_after_the_sm_sweep(lab: LabHandle) -> None:
     assert dev["secure_host"] is False and dev["log"] == []
     port = dev["port"]
     assert (port["state"], port["sm_lid"]) == ("ACTIVE", 1) and port["lid"] > 1
-    # what OpenSM set reached the driver as firmware events (secure-host.md §2.3)
+    # what OpenSM set reached the driver as firmware events (docs/sources.md §9.3)
     assert dev["events"] == [
         f"EQE 0x1d PORT_MNG_CHG subtype 0x15 PORT_INFO port 1 changed_attr 0x5 "
         f"(MSTR_SM_LID,LID) mstr_sm_lid 1 port_lid {port['lid']} mstr_sm_sl 0",
@@ -131,7 +131,7 @@ def test_seed_sminfo_failure(lab: LabHandle) -> None:
 ])
 def test_smpquery_from_the_firewalled_host(lab: LabHandle, args: tuple[str, ...],
                                            message: str) -> None:
-    # reference secure-host.md §4.3
+    # docs/sources.md §11.3
     r = lab.run("node1", "smpquery", *args)
     assert r.returncode == 255
     assert r.stdout == f"smpquery: iberror: failed: {message}\n"
@@ -339,7 +339,7 @@ def test_burn_and_set_key_in_band(lab: LabHandle, tmp_path: Path) -> None:
 def test_semaphores_are_released_when_their_client_detaches(lab: LabHandle) -> None:
     node1 = lid(lab, "node1")
     ok(lab.flint("node1", "-d", CX3, "hw_access", "enable", NEW_KEY))
-    # a ConfigSpaceAccess Get of 0xf03a0, as mstmcra sends it (inband.md §1.2)
+    # a ConfigSpaceAccess Get of 0xf03a0, as mstmcra sends it (docs/sources.md §4.2)
     get = bytes.fromhex("010a010100000000000000035f978201005000000f0103a0") + bytes(232)
     release = get[:3] + b"\x02" + get[4:]  # Set 0xf03a0 = 0
     log = lab.home / "daemon.log"
@@ -360,7 +360,7 @@ def test_semaphores_are_released_when_their_client_detaches(lab: LabHandle) -> N
 
 def test_vendor_mads_never_reach_the_sm(lab: LabHandle) -> None:
     # the switch has no ConnectX-3 firmware: nobody answers, and OpenSM (on the SM host,
-    # the first client there) is never handed the vendor MAD (ibsim.md §5)
+    # the first client there) is never handed the vendor MAD (docs/sources.md §2.10)
     r = lab.run("node2", "mstmcra", "lid-2", "0xf0014")
     assert (r.returncode, r.stdout) == (1, "-E- ibvsmad : cr access read to Lid 2 failed\n")
     assert ok(lab.hcasim("sm", "status")).stdout.startswith("opensm on sm (pid ")

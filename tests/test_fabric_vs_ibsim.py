@@ -92,7 +92,7 @@ Hca 1 "hca3"
 
 
 def _abstract(name: str) -> bytes:
-    return b"\0" + name.encode() + b"\0"  # ibsim includes the trailing NUL (ibsim.md §1.1)
+    return b"\0" + name.encode() + b"\0"  # ibsim includes the trailing NUL (docs/sources.md §1.1)
 
 
 class IbsimClient:
@@ -207,7 +207,7 @@ def test_replies_match_ibsim(lab: tuple[str, Path, str]) -> None:
             ours = engine.process(source, request, 0.0)
             assert ours and ours[0].kind is DeliveryKind.REPLY, (path, attr, mod, ours)
             mine = ours[0].request
-            # ibsim writes the client index into TID bits 48-63 of requests (ibsim.md §1.4)
+            # ibsim writes the client index into TID bits 48-63 of requests (docs/sources.md §1.4)
             their_mad = bytearray(theirs.mad)
             their_mad[8:10] = mine.mad[8:10]
             assert (theirs.dlid, theirs.slid, theirs.status, theirs.length) == \

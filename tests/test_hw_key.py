@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from hcasim.devices.hw_key import key_digest, parse_key, seal_for, verifier_from_tags
 
-# Reference secure-host.md §1.5, checked there with a C harness using the same rule.
+# mstflint's key rule (docs/sources.md §8.5: strtoull base 16, nothing left over, no overflow).
 ACCEPTED = {
     "1a1a1a1a2b2b2b2b": 0x1A1A1A1A2B2B2B2B,
     "22062011": 0x22062011,

@@ -127,8 +127,8 @@ def test_sim_ctl_connect_and_vendor() -> None:
 
 
 def test_mstmcra_config_space_read() -> None:
-    # mstmcra lid-1 0xf0014 (reference inband.md §1.2, observed) and the reply that made
-    # it print 0x00a001f5 (§1.3)
+    # mstmcra lid-1 0xf0014 (docs/sources.md §4.2, observed) and the reply that made
+    # it print 0x00a001f5 (docs/sources.md §4.3)
     request = bytes.fromhex("010a010100000000000000035f978201005000000f010014") + bytes(232)
     msg = vendor.ConfigSpaceAccessMad.decode(request)
     assert msg.mgmt_class == vendor.CLASS_MLNX_VENDOR_A and msg.attr_id == 0x50

@@ -155,7 +155,7 @@ def test_deks_and_mkeys_belong_to_their_context(lab: InProcessCryptoLab) -> None
 
 
 def test_caps_are_cached_when_the_context_opens() -> None:
-    """rdma-core reads crypto caps at context init (reference §2.1): a context opened before
+    """rdma-core reads crypto caps at context init (docs/sources.md §14.1): a context opened before
     commissioning keeps reporting 'not operational' and its login gives EOPNOTSUPP."""
     lab = InProcessCryptoLab()
     early = dv.Mlx5Context(lab.device_name, transport=lab.transport)

@@ -73,7 +73,7 @@ def test_nist_kw_decrypt_vectors_including_failures(bits: str) -> None:
 
 
 def test_rfc3394_section_4_1() -> None:
-    """RFC 3394 §4.1 (reference §3.4): confirms the A6A6A6A6A6A6A6A6 IV."""
+    """RFC 3394 §4.1 (docs/sources.md §15.4): confirms the A6A6A6A6A6A6A6A6 IV."""
     kek = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
     data = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
     expected = bytes.fromhex("1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5")
@@ -81,7 +81,7 @@ def test_rfc3394_section_4_1() -> None:
 
 
 def test_dpdk_example_credential_wrapped_under_zero_kek() -> None:
-    """Reference §3.4 derived example: credential 10000000 10000000 0.. under a zero KEK."""
+    """docs/sources.md §15.4 derived example: credential 10000000 10000000 0.. under a zero KEK."""
     credential = bytes.fromhex("1000000010000000") + bytes(32)
     wrapped = wrap_credential(bytes(16), credential)
     assert wrapped.hex() == (
@@ -110,7 +110,7 @@ def test_credential_lengths() -> None:
     [(0, False, 32, 40), (1, False, 64, 72), (0, True, 40, 48), (1, True, 72, 80)],
 )
 def test_dek_layouts(key_size: int, keytag: bool, plain: int, wrapped: int) -> None:
-    """man mlx5dv_dek_create.3.md:147-168 (reference §2.7)."""
+    """man mlx5dv_dek_create.3.md:147-168 (docs/sources.md §14.7)."""
     assert dek_plaintext_len(key_size, keytag) == plain
     assert dek_wrapped_len(key_size, keytag) == wrapped
     xts = bytes(range(plain - (8 if keytag else 0)))

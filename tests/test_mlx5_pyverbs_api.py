@@ -1,4 +1,4 @@
-"""rdma-core's pyverbs crypto tests (tests/test_mlx5_crypto.py, reference §4.3) on the model.
+"""rdma-core's pyverbs crypto tests (tests/test_mlx5_crypto.py, docs/sources.md §16.3) on the model.
 
 The API test is replayed step by step; the RC traffic tests are reduced to what the crypto
 MKeys do to the data: the client's wire_enc MKey (encrypt_on_tx) sends the plaintext half of its
@@ -26,7 +26,7 @@ KEY_256 = bytes(range(64, 128))
 
 
 def requires_crypto_support(ctx: dv.Mlx5Context, wrapped: bool, multi_block: bool) -> None:
-    """check_crypto_caps of the pyverbs suite (reference §4.2): skip where it would skip."""
+    """check_crypto_caps of the pyverbs suite (docs/sources.md §16.2): skip where it would skip."""
     caps = ctx.query_mlx5_device().crypto_caps
     engines = caps["crypto_engines"]
     single = dv.MLX5DV_CRYPTO_ENGINES_CAP_AES_XTS_SINGLE_BLOCK

@@ -1,4 +1,4 @@
-"""Register field tables against mstflint's register database (reference §7)."""
+"""Register field tables against mstflint's register database (docs/sources.md §18)."""
 
 from __future__ import annotations
 

@@ -89,7 +89,7 @@ def test_ieee1619_vectors_with_data_unit_sequence_number(bits: str) -> None:
             assert message[2 * len(pt) :] == ct
 
 
-# DPDK app/test/test_cryptodev_aes_test_vectors.h:2703-2733, 3763-3858 (reference §3.4):
+# DPDK app/test/test_cryptodev_aes_test_vectors.h:2703-2733, 3763-3858 (docs/sources.md §15.4):
 # the mlx5 wrapped-key XTS vectors, run by DPDK only against mlx5 in wrapped mode.
 DPDK_WRAPPED_KEY = bytes.fromhex(
     "94d8aed774bf51f12d190b9ab3dc1ea95cc547c1bb94dbfa2b1e54a576ad074b"

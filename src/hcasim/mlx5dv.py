@@ -16,7 +16,7 @@ request and result types of :mod:`hcasim.devices.mlx5.crypto_engine`. :class:`In
 calls engines directly (tests, benchmarks); the lab daemon's socket transport implements the same
 protocol (see the class docstring for what each operation carries).
 
-Constant values are rdma-core's ``mlx5dv.h`` (reference mlx5-crypto.md §1.3).
+Constant values are rdma-core's ``mlx5dv.h`` (docs/sources.md §13.3).
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ __all__ = [
     "set_default_transport",
 ]
 
-# --- constants with their C names (mlx5dv.h; reference §1.3) ----------------------------------
+# --- constants with their C names (mlx5dv.h; docs/sources.md §13.3) -------------------------------
 
 MLX5DV_CRYPTO_LOGIN_STATE_VALID: Final = int(LoginState.VALID)  # 0
 MLX5DV_CRYPTO_LOGIN_STATE_NO_LOGIN: Final = int(LoginState.NO_LOGIN)  # 1
@@ -774,7 +774,7 @@ class Mlx5CryptoLogin(_Closable):
     def query(self, comp_mask: int = 0) -> int:
         """``mlx5dv_crypto_login_query``: the state, VALID (0) or INVALID (2).
 
-        (pyverbs returns the C rc here by mistake, reference §4.4; this returns the state.)
+        (pyverbs returns the C rc here by mistake, docs/sources.md §16.4; this returns the state.)
         """
         try:
             state = self.ctx.transport.crypto_login_query(self.ctx._handle(), self._id(), comp_mask)

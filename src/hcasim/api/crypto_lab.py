@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["DPDK_EXAMPLE_CREDENTIAL", "InProcessCryptoLab", "UserKeys"]
 
 #: The credential of DPDK's mlxreg example, "credential[0]=0x10000000, credential[1]=0x10000000"
-#: with the other dwords 0 (DPDK doc/guides/cryptodevs/mlx5.rst:67-126, reference §3.1).
+#: with the other dwords 0 (DPDK doc/guides/cryptodevs/mlx5.rst:67-126, docs/sources.md §15.1).
 DPDK_EXAMPLE_CREDENTIAL = bytes.fromhex("1000000010000000") + bytes(32)
 
 

@@ -1,7 +1,7 @@
 """A client of the ibsim socket protocol: what libumad2sim.so does, from Python.
 
 It attaches to a server (the lab daemon's ibsim endpoint, or a real ``ibsim``) as a
-libumad2sim process does (reference ibsim.md §1.1-§1.3): it binds ``<base>:ctl<id>`` and
+libumad2sim process does (docs/sources.md §1.1-§1.3): it binds ``<base>:ctl<id>`` and
 ``<base>:in<id>`` (abstract unix datagram sockets, trailing NUL included), sends CONNECT
 with ``SIM_HOST`` on ``<base>:ctl``, connects its data socket to ``<base>:out<index>``,
 and then exchanges 80-byte ``sim_ctl`` control messages and 288-byte ``sim_request``
@@ -38,7 +38,7 @@ from hcasim.ib.simproto import (
 )
 
 #: ECONNREFUSED while the server is not up yet: libumad2sim retries every 2 s without
-#: limit (ibsim.md §1.1); this client retries for ``connect_timeout`` seconds.
+#: limit (docs/sources.md §1.1); this client retries for ``connect_timeout`` seconds.
 _RETRY_INTERVAL = 0.05
 
 
@@ -47,7 +47,7 @@ class IbsimRefused(Exception):
 
 
 def abstract_name(name: str) -> bytes:
-    """The abstract socket address ibsim and libumad2sim use: NUL, name, NUL (ibsim.md
+    """The abstract socket address ibsim and libumad2sim use: NUL, name, NUL (docs/sources.md
     §1.1, ``make_name``)."""
     return b"\0" + name.encode() + b"\0"
 

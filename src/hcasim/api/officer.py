@@ -1,10 +1,11 @@
 """What a crypto officer sends: register payloads for commissioning and key management.
 
-Real deployments set CRYPTO_OPERATIONAL with ``mlxreg --set`` (reference mlx5-crypto.md §3.1);
-no public tool drives IMPORT_KEK_HANDLE / CREDENTIAL_HANDLE (§3.2). This module builds those
-register payloads from the field tables of :mod:`.registers`, and :class:`CryptoOfficer` runs
-them through any register-access function (the in-process :class:`.CryptoRegisters`, or the
-lab daemon's register path), raising :class:`OfficerError` on a non-OK register status.
+Real deployments set CRYPTO_OPERATIONAL with ``mlxreg --set`` (docs/sources.md §15.1);
+no public tool drives IMPORT_KEK_HANDLE / CREDENTIAL_HANDLE (docs/sources.md §15.2). This
+module builds those register payloads from the field tables of :mod:`.registers`, and
+:class:`CryptoOfficer` runs them through any register-access function (the in-process
+:class:`.CryptoRegisters`, or the lab daemon's register path), raising :class:`OfficerError` on
+a non-OK register status.
 
 The officer's own login travels in every handle-register access as a ``crypto_login_obj_ext``:
 its credential id, its session import KEK id and its credential wrapped under that KEK.

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CryptoCliError", "add_parser", "read_hex_file", "status_lines"]
 
-#: Bytes of a plaintext credential (CRYPTO_OPERATIONAL.credential, reference §7).
+#: Bytes of a plaintext credential (CRYPTO_OPERATIONAL.credential, docs/sources.md §18).
 CREDENTIAL_BYTES = 40
 #: Bytes of a 128-bit and of a 256-bit import KEK.
 KEK_BYTES = (16, 32)

@@ -54,7 +54,7 @@ CR_SPACE_SIZE = 0x100000
 HCR_GO = 1 << 23
 HW_ACCESS_OPCODE = 0x60
 
-# MAD_DEMUX, the command the mlx4 driver issues at start (reference secure-host.md §2.2;
+# MAD_DEMUX, the command the mlx4 driver issues at start (docs/sources.md §9.2;
 # linux-6.1 include/linux/mlx4/cmd.h:126,213-217, drivers/net/ethernet/mellanox/mlx4/
 # fw.c:2800-2879): opcode 0x203, in_mod 0x01 (LID-routed SMPs), op_mod 0 configure,
 # 1 query state, 2 query restrictions; four big-endian masks in the mailbox.

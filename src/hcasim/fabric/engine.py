@@ -1,6 +1,6 @@
 """What happens to a MAD a client injects: route it, answer it, or pass it on.
 
-:class:`MadEngine` is the pure core of an ibsim-compatible server (reference ibsim.md
+:class:`MadEngine` is the pure core of an ibsim-compatible server (docs/sources.md
 §2.1): the daemon decodes a ``sim_request`` datagram from a client attached at some port,
 calls :meth:`MadEngine.process`, and sends the :class:`Delivery` list it gets back.  The
 engine never touches sockets and never chooses among clients: a ``FORWARD`` names the
@@ -35,7 +35,7 @@ sender (libumad2sim trusts the length); a LID-routed request whose SLID is the p
 LID cannot be answered and bounces.
 
 The daemon is expected to have tagged the TID of non-response MADs with the client index
-(ibsim.md §1.4) before calling :meth:`process`; it hands over the datagram itself
+(docs/sources.md §1.4) before calling :meth:`process`; it hands over the datagram itself
 (:meth:`MadEngine.process_datagram`), and each :class:`Delivery` carries the 288 bytes to
 send, so nothing is decoded or encoded that the MAD does not need.
 """
@@ -135,7 +135,7 @@ def bounce(request: SimRequest, note: str) -> Delivery:
                     note=note)
 
 
-#: ``struct sim_request`` without the MAD (ibsim.md §1.3): DLID and SLID as big-endian
+#: ``struct sim_request`` without the MAD (docs/sources.md §1.3): DLID and SLID as big-endian
 #: LIDs in the first two bytes of their u32 containers, DQP, SQP, status, 4 bytes of
 #: padding, length.  Written with zeros in the container halves and the padding, as
 #: :class:`SimRequest` encodes them.
@@ -148,7 +148,7 @@ _DR_LIDS: Final = struct.Struct(">32xHH")
 
 #: What a datagram handed to another client may say its MAD length is: a whole MAD header
 #: at least, 256 bytes at most.  libumad2sim trusts the field (``umad->length = umad_size()
-#: + length``, ibsim.md §1.3) and a larger value makes OpenSM's receive fail and OpenSM
+#: + length``, docs/sources.md §1.3) and a larger value makes OpenSM's receive fail and OpenSM
 #: exit (observed with a fuzzed datagram), so such datagrams go back to their sender.
 _FORWARD_LENGTHS: Final = (mad.MadHeader.SIZE, SIM_MAD_SIZE)
 
@@ -400,10 +400,10 @@ class MadEngine:
                 for d in self._trap_deliveries(Trap(node.ports[0],
                                                     link_state_change_notice(node.ports[0])))]
 
-    # -- the control channel (reads the daemon answers with; ibsim.md §1.2) ---------------------
+    # -- the control channel (reads the daemon answers with; docs/sources.md §1.2) -----------------
 
     def node_info_data(self, ref: PortRef) -> bytes:
-        """GET_NODEINFO: 64 bytes of NodeInfo as ibsim stores it (ibsim.md §1.2): as the
+        """GET_NODEINFO: 64 bytes of NodeInfo as ibsim stores it (docs/sources.md §1.2): as the
         attach port sees it, except PortGUID, which is the node GUID (libumad2sim uses
         neither; the SMA's NodeInfo carries the port's GUID)."""
         port = self.subnet.port(ref)

@@ -1,7 +1,7 @@
 """Parser and writer for the ibsim / ibnetdiscover net-file grammar.
 
-The grammar and its rules are those of ibsim 0.10 ``ibsim/sim_net.c`` (summarised in the
-project reference, ibsim.md §3); GUIDs are assigned exactly as ibsim does
+The grammar and its rules are those of ibsim 0.10 ``ibsim/sim_net.c`` (summarised in
+docs/sources.md §3.1-§3.2); GUIDs are assigned exactly as ibsim does
 (``new_node``, ``sim_net.c:293-357``; ``init_ports``, ``:598-648``):
 
 * without a GUID base, switches start at 0x200000 and take +1 each; CAs start at 0x100000

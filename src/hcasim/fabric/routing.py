@@ -1,6 +1,6 @@
 """Moving a MAD through the fabric: directed-route and LID routing.
 
-Directed route (IBTA 14.2.2; ibsim ``sim_mad.c:1711-1806``, reference ibsim.md §2.2):
+Directed route (IBTA 14.2.2; ibsim ``sim_mad.c:1711-1806``, docs/sources.md §2.2):
 
 * outbound, for i = 1 .. HopCount, the MAD leaves the current node by port
   ``InitialPath[i]`` and enters the peer; every node before the last must be a switch;
@@ -10,9 +10,9 @@ Directed route (IBTA 14.2.2; ibsim ``sim_mad.c:1711-1806``, reference ibsim.md �
 * each hop needs PortPhysicalState LinkUp on both ends; PortState is not checked (SMPs
   travel on VL15, which IBTA allows from Init on).
 
-LID routing (IBTA ch. 18, switch forwarding; ibsim ``sim_mad.c:1632-1709``, ibsim.md
-§2.3): a DLID within the sender's own LID range stays local; a CA or router hands the
-packet to its link peer; each switch forwards by its linear forwarding table (an entry
+LID routing (IBTA ch. 18, switch forwarding; ibsim 0.10 ``sim_mad.c:1632-1709``,
+docs/sources.md §2.3): a DLID within the sender's own LID range stays local; a CA or router
+hands the packet to its link peer; each switch forwards by its linear forwarding table (an entry
 above LinearFDBTop or 0xFF is a miss, egress 0 is the switch itself); at most
 :data:`MAX_LID_HOPS` switches.  Subnet management packets (``vl15=True``) need the links
 up, any other MAD needs both ends Active (IBTA ch. 7 link states: only VL15 flows before
@@ -23,7 +23,7 @@ PortXmitDiscards or PortRcvSwitchRelayErrors, as ibsim does.
 
 The walk follows IBTA's hop-by-hop rules, but the HopPointer field of the datagrams is left
 as the requester wrote it (0), in requests handed to a client and in replies, because that
-is what OpenSM and the diagnostic tools see from ibsim (observed; ibsim.md §2.2).
+is what OpenSM and the diagnostic tools see from ibsim (observed; docs/sources.md §2.2).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 One :class:`Sma` serves the whole subnet; :meth:`Sma.handle` answers one SMP that reached
 ``port``.  Order of work, per IBTA 14.2 and the Linux qib reference SMA
-(``drivers/infiniband/hw/qib/qib_mad.c``, as summarised in the secure-host reference §3.1):
+(``drivers/infiniband/hw/qib/qib_mad.c``, as summarised in docs/sources.md §10.1):
 
-1. the node's firmware hook sees the SMP first (:mod:`hcasim.fabric.firmware`) and may
+1. the node's firmware hook sees the SMP first (:class:`~hcasim.fabric.subnet.NodeFirmware`) and may
    drop it or answer it itself;
 2. the M_Key check (IBTA 14.2.4) on the management port (the port itself on a CA, port 0
    on a switch): a lease that expired first resets ProtectBits to 0; the key is valid if
@@ -618,7 +618,7 @@ def _linear_fdb(req: _Request) -> Reply:
         return Reply(mad.STATUS_METHOD_ATTR_UNSUPPORTED, bytes(SMP_DATA))
     block = req.attr_mod
     if block >= LINEAR_FDB_CAP // smp_attrs.LinearForwardingTable.BLOCK:
-        return _invalid(b"")  # ibsim writes past its table here (ibsim.md §2.7)
+        return _invalid(b"")  # ibsim writes past its table here (docs/sources.md §2.7)
     if req.is_set:
         sw.set_lft_block(block, req.data[:64])
     return Reply(mad.STATUS_OK, sw.lft_block(block))

@@ -40,7 +40,7 @@ subclasses it and overrides the hooks it needs:
     ``None`` to let it go on to a client attached here (the SM, for SA) or bounce;
 ``port_changed``
     the SMA changed port configuration (what mlx4 firmware reports to its driver as a
-    PORT_MNG_CHG event, secure-host reference §2.3).
+    PORT_MNG_CHG event, docs/sources.md §9.3).
 
 The hooks receive a :class:`MadContext` that says where the MAD arrived and whether it
 came from this node's own host (``from_host``), which is what a firewall decides on.

@@ -215,7 +215,7 @@ class Topology:
         return None
 
     def attach_port(self, sim_host: str | None = None) -> PortRef:
-        """The port a client with ``SIM_HOST=sim_host`` attaches to (ibsim.md §1.8).
+        """The port a client with ``SIM_HOST=sim_host`` attaches to (docs/sources.md §1.8).
 
         Switch port 0 or port 1 of a CA/router (``sim_net.c:1514-1522``); without
         ``sim_host`` the first port of the first node in the file.  ``KeyError`` if

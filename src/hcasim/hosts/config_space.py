@@ -1,7 +1,7 @@
 """In-band CR-space access: the vendor ConfigSpaceAccess MAD answered from a device's CR space.
 
 mstflint 4.21 reaches CR space in-band with the Mellanox vendor MAD ConfigSpaceAccess
-(reference inband.md §1; mstflint v4.21.0-1 ``mtcr_ul/mtcr_ib_ofed.c:170-177,360-411,
+(docs/sources.md §4; mstflint v4.21.0-1 ``mtcr_ul/mtcr_ib_ofed.c:170-177,360-411,
 500-585``): class 0x0A (or 0x09, its fallback), attribute 0x0050, Get or Set of up to 56
 big-endian dwords from MAD byte 32. Every device model on the wire answers it the same
 way, over its own CR space (:mod:`hcasim.hosts.cx3_wire` for the ConnectX-3,
@@ -26,7 +26,7 @@ __all__ = ["MODE2_DATA", "MODE2_MASK", "VENDOR_CLASSES", "CrRead", "CrWrite", "a
 log = logging.getLogger("hcasim.crspace")
 
 #: The vendor classes of ConfigSpaceAccess: 0x0A first, 0x09 as mstflint's fallback
-#: (inband.md §1.1).
+#: (docs/sources.md §4.1).
 VENDOR_CLASSES: Final = frozenset({vendor.CLASS_MLNX_VENDOR_A, vendor.CLASS_MLNX_VENDOR_9})
 #: Mode 2 record layout, relative to MAD byte 32: address, data at +4, mask at +8
 #: (``mtcr_ib_ofed.c`` CONFIG_ACCESS_MODE_2_DATA_OFFSET / _BITMASK_OFFSET).
@@ -66,8 +66,8 @@ def _access(raw: bytes, reply: bytearray, read: CrRead, write: CrWrite) -> int:
     address, count, mode = vendor.unpack_cr_modifier(int.from_bytes(raw[20:24], "big"))
     base = vendor.CR_DATA_OFFSET
     if mode == vendor.CR_MODE_RECORDS:
-        # Only a one-record mode-2 MAD is well formed as mstflint builds it (inband.md
-        # §1.2); the record's address replaces the modifier's.
+        # Only a one-record mode-2 MAD is well formed as mstflint builds it (docs/sources.md
+        # §4.2); the record's address replaces the modifier's.
         if count != 1:
             return mad.STATUS_INVALID_FIELD
         address = int.from_bytes(raw[base:base + 4], "big")

@@ -7,7 +7,7 @@ fabric node of every lab host whose HCA is a ConnectX-3. It is backed by the sam
 flint) and MADs (the real mstflint in-band) see one device. Facts and choices are in
 docs/fabric.md; in short:
 
-- **SMP firewall** (seed; reference secure-host.md §2.4, §4.4): while the firmware's key is
+- **SMP firewall** (seed; docs/sources.md §9.4, §11.4): while the firmware's key is
   active, SMPs the host's software sends are discarded, and the host's MAD layer reports
   the send as timed out (``Action.TIMED_OUT``: the seed's ``sminfo`` failure, at once
   rather than after libibmad's 3 x 1 s), except a directed-route SMP of zero hops, which the driver
@@ -19,7 +19,7 @@ docs/fabric.md; in short:
   M_Key 0 while the firewall is on.
 - **GUID0**: while the firewall is on, a GUIDInfo Set that would change GUID0 (the port
   GUID, read-only per IBTA 14.2.5.5) is refused with status 0x001C and changes nothing.
-- **ConfigSpaceAccess** (reference inband.md §1; mstflint v4.21.0-1
+- **ConfigSpaceAccess** (docs/sources.md §4; mstflint v4.21.0-1
   ``mtcr_ul/mtcr_ib_ofed.c:170-177,360-411,500-585``): vendor class 0x0A or 0x09,
   attribute 0x0050, Get/Set of up to 56 dwords (decoded by :mod:`hcasim.hosts.config_space`,
   shared with the ConnectX-6 Dx) through :meth:`Cx3Firmware.cr_read` /
@@ -27,7 +27,7 @@ docs/fabric.md; in short:
   except to the tools HCR and its semaphore. The semaphore owner is the attached ibsim
   client; its semaphores are released when it detaches. The SMP forms (0xFF50-0xFF53) are
   not supported by ConnectX-3 firmware (``mtcr_ib_ofed.c:762-775``) and get a quick
-  status 0x000C reply, which is all ``trm_create``'s 0xFF53 probe needs (inband.md §2.1).
+  status 0x000C reply, which is all ``trm_create``'s 0xFF53 probe needs (docs/sources.md §5.1).
 - **Events**: when the SM changes the port, the firmware writes PORT_MNG_CHG and
   PORT_CHANGE events to its driver (:mod:`hcasim.hosts.mlx4_driver`).
 """
@@ -71,8 +71,8 @@ from hcasim.ib import mad, smp_attrs, vendor
 
 log = logging.getLogger("hcasim.cx3wire")
 
-#: SMP attributes of Mellanox's in-band register and CR access (reference inband.md §1.4,
-#: §2.1, §4.1): ConfigSpaceAccess, AccessRegister and the semaphore-lock query.
+#: SMP attributes of Mellanox's in-band register and CR access (docs/sources.md §4.4,
+#: §5.1, §7.1): ConfigSpaceAccess, AccessRegister and the semaphore-lock query.
 VENDOR_SMP_ATTRS = frozenset({vendor.ATTR_SMP_CONFIG_SPACE_ACCESS, 0xFF51,
                               vendor.ATTR_SMP_ACCESS_REGISTER, vendor.ATTR_SMP_SEMAPHORE_LOCK})
 #: PortChange flags reported in a PortInfo event, with their ``changed_attr`` bits (the

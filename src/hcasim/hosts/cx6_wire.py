@@ -7,16 +7,16 @@ fabric (:mod:`hcasim.lab.daemon`). It is backed by the same
 ``hcasim crypto ...`` and in-band register accesses see one device.
 Facts and choices are in docs/fabric.md §6 and docs/crypto.md §10; in short:
 
-- **ConfigSpaceAccess** (vendor class 0x0A or 0x09, attribute 0x0050; reference inband.md
-  §1, decoded by :mod:`hcasim.hosts.config_space` as for the ConnectX-3): the words mstflint
-  reads when it opens a ``lid-N`` ConnectX-6 Dx (inband.md §4.3): 0xf0014 = 0x00000212
+- **ConfigSpaceAccess** (vendor class 0x0A or 0x09, attribute 0x0050; docs/sources.md
+  §4, decoded by :mod:`hcasim.hosts.config_space` as for the ConnectX-3): the words mstflint
+  reads when it opens a ``lid-N`` ConnectX-6 Dx (docs/sources.md §7.3): 0xf0014 = 0x00000212
   (HW id 0x212 in bits 15:0, revision 0 in bits 23:16; ``dev_mgt/tools_dev_types.c``), never
   0xbad0cafe (5th-generation devices report their lock through MLOCK), and the
   cache-replacement words 0xf0408 / 0xf040c = 0 (the firmware does not own the flash,
   ``mflash/mflash.c:1585-1654``). Every other CR address, and every write, is refused with
   status 0x001C: the 5th-generation flash gateway at 0xf0400 / 0xf0420 is not modelled, and
   a quick error is better than mstflint polling it 5000 times.
-- **AccessRegister SMP** (class 0x01 / 0x81, attribute 0xFF52, method Set; inband.md §4.1,
+- **AccessRegister SMP** (class 0x01 / 0x81, attribute 0xFF52, method Set; docs/sources.md §7.1,
   :mod:`hcasim.ib.access_register`): MLOCK 0x402d (GET: operation 0, unlocked) and the
   crypto-officer registers CRYPTO_OPERATIONAL 0xC002, IMPORT_KEK_HANDLE 0xC004 and
   CREDENTIAL_HANDLE 0xC005 through the device's
@@ -25,8 +25,8 @@ Facts and choices are in docs/fabric.md §6 and docs/crypto.md §10; in short:
   A GET may ask for the first bytes of a register that takes no input (CRYPTO_OPERATIONAL,
   MLOCK) and gets them. Unknown registers: REG_NOT_SUPP (4). The MAD status stays 0.
 - The other Mellanox SMP attributes (0xFF50 SMP CR access, 0xFF51, 0xFF53 semaphore-lock
-  query) get status 0x000C at once, which is all mstflint's 0xFF53 probe needs (inband.md
-  §2.1). Nothing of this is ever forwarded to a client (an SM or a tool on the host).
+  query) get status 0x000C at once, which is all mstflint's 0xFF53 probe needs (docs/sources.md
+  §5.1). Nothing of this is ever forwarded to a client (an SM or a tool on the host).
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ __all__ = [
 log = logging.getLogger("hcasim.cx6wire")
 
 #: HW_DEV_ID at CR 0xf0014: revision 0 in bits 23:16, HW id 0x212 (ConnectX-6 Dx) in bits
-#: 15:0 (inband.md §2.1 row 2 and §4.3; mstflint ``dev_mgt/tools_dev_types.c``).
+#: 15:0 (docs/sources.md §5.1 and §7.3; mstflint ``dev_mgt/tools_dev_types.c``).
 HW_DEV_ID: Final = 0x00000212
-#: The CR words the model answers (inband.md §4.3): HW id, then the two cache-replacement
+#: The CR words the model answers (docs/sources.md §7.3): HW id, then the two cache-replacement
 #: words, 0 = the flash is not owned by the firmware (``mflash/mflash.c:1585-1654``).
 CR_WORDS: Final[dict[int, int]] = {0xF0014: HW_DEV_ID, 0xF0408: 0, 0xF040C: 0}
 #: MLOCK, the 5th-generation secure-host lock register: 16 bytes, ``operation`` at 0x0.0
@@ -77,7 +77,7 @@ CR_WORDS: Final[dict[int, int]] = {0xF0014: HW_DEV_ID, 0xF0408: 0, 0xF040C: 0}
 #: ``tools_layouts/tools_open_layouts.c:2378-2386``).
 REG_ID_MLOCK: Final = 0x402D
 MLOCK_SIZE: Final = 0x10
-#: SMP attributes answered with a quick 0x000C (inband.md §1.4, §2.1).
+#: SMP attributes answered with a quick 0x000C (docs/sources.md §4.4, §5.1).
 _QUICK_ERROR_ATTRS: Final = frozenset({vendor.ATTR_SMP_CONFIG_SPACE_ACCESS, 0xFF51,
                                        vendor.ATTR_SMP_SEMAPHORE_LOCK})
 
@@ -93,7 +93,7 @@ class RegisterSpec:
 
 
 #: Register id -> what the model knows of it. The handle registers read the officer's login
-#: object (0x0-0xff) and the id (0x200) on a GET (mlx5-crypto.md §7).
+#: object (0x0-0xff) and the id (0x200) on a GET (docs/sources.md §18).
 REGISTERS: Final[dict[int, RegisterSpec]] = {
     REG_ID_MLOCK: RegisterSpec("MLOCK", MLOCK_SIZE),
     RegisterId.CRYPTO_OPERATIONAL: RegisterSpec("CRYPTO_OPERATIONAL", CRYPTO_OPERATIONAL.size),
@@ -152,7 +152,7 @@ class Cx6Wire(NodeFirmware):
     def _access_register(self, ctx: MadContext) -> Action | Answer:
         raw = ctx.raw
         if raw[3] != mad.METHOD_SET:
-            # mstflint always sends Set (inband.md §4.1). A Get or another method meets the
+            # mstflint always sends Set (docs/sources.md §7.1). A Get or another method meets the
             # standard SMA: M_Key check, then 0x000C (Get) or 0x0008 (other methods).
             return Action.PASS
         port = ctx.port

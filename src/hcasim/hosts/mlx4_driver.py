@@ -1,6 +1,6 @@
 """The host's mlx4 driver for a ConnectX-3, as far as Secure Host concerns it.
 
-What the Linux driver does (reference secure-host.md §2; linux-6.1 sources cited there):
+What the Linux driver does (docs/sources.md §9; linux-6.1 sources cited there):
 
 - at start (``mlx4_setup_hca``, ``main.c:2703``) it issues MAD_DEMUX: query restrictions
   (op_mod 2) and then configure (op_mod 0) with the same mailbox (``fw.c:2838-2879``). If

@@ -1,7 +1,7 @@
 """The AccessRegister SMP (attribute 0xFF52): Operation TLV, Reg TLV and register bytes.
 
 mstflint 4.21 reaches the access registers of a 5th-generation device (ConnectX-4 and
-later) in-band only through this SMP (reference inband.md §4.1; mstflint v4.21.0-1
+later) in-band only through this SMP (docs/sources.md §7.1; mstflint v4.21.0-1
 ``mtcr_ul/mtcr_ib_ofed.c:1685,2029-2065``): class 0x01 LID-routed (0x81 directed route),
 attribute 0xFF52, attribute modifier 0, **method Set even for a register GET**. The SMP data
 (MAD bytes 64-127) holds, big-endian (``mtcr_ul/mtcr_ul_com.c:3369-3441``; bit positions

@@ -3,7 +3,7 @@
 ``smp()`` builds an SMP as libibmad's ``smp_query_via``/``smp_set_via`` do (IBTA 14.2.1):
 LID-routed (class 0x01) when ``path`` is ``None``, else directed route (class 0x81) with
 ``InitialPath[1..n] = path`` and the permissive DR SLID/DLID.  ``sim_request()`` wraps a MAD
-into the 288-byte ibsim datagram as umad2sim does (ibsim.md §1.3): DLID 0xFFFF and SLID
+into the 288-byte ibsim datagram as umad2sim does (docs/sources.md §1.3): DLID 0xFFFF and SLID
 0xFFFF for directed route, SLID 0 ("fill in for me") otherwise, length 256.
 """
 

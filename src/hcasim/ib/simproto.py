@@ -1,7 +1,7 @@
 """The ibsim socket protocol between libumad2sim.so and the simulator (ibsim 0.10).
 
 Structures from ibsim ``include/ibsim.h`` (tag ibsim-0.10) as summarised in the project
-reference ibsim.md §1.2-1.3.  Control messages (``sim_ctl`` and its payloads) are in the
+docs/sources.md §1.2-1.3.  Control messages (``sim_ctl`` and its payloads) are in the
 host's byte order, because both ends share one machine; ``sim_request`` carries
 big-endian fields except the LID containers (see :class:`SimRequest`).  Layouts are those
 of x86-64 (checked there with ``sizeof``/``offsetof``).
@@ -93,7 +93,7 @@ class SimRequest(Layout):
     """``struct sim_request`` (ibsim.h:64-72), one per data datagram, 288 bytes.
 
     ``dlid``/``slid`` are u32 containers whose low 16 bits hold the LID in network
-    order, so on x86-64 the big-endian LID is in the first two bytes (ibsim.md §1.3);
+    order, so on x86-64 the big-endian LID is in the first two bytes (docs/sources.md §1.3);
     bytes 2-3 are zero.  ``dqp``, ``sqp`` and ``status`` are big-endian u32, 4 bytes of
     padding follow (garbage from umad2sim, ignored), ``length`` is a big-endian u64 of
     valid MAD bytes (at most 256) and ``mad`` the MAD as on the wire.

@@ -52,7 +52,7 @@ class LabHome:
         """``env`` plus what a libibumad program needs to run as if on ``host``.
 
         libumad2sim.so is appended to any ``LD_PRELOAD`` already set (``ibsim-run`` gets
-        this wrong, reference ibsim.md §0).
+        this wrong, docs/sources.md §1.10).
         """
         env = dict(env)
         preload = [p for p in env.get("LD_PRELOAD", "").split() if p and p != UMAD2SIM]

@@ -1,6 +1,6 @@
 """The lab's ibsim endpoint: libumad2sim.so clients attach to hosts of the lab.
 
-Speaks the ibsim 0.10 socket protocol (reference ibsim.md §1): abstract unix datagram
+Speaks the ibsim 0.10 socket protocol (docs/sources.md §1): abstract unix datagram
 sockets ``\\0<base>:ctl\\0`` (control, 80-byte ``sim_ctl``) and ``\\0<base>:out<i>\\0`` (one
 per client, 288-byte ``sim_request``), so Debian's unmodified libumad2sim.so, and through
 it OpenSM, infiniband-diags and mstflint, run against the lab. ``<base>`` is the lab's own
@@ -49,7 +49,7 @@ log = logging.getLogger("hcasim.ibsim")
 
 MAX_CLIENTS = 4096
 #: Classes an SM client registers with umad (SMI LID/DR, SA); only these are forwarded
-#: to it. A class it never registered crashes umad2sim's receiver (ibsim.md §1.9).
+#: to it. A class it never registered crashes umad2sim's receiver (docs/sources.md §1.9).
 SM_CLASSES = frozenset({mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE, 0x03})
 #: Datagrams one client may have handled per event-loop turn (a flood cannot starve others).
 BATCH = 64
@@ -61,7 +61,7 @@ BUSY_POLL = 0.001
 
 
 def _abstract(name: str) -> bytes:
-    # Abstract names carry a trailing NUL, as umad2sim and ibsim make them (ibsim.md §1.1).
+    # Abstract names carry a trailing NUL, as umad2sim and ibsim make them (docs/sources.md §1.1).
     return b"\0" + name.encode() + b"\0"
 
 
@@ -83,7 +83,7 @@ class Client:
         self.tag = self.index.to_bytes(2, "big")  # TID bits 63-48 of what it sends
         #: Management classes it has sent MADs of: classes it registered with umad, so
         #: the only ones whose responses it can take (libumad2sim dereferences NULL on a
-        #: MAD of a class the process never registered, ibsim.md §1.9).
+        #: MAD of a class the process never registered, docs/sources.md §1.9).
         self.classes: set[int] = set()
 
 
@@ -240,7 +240,7 @@ class IbsimServer:
             sock.connect(_abstract(f"{self.base}:in{info.id}"))
         except OSError as exc:
             sock.close()
-            # ibsim exits here (IBPANIC, ibsim.md §1.9); the lab refuses the client
+            # ibsim exits here (IBPANIC, docs/sources.md §1.9); the lab refuses the client
             self._complain("insock", f"client pid {info.id}: data socket: {exc}")
             return None
         sock.setblocking(False)
@@ -302,7 +302,7 @@ class IbsimServer:
             return  # ibsim: "bad packet size", no reply
         client.classes.add(data[33])
         if not data[35] & mad.METHOD_RESPONSE_BIT:
-            # The server writes the client index into TID bits 48-63 (ibsim.md §1.4).
+            # The server writes the client index into TID bits 48-63 (docs/sources.md §1.4).
             data = data[:40] + client.tag + data[42:]
         sender = client.state if client.state is not None else self.subnet.port(client.port)
         try:

@@ -1,8 +1,8 @@
 """Numeric constants of the mlx5 crypto API and firmware, with their sources.
 
-API values are those of rdma-core ``providers/mlx5/mlx5dv.h`` (v44.0 = newest, reference
-mlx5-crypto.md §1.3, confirmed against Debian's pyverbs ``mlx5_enums``); firmware values are
-from ``providers/mlx5/mlx5_ifc.h`` (reference §2.8, §2.9).
+API values are those of rdma-core ``providers/mlx5/mlx5dv.h`` (v44.0; unchanged since,
+docs/sources.md §13.3, confirmed against Debian's pyverbs ``mlx5_enums``); firmware values are
+from ``providers/mlx5/mlx5_ifc.h`` (docs/sources.md §14.8, §14.9).
 """
 
 from __future__ import annotations

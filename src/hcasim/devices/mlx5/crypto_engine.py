@@ -1,13 +1,13 @@
 """The mlx5 crypto engine in wrapped import mode: firmware state machine and data path.
 
 One :class:`CryptoEngine` models the crypto engine of one PCI function (DPDK's guide asks for
-CRYPTO_OPERATIONAL to be written "on every port", reference mlx5-crypto.md §3.1, so each
+CRYPTO_OPERATIONAL to be written "on every port", docs/sources.md §15.1, so each
 function has its own). It is pure: no sockets, no SQLite, no clock. The lab daemon owns it and
 
 * opens a *context* per client connection (:meth:`CryptoEngine.open_context`, any hashable id
   the daemon chooses) and closes it when the client goes away (:meth:`close_context`): that ends
   the context's login session and destroys its DEKs and MKeys, as when a process holding a
-  uverbs file dies (reference §2.6: "DEKs do not persist and are destroyed when the process
+  uverbs file dies (docs/sources.md §14.6: "DEKs do not persist and are destroyed when the process
   exits");
 * forwards the client's mlx5dv calls (login, login objects, DEKs, crypto MKeys);
 * forwards crypto-officer register accesses (see :mod:`.register_access` for the byte form);
@@ -18,7 +18,7 @@ function has its own). It is pure: no sockets, no SQLite, no clock. The lab daem
 * calls :meth:`firmware_reset` when the lab resets the device's firmware.
 
 Behaviour follows rdma-core v44 (provider checks, in their order) and the firmware facts of
-the reference; every choice the sources leave open is listed in docs/crypto.md.
+docs/sources.md §13-§18; every choice the sources leave open is listed in docs/crypto.md.
 """
 
 from __future__ import annotations
@@ -101,14 +101,14 @@ ContextId = Hashable
 #: Called with the new NV snapshot before an NV change takes effect.
 NvSink = Callable[[NvSnapshot], None]
 
-#: ``mlx5dv_dek_init_attr.key`` is ``char key[128]`` (mlx5dv.h; reference §1.2).
+#: ``mlx5dv_dek_init_attr.key`` is ``char key[128]`` (mlx5dv.h; docs/sources.md §13.2).
 DEK_KEY_FIELD_LEN: Final = 128
 #: ``mlx5dv_dek_init_attr.opaque`` / ``mlx5dv_crypto_attr.keytag`` are 8 bytes.
 _OPAQUE_LEN: Final = 8
 _KEYTAG_LEN: Final = 8
 _TWEAK_LEN: Final = 16
 _UINT32_MAX: Final = 0xFFFF_FFFF
-_PD_MASK: Final = 0xFFFFFF  # encryption_key_obj.pd is 24 bits (mlx5_ifc.h, reference §2.8)
+_PD_MASK: Final = 0xFFFFFF  # encryption_key_obj.pd is 24 bits (mlx5_ifc.h, docs/sources.md §14.8)
 _KNOWN_MKEY_FLAGS: Final = (
     MkeyInitAttrFlags.INDIRECT
     | MkeyInitAttrFlags.BLOCK_SIGNATURE
@@ -129,7 +129,7 @@ class DeviceProfile:
     """What kind of crypto engine a device has (fixed at the factory).
 
     ``engines`` is what ``crypto_caps.crypto_engines`` reports; ``wrapped_import`` selects
-    wrapped (True) or plaintext (False) import method for AES-XTS (reference §3.1). The
+    wrapped (True) or plaintext (False) import method for AES-XTS (docs/sources.md §15.1). The
     ``log_max_*`` sizes of the real cards are not public; the defaults are the model's choice.
     """
 
@@ -145,13 +145,13 @@ class DeviceProfile:
 
 
 #: ConnectX-6 Dx (mt4125): single-block AES-XTS with a little-endian tweak
-#: (``aes_xts_single_block_le_tweak``, reference §2.1), wrapped import method.
+#: (``aes_xts_single_block_le_tweak``, docs/sources.md §14.1), wrapped import method.
 CONNECTX6DX: Final = DeviceProfile("ConnectX-6 Dx", "mt4125")
 #: A ConnectX-6 Dx whose AES-XTS engine the factory set to plaintext import.
 CONNECTX6DX_PLAINTEXT: Final = DeviceProfile("ConnectX-6 Dx", "mt4125", wrapped_import=False)
 #: The ConnectX-6 Dx (mt4125) of the lab daemon (host ``crypto1`` of the default lab): issue 4
-#: asks for a multi-block AES-XTS engine, which rdma-core reports as SINGLE | MULTI (reference
-#: §2.1); the reference puts the ConnectX-6 Dx class among single-block engines (§5), so the
+#: asks for a multi-block AES-XTS engine, which rdma-core reports as SINGLE | MULTI (docs/sources.md
+#: §14.1); the sources put the ConnectX-6 Dx class among single-block engines (§17.1), so the
 #: in-process profile :data:`CONNECTX6DX` keeps that reading (docs/crypto.md §7, choice 8).
 CONNECTX6DX_MULTI_BLOCK: Final = DeviceProfile(
     "ConnectX-6 Dx",
@@ -159,7 +159,7 @@ CONNECTX6DX_MULTI_BLOCK: Final = DeviceProfile(
     engines=CryptoEnginesCaps.AES_XTS_SINGLE_BLOCK | CryptoEnginesCaps.AES_XTS_MULTI_BLOCK,
 )
 #: ConnectX-7 (mt4129): multi-block AES-XTS (``aes_xts_multi_block_be_tweak`` sets SINGLE and
-#: MULTI, reference §2.1), wrapped import method.
+#: MULTI, docs/sources.md §14.1), wrapped import method.
 CONNECTX7: Final = DeviceProfile(
     "ConnectX-7",
     "mt4129",
@@ -313,7 +313,8 @@ class _CryptoSetting:
 
     @property
     def enc_order(self) -> EncryptionOrder:
-        """The BSF ``enc_order`` rdma-core derives (qp.c get_crypto_order, reference §2.9)."""
+        """The BSF ``enc_order`` rdma-core derives (qp.c get_crypto_order; docs/sources.md
+        §14.9)."""
         after = self.order is SignatureCryptoOrder.SIGNATURE_AFTER_CRYPTO_ON_TX
         if self.encrypt_on_tx:
             return (
@@ -503,7 +504,7 @@ class CryptoEngine:
         kek: Secret,
         going_to_commissioning: bool,
     ) -> None:
-        """Write CRYPTO_OPERATIONAL (mlxreg --set), reference §3.1 and §7.
+        """Write CRYPTO_OPERATIONAL (mlxreg --set), docs/sources.md §15.1 and §18.
 
         In commissioning mode the write stores ``credential`` (40 bytes, plaintext) as credential
         0 with the OFFICER role and the first 16 or 32 bytes of ``kek`` (per ``kek_size``) as
@@ -727,7 +728,7 @@ class CryptoEngine:
 
     def open_context(self, ctx: ContextId) -> CryptoCaps:
         """Open a device context named ``ctx``; it caches the crypto caps of this moment
-        (rdma-core reads them once at context init, reference §2.1) and returns them."""
+        (rdma-core reads them once at context init, docs/sources.md §14.1) and returns them."""
         with self._lock:
             if ctx in self._contexts:
                 raise ValueError(f"context {ctx!r} is already open")
@@ -778,7 +779,7 @@ class CryptoEngine:
     ) -> None:
         """``mlx5dv_crypto_login``: create the context's login session.
 
-        Checks in rdma-core's order (verbs.c:7734-7768, reference §2.2): comp_mask != 0 ->
+        Checks in rdma-core's order (verbs.c:7734-7768, docs/sources.md §14.2): comp_mask != 0 ->
         EINVAL; a session already on the context, VALID or INVALID -> EEXIST; cached caps lack
         CRYPTO or WRAPPED_CRYPTO_OPERATIONAL -> EOPNOTSUPP; an id >= 2**24 -> EINVAL; then the
         firmware: unknown credential or KEK id, a credential that does not unwrap under the KEK
@@ -825,7 +826,7 @@ class CryptoEngine:
 
         rdma-core checks comp_mask (EINVAL) and then the same things as the old API, but not
         credential_len: the bytes are copied into the 48-byte firmware field, so shorter input
-        is zero-padded and longer input truncated (reference §2.5). The firmware allows one
+        is zero-padded and longer input truncated (docs/sources.md §14.5). The firmware allows one
         login per context, old API or new (model choice, docs/crypto.md): a second -> EINVAL.
         """
         with self._lock:
@@ -904,7 +905,7 @@ class CryptoEngine:
     def dek_create(self, ctx: ContextId, attr: DekInitRequest) -> int:
         """``mlx5dv_dek_create``: load a DEK; return its object id.
 
-        Checks in rdma-core's order (verbs.c:7974-8060, reference §2.6): no AES-XTS engine ->
+        Checks in rdma-core's order (verbs.c:7974-8060, docs/sources.md §14.6): no AES-XTS engine ->
         EOPNOTSUPP; key_purpose, key_size, comp_mask -> EINVAL; import method (wrapped DEK needs
         the wrapped bit and, on the old path, a session on the context; plaintext DEK needs the
         bit clear) -> EINVAL. Then the firmware: a wrapped DEK needs a VALID login of the
@@ -961,7 +962,8 @@ class CryptoEngine:
     def _dek_material(
         self, attr: DekInitRequest, key_field: bytes, login: _Login | None
     ) -> DekMaterial:
-        """The firmware side of DEK creation: unwrap (or take) the key bytes (reference §2.7)."""
+        """The firmware side of DEK creation: unwrap (or take) the key bytes (docs/sources.md
+        §14.7)."""
         if login is None:
             plain = Secret(key_field[: dek_plaintext_len(attr.key_size, attr.has_keytag)])
             return parse_dek(plain, attr.key_size, attr.has_keytag)
@@ -1020,7 +1022,7 @@ class CryptoEngine:
     def mkey_create(self, ctx: ContextId, create_flags: int, max_entries: int) -> int:
         """``mlx5dv_create_mkey``: create an indirect MKey; return its id (the lkey is
         ``id << 8``). Empty or unknown flags, or CRYPTO without an AES-XTS engine ->
-        EOPNOTSUPP (verbs.c:7368-7482, reference §2.9)."""
+        EOPNOTSUPP (verbs.c:7368-7482, docs/sources.md §14.9)."""
         with self._lock:
             context = self._context(ctx)
             if not create_flags or create_flags & ~int(_KNOWN_MKEY_FLAGS):
@@ -1123,7 +1125,7 @@ class CryptoEngine:
 
         TX takes memory contents and returns wire bytes; RX takes wire bytes and returns what
         lands in memory. ``encrypt_on_tx`` encrypts on TX and decrypts on RX, its absence the
-        reverse (man mlx5dv_wr_set_mkey_crypto, reference §1.4, §5). Data units count from
+        reverse (man mlx5dv_wr_set_mkey_crypto, docs/sources.md §13.4, §17.1). Data units count from
         MKey offset 0: the unit at ``offset`` uses ``initial_tweak + offset / data_unit_size``.
 
         Error completions (:class:`CryptoCompletionError`): LOC_PROT_ERR when the MKey has no

@@ -3,8 +3,8 @@
 Every exception has the ``errno`` value rdma-core's mlx5 provider hands to the application
 (returned directly by ``mlx5dv_crypto_login`` and friends, or put in ``errno`` by the calls
 that return a pointer). Errors that the *firmware* raises also carry the mlx5 command
-``status`` whose errno mapping rdma-core applies (``mlx5_get_cmd_status_err``, reference
-mlx5-crypto.md §2.10); errors from checks that the provider does in userspace have
+``status`` whose errno mapping rdma-core applies (``mlx5_get_cmd_status_err``,
+docs/sources.md §14.10); errors from checks that the provider does in userspace have
 ``status is None``. A socket transport can rebuild the exact class with :func:`error_from_code`.
 """
 

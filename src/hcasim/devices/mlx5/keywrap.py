@@ -1,7 +1,7 @@
 """AES key wrap (RFC 3394, NIST SP 800-38F "KW") as the mlx5 crypto engine uses it.
 
 Everything secret that crosses the device boundary in wrapped import mode is wrapped with
-AES-KW under an import KEK (reference mlx5-crypto.md §2.5, §2.7, §3.1):
+AES-KW under an import KEK (docs/sources.md §14.5, §14.7, §15.1):
 
 * a login credential: 40 bytes plaintext -> 48 bytes wrapped (``mlx5dv_crypto_login_attr``
   ``credential[48]``; rdma-core ``man/mlx5dv_crypto_login_create.3.md:86-98``: ENC(iv_64b +
@@ -47,7 +47,7 @@ __all__ = [
 
 #: AES-KW adds one 64-bit block (the integrity check value A6A6A6A6A6A6A6A6).
 KW_OVERHEAD: Final = 8
-#: Plaintext credential length (CRYPTO_OPERATIONAL.credential is 0x28 bytes, reference §7).
+#: Plaintext credential length (CRYPTO_OPERATIONAL.credential is 0x28 bytes, docs/sources.md §18).
 CREDENTIAL_LEN: Final = 40
 #: Wrapped credential length (``credential[48]`` in ``struct mlx5dv_crypto_login_attr``).
 WRAPPED_CREDENTIAL_LEN: Final = CREDENTIAL_LEN + KW_OVERHEAD
@@ -111,7 +111,7 @@ def dek_plaintext_len(key_size: int, has_keytag: bool) -> int:
 
 
 def dek_wrapped_len(key_size: int, has_keytag: bool) -> int:
-    """Wrapped DEK bytes: 40/72 without keytag, 48/80 with one (reference §2.7)."""
+    """Wrapped DEK bytes: 40/72 without keytag, 48/80 with one (docs/sources.md §14.7)."""
     return dek_plaintext_len(key_size, has_keytag) + KW_OVERHEAD
 
 

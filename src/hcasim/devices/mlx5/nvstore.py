@@ -1,6 +1,6 @@
 """Non-volatile state of the crypto engine and how its secrets are kept at rest.
 
-The device keeps, across power cycles (reference mlx5-crypto.md §3.1, §3.2, §7): whether it is
+The device keeps, across power cycles (docs/sources.md §15.1, §15.2, §18): whether it is
 operational, whether it goes back to commissioning at the next firmware reset, and its table of
 credentials and import KEKs (the ones of the CRYPTO_OPERATIONAL register at index 0 and the ones
 the crypto officer added). The model stores:

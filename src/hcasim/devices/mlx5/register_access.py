@@ -1,7 +1,7 @@
 """Access-register front end of the crypto engine: bytes in, bytes and a status out.
 
 The lab daemon receives register accesses (an ACCESS_REG command, or a vendor MAD carrying an
-Operation TLV and a Reg TLV, reference inband.md §4.1) and hands the register id, the method
+Operation TLV and a Reg TLV, docs/sources.md §7.1) and hands the register id, the method
 and the register bytes to :meth:`CryptoRegisters.access`. This module decodes them with the
 field tables of :mod:`.registers`, calls the engine's typed officer methods, and encodes the
 reply; it decides nothing itself.
@@ -34,14 +34,14 @@ __all__ = ["CryptoRegisters", "RegStatus", "RegisterMethod", "RegisterReply"]
 
 
 class RegisterMethod(IntEnum):
-    """Operation TLV ``method``: 1 = GET (query), 2 = SET (write) (inband.md §4.1)."""
+    """Operation TLV ``method``: 1 = GET (query), 2 = SET (write) (docs/sources.md §7.1)."""
 
     QUERY = 1
     WRITE = 2
 
 
 class RegStatus(IntEnum):
-    """Operation TLV ``status`` (mstflint ``return_by_reg_status``, inband.md §4.1)."""
+    """Operation TLV ``status`` (mstflint ``return_by_reg_status``, docs/sources.md §7.1)."""
 
     OK = 0x0
     DEV_BUSY = 0x1

@@ -1,7 +1,7 @@
 """Crypto-officer register layouts, declared once as field tables.
 
 Source: the register database shipped with Debian's ``mstflint`` 4.21 package,
-``prm_dbs/hca/ext/register_access_table.adb`` (reference mlx5-crypto.md §7). Its offsets are
+``prm_dbs/hca/ext/register_access_table.adb`` (docs/sources.md §18). Its offsets are
 written ``BYTE.BIT`` and its sizes ``BYTES.BITS``; a sub-dword field at ``B.b`` of width ``w``
 occupies bits ``b .. b+w-1`` (LSB = 0) of the big-endian dword at byte ``B``. Each field below is
 declared with :func:`adb` in exactly that notation, so a table can be checked line by line

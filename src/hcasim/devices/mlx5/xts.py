@@ -1,18 +1,19 @@
 """AES-XTS as the mlx5 crypto engine applies it to a crypto MKey's data.
 
-What the device does (reference mlx5-crypto.md §5, rdma-core
+What the device does (docs/sources.md §17.1, rdma-core
 ``man/mlx5dv_wr_set_mkey_crypto.3.md`` lines 132-139, 234-247):
 
 * AES-XTS per IEEE Std 1619-2007. The DEK holds ``key1 || key2``; key1 encrypts the data,
-  key2 encrypts the tweak (IEEE 1619 / OpenSSL convention, reference §3.4).
+  key2 encrypts the tweak (IEEE 1619 / OpenSSL convention, docs/sources.md §15.4).
 * A message is cut into consecutive data units of ``data_unit_size`` bytes
   (512/520/4048/4096/4160, enum ``mlx5dv_block_size`` 0..4). Data unit *k* uses the tweak
   ``initial_tweak + k``, where ``initial_tweak`` is a 128-bit **little-endian** number.
-  The increment carries over all 128 bits (reference §6 open point 4; docs/crypto.md).
+  The increment carries over all 128 bits (not public, docs/sources.md §17.2; the choice
+  is in docs/crypto.md).
 * A data unit whose length is not a multiple of 16 (520, or a short tail) is finished with
   IEEE 1619 ciphertext stealing.
 * Keys whose two halves are equal are accepted: DPDK's mlx5 wrapped-key vectors use them
-  (reference §3.4) while OpenSSL refuses them, so this module implements XTS itself over
+  (docs/sources.md §15.4) while OpenSSL refuses them, so this module implements XTS itself over
   AES-ECB from ``cryptography``.
 
 How it is computed: for a batch of data units the starting tweaks are ECB-encrypted with key2
@@ -42,7 +43,7 @@ __all__ = [
 AES_BLOCK: Final = 16
 
 #: ``enum mlx5dv_block_size`` value -> data unit bytes (rdma-core ``mlx5dv.h``;
-#: reference §1.3 and §2.9: MLX5DV_BLOCK_SIZE_512=0, _520=1, _4048=2, _4096=3, _4160=4).
+#: docs/sources.md §13.3 and §14.9: MLX5DV_BLOCK_SIZE_512=0, _520=1, _4048=2, _4096=3, _4160=4).
 DATA_UNIT_SIZES: Final[dict[int, int]] = {0: 512, 1: 520, 2: 4048, 3: 4096, 4: 4160}
 
 _U64 = np.dtype("<u8")
@@ -133,7 +134,7 @@ def xts_encrypt(
 
     A final piece shorter than a data unit is encrypted as a unit of its own (with the next
     tweak) and must be at least 16 bytes; whether the device accepts that length is the
-    caller's rule to check (job-size rule, reference §1.4).
+    caller's rule to check (job-size rule, docs/sources.md §13.4).
     """
     return _xts(key, initial_tweak, data, data_unit_size, encrypt=True)
 
