@@ -28,11 +28,11 @@ from pathlib import Path
 from hcasim import mlx5dv as dv
 from hcasim.api.client import ControlClient, b64
 from hcasim.api.crypto_lab import DPDK_EXAMPLE_CREDENTIAL, InProcessCryptoLab
-from hcasim.api.crypto_transport import SocketCryptoTransport
 from hcasim.api.officer import CryptoOfficer
 from hcasim.devices.mlx5 import CONNECTX6DX_MULTI_BLOCK
 from hcasim.devices.mlx5.keywrap import wrap_credential, wrap_dek
 from hcasim.devices.mlx5.register_access import RegisterReply, RegStatus
+from hcasim.mlx5dv import SocketCryptoTransport
 from hcasim.testing import running_lab
 
 N = 1000

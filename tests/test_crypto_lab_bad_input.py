@@ -30,9 +30,9 @@ from crypto_helpers import (
 
 from hcasim import mlx5dv as dv
 from hcasim.api.client import ControlClient, LabError
-from hcasim.api.crypto_transport import SocketCryptoTransport
 from hcasim.devices.mlx5.errors import CryptoInvalidArgument, WcStatus
 from hcasim.lab.crypto_protocol import MAX_TRANSFER
+from hcasim.mlx5dv import SocketCryptoTransport
 
 NO_LOGIN = dv.MLX5DV_CRYPTO_LOGIN_STATE_NO_LOGIN
 

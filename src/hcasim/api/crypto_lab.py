@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from hcasim.api.officer import CryptoOfficer, OfficerIdentity
 from hcasim.devices.mlx5.crypto_engine import CONNECTX6DX, CryptoEngine, DeviceProfile
 from hcasim.devices.mlx5.keywrap import Secret, wrap_credential, wrap_dek
 from hcasim.devices.mlx5.nvstore import NvSnapshot
 from hcasim.devices.mlx5.register_access import CryptoRegisters
-
-if TYPE_CHECKING:
-    from hcasim.mlx5dv import InProcessTransport
+from hcasim.mlx5dv import InProcessTransport
 
 __all__ = ["DPDK_EXAMPLE_CREDENTIAL", "InProcessCryptoLab", "UserKeys"]
 
@@ -63,8 +60,6 @@ class InProcessCryptoLab:
         nv: NvSnapshot | None = None,
     ) -> None:
         """Build the lab; ``nv`` restores a previous :attr:`snapshots` entry."""
-        from hcasim.mlx5dv import InProcessTransport
-
         self.device_name = device_name
         self.storage_key = os.urandom(32) if storage_key is None else storage_key
         self.snapshots: list[NvSnapshot] = []

@@ -9,7 +9,8 @@ storage key, and :class:`CryptoService` serves the crypto control operations of
   (``mlx5_0``) of the session's host (``hello`` first). One connection holds at most one
   context; when the connection ends (close, or the process dies) the context ends with its
   login session, login objects, DEKs and MKeys (``session.on_close``).
-* ``mlx5_<op>`` for each :class:`hcasim.mlx5dv.CryptoTransport` operation, on that context.
+* ``mlx5_<op>`` for each operation of :data:`hcasim.lab.crypto_protocol.OPERATIONS` (one per
+  :class:`hcasim.mlx5dv.CryptoTransport` engine operation), on that context.
 * ``mlx5_reg {device, register_id, method, data}``: one crypto-officer access register
   (CRYPTO_OPERATIONAL, IMPORT_KEK_HANDLE, CREDENTIAL_HANDLE) of a device of the session's host;
   the reply carries the register status and bytes, never a secret (write-only fields read 0).
@@ -43,24 +44,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from hcasim.devices.mlx5.crypto_engine import (
-    ContextId,
-    CryptoEngine,
-    Direction,
-)
+from hcasim.devices.mlx5.crypto_engine import ContextId
 from hcasim.devices.mlx5.errors import CryptoError
 from hcasim.devices.mlx5.firmware import Mlx5CryptoFirmware
-from hcasim.devices.mlx5.keywrap import Secret
 from hcasim.lab.control import ControlEndpoint, Session
 from hcasim.lab.crypto_protocol import (
-    MAX_TRANSFER,
     OP_PREFIX,
+    OPERATIONS,
+    Operation,
     WireError,
     b64,
-    decode_crypto_attr,
-    decode_dek_request,
     encode_caps,
-    encode_dek_attributes,
     encode_error,
     get_bytes,
     get_int,
@@ -156,89 +150,6 @@ class _OpenContext:
     ctx: ContextId
 
 
-#: An engine operation: (engine, context id, request) -> reply fields.
-_EngineOp = Callable[[CryptoEngine, ContextId, dict[str, Any]], dict[str, Any]]
-
-
-def _login(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
-    engine.crypto_login(
-        ctx,
-        get_int(a, "credential_id"),
-        get_int(a, "import_kek_id"),
-        Secret(get_bytes(a, "credential", 1024)),
-        get_int(a, "comp_mask"),
-    )
-    return {}
-
-
-def _login_create(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
-    login_id = engine.crypto_login_create(
-        ctx,
-        get_int(a, "credential_id"),
-        get_int(a, "import_kek_id"),
-        Secret(get_bytes(a, "credential", 1024)),
-        get_int(a, "comp_mask"),
-    )
-    return {"login": login_id}
-
-
-def _mkey_transfer(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
-    direction = Direction(get_int(a, "direction", 0, 1))
-    data = get_bytes(a, "data", MAX_TRANSFER)
-    out = engine.mkey_transfer(ctx, get_int(a, "mkey"), direction, data, get_int(a, "offset"))
-    return {"data": b64(out)}
-
-
-def _logout(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
-    engine.crypto_logout(ctx)
-    return {}
-
-
-def _login_destroy(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
-    engine.crypto_login_destroy(ctx, get_int(a, "login"))
-    return {}
-
-
-def _dek_destroy(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
-    engine.dek_destroy(ctx, get_int(a, "dek"))
-    return {}
-
-
-def _mkey_configure(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
-    crypto = decode_crypto_attr(a.get("crypto"))
-    engine.mkey_configure(ctx, get_int(a, "mkey"), get_int(a, "length"), crypto)
-    return {}
-
-
-def _mkey_destroy(engine: CryptoEngine, ctx: ContextId, a: dict[str, Any]) -> dict[str, Any]:
-    engine.mkey_destroy(ctx, get_int(a, "mkey"))
-    return {}
-
-
-_ENGINE_OPS: Final[dict[str, _EngineOp]] = {
-    "query_device": lambda e, c, a: {"caps": encode_caps(e.query_device(c))},
-    "crypto_login": _login,
-    "crypto_login_query_state": lambda e, c, a: {"state": int(e.crypto_login_query_state(c))},
-    "crypto_logout": _logout,
-    "crypto_login_create": _login_create,
-    "crypto_login_query": lambda e, c, a: {
-        "state": int(e.crypto_login_query(c, get_int(a, "login"), get_int(a, "comp_mask")))
-    },
-    "crypto_login_destroy": _login_destroy,
-    "dek_create": lambda e, c, a: {"dek": e.dek_create(c, decode_dek_request(a))},
-    "dek_query": lambda e, c, a: {
-        "attr": encode_dek_attributes(e.dek_query(c, get_int(a, "dek"), get_int(a, "comp_mask")))
-    },
-    "dek_destroy": _dek_destroy,
-    "mkey_create": lambda e, c, a: {
-        "mkey": e.mkey_create(c, get_int(a, "create_flags"), get_int(a, "max_entries"))
-    },
-    "mkey_configure": _mkey_configure,
-    "mkey_destroy": _mkey_destroy,
-    "mkey_transfer": _mkey_transfer,
-}
-
-
 class CryptoService:
     """Serves the crypto control operations of one lab."""
 
@@ -252,8 +163,8 @@ class CryptoService:
         endpoint.register(OP_PREFIX + "open", self.open)
         endpoint.register(OP_PREFIX + "close_context", self.close_context)
         endpoint.register(OP_PREFIX + "reg", self.register_access)
-        for name, op in _ENGINE_OPS.items():
-            endpoint.register(OP_PREFIX + name, functools.partial(self._engine_call, op))
+        for op in OPERATIONS.values():
+            endpoint.register(op.control_op, functools.partial(self._engine_call, op))
 
     def crypto_devices(self, host: str) -> list[Mlx5CryptoFirmware]:
         """The crypto devices of a host, in verbs order (mlx5_0, mlx5_1, ...)."""
@@ -296,7 +207,7 @@ class CryptoService:
             opened.firmware.engine.close_context(opened.ctx)
 
     def _engine_call(
-        self, op: _EngineOp, session: Session, args: dict[str, Any]
+        self, op: Operation[Any], session: Session, args: dict[str, Any]
     ) -> dict[str, Any]:
         opened = self._contexts.get(session.ident)
         if opened is None:
@@ -305,7 +216,8 @@ class CryptoService:
         if engine is None:
             raise ControlError(errno.EIO, f"the device failed: {opened.firmware.failure}")
         try:
-            return op(engine, opened.ctx, args)
+            result = op.engine_method(engine, opened.ctx, *op.decode_request(args))
+            return op.encode_reply(result)
         except CryptoError as exc:
             return {"crypto_error": encode_error(exc)}
         except ValueError as exc:  # WireError and out-of-range enum values

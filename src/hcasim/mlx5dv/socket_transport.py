@@ -1,11 +1,12 @@
 """The mlx5dv crypto API over the lab daemon's control socket.
 
-:class:`SocketCryptoTransport` implements :class:`hcasim.mlx5dv.CryptoTransport`. Each device
-context is its own connection to the daemon, the analogue of a uverbs file: closing the
-context, or the process dying, closes the connection and the daemon ends the context's login
-session and destroys its DEKs and MKeys. ``Mlx5Context("mlx5_0")`` uses it by default inside
-``hcasim exec --host H``, which names the daemon (``HCASIM_SOCKET``) and the host
-(``HCASIM_HOST``).
+:class:`SocketCryptoTransport` implements :class:`hcasim.mlx5dv.CryptoTransport`; how each
+engine operation's arguments and result travel is :data:`hcasim.lab.crypto_protocol.OPERATIONS`.
+Each device context is its own connection to the daemon, the analogue of a uverbs file:
+closing the context, or the process dying, closes the connection and the daemon ends the
+context's login session and destroys its DEKs and MKeys. ``Mlx5Context("mlx5_0")`` uses it
+by default inside ``hcasim exec --host H``, which names the daemon (``HCASIM_SOCKET``) and the
+host (``HCASIM_HOST``).
 
 Errors come back as the crypto engine's exception classes (rebuilt from errno, firmware
 status and completion status), so callers see what the in-process transport gives. A daemon
@@ -15,12 +16,11 @@ disassociated device file does.
 
 from __future__ import annotations
 
-import base64
 import errno
 import itertools
 import os
 import threading
-from typing import Any
+from typing import Any, TypeVar
 
 from hcasim.api.client import ControlClient, LabError, LabUnavailable, socket_path_from_env
 from hcasim.devices.mlx5.constants import LoginState
@@ -34,16 +34,29 @@ from hcasim.devices.mlx5.crypto_engine import (
 from hcasim.devices.mlx5.errors import CryptoStaleContext, error_from_code
 from hcasim.devices.mlx5.keywrap import Secret
 from hcasim.lab.crypto_protocol import (
-    MAX_TRANSFER,
+    CRYPTO_LOGIN,
+    CRYPTO_LOGIN_CREATE,
+    CRYPTO_LOGIN_DESTROY,
+    CRYPTO_LOGIN_QUERY,
+    CRYPTO_LOGIN_QUERY_STATE,
+    CRYPTO_LOGOUT,
+    DEK_CREATE,
+    DEK_DESTROY,
+    DEK_QUERY,
+    MKEY_CONFIGURE,
+    MKEY_CREATE,
+    MKEY_DESTROY,
+    MKEY_TRANSFER,
     OP_PREFIX,
-    b64,
+    QUERY_DEVICE,
+    Operation,
     decode_caps,
-    decode_dek_attributes,
     decode_error,
-    encode_crypto_attr,
-    encode_dek_request,
 )
-from hcasim.mlx5dv import ContextHandle, OpenedContext, PyverbsRDMAError
+from hcasim.mlx5dv.errors import PyverbsRDMAError
+from hcasim.mlx5dv.transport import ContextHandle, OpenedContext
+
+R = TypeVar("R")
 
 __all__ = ["SocketCryptoTransport", "environment_transport"]
 
@@ -57,7 +70,8 @@ class _Connection:
 
 
 class SocketCryptoTransport:
-    """A :class:`~hcasim.mlx5dv.CryptoTransport` to the lab daemon, one connection per context.
+    """A :class:`~hcasim.mlx5dv.transport.CryptoTransport` to the lab daemon, one connection
+    per context.
 
     ``socket_path`` and ``host`` default to the environment ``hcasim exec`` sets, read when a
     context is opened.
@@ -82,12 +96,20 @@ class SocketCryptoTransport:
             raise CryptoStaleContext(f"context handle {handle} is not open")
         return conn
 
-    def _call(self, handle: ContextHandle, op: str, **args: Any) -> dict[str, Any]:
-        """Run one crypto operation on the context's connection; raise the engine's error."""
+    def _run(self, handle: ContextHandle, op: Operation[R], *args: Any) -> R:
+        """Run one engine operation on the context's connection, its arguments and result
+        carried as ``op`` declares; raise the engine's error."""
+        request = op.encode_request(args)
+        return op.decode_reply(self._call(handle, op.control_op, request))
+
+    def _call(
+        self, handle: ContextHandle, control_op: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send one request on the context's connection; raise the engine's error."""
         conn = self._connection(handle)
         with conn.lock:
             try:
-                reply = conn.client.call(OP_PREFIX + op, **args)
+                reply = conn.client.call(control_op, **request)
             except LabUnavailable:
                 raise CryptoStaleContext("the lab daemon is gone: the context is dead") from None
             except LabError as exc:
@@ -140,7 +162,7 @@ class SocketCryptoTransport:
 
     def query_device(self, handle: ContextHandle) -> CryptoCaps:
         """The caps the context cached when it opened."""
-        return decode_caps(self._call(handle, "query_device")["caps"])
+        return self._run(handle, QUERY_DEVICE)
 
     # -- login ----------------------------------------------------------------------------
 
@@ -153,22 +175,15 @@ class SocketCryptoTransport:
         comp_mask: int,
     ) -> None:
         """``mlx5dv_crypto_login``."""
-        self._call(
-            handle,
-            "crypto_login",
-            credential_id=credential_id,
-            import_kek_id=import_kek_id,
-            credential=b64(credential.reveal()),
-            comp_mask=comp_mask,
-        )
+        self._run(handle, CRYPTO_LOGIN, credential_id, import_kek_id, credential, comp_mask)
 
     def crypto_login_query_state(self, handle: ContextHandle) -> LoginState:
         """``mlx5dv_crypto_login_query_state``."""
-        return LoginState(self._call(handle, "crypto_login_query_state")["state"])
+        return self._run(handle, CRYPTO_LOGIN_QUERY_STATE)
 
     def crypto_logout(self, handle: ContextHandle) -> None:
         """``mlx5dv_crypto_logout``."""
-        self._call(handle, "crypto_logout")
+        self._run(handle, CRYPTO_LOGOUT)
 
     def crypto_login_create(
         self,
@@ -179,50 +194,39 @@ class SocketCryptoTransport:
         comp_mask: int,
     ) -> int:
         """``mlx5dv_crypto_login_create``; the login object id."""
-        reply = self._call(
-            handle,
-            "crypto_login_create",
-            credential_id=credential_id,
-            import_kek_id=import_kek_id,
-            credential=b64(credential.reveal()),
-            comp_mask=comp_mask,
+        return self._run(
+            handle, CRYPTO_LOGIN_CREATE, credential_id, import_kek_id, credential, comp_mask
         )
-        return int(reply["login"])
 
     def crypto_login_query(
         self, handle: ContextHandle, login_id: int, comp_mask: int
     ) -> LoginState:
         """``mlx5dv_crypto_login_query``."""
-        reply = self._call(handle, "crypto_login_query", login=login_id, comp_mask=comp_mask)
-        return LoginState(reply["state"])
+        return self._run(handle, CRYPTO_LOGIN_QUERY, login_id, comp_mask)
 
     def crypto_login_destroy(self, handle: ContextHandle, login_id: int) -> None:
         """``mlx5dv_crypto_login_destroy``."""
-        self._call(handle, "crypto_login_destroy", login=login_id)
+        self._run(handle, CRYPTO_LOGIN_DESTROY, login_id)
 
     # -- DEKs -----------------------------------------------------------------------------
 
     def dek_create(self, handle: ContextHandle, attr: DekInitRequest) -> int:
         """``mlx5dv_dek_create``; the DEK id."""
-        return int(self._call(handle, "dek_create", **encode_dek_request(attr))["dek"])
+        return self._run(handle, DEK_CREATE, attr)
 
     def dek_query(self, handle: ContextHandle, dek_id: int, comp_mask: int) -> DekAttributes:
         """``mlx5dv_dek_query``."""
-        reply = self._call(handle, "dek_query", dek=dek_id, comp_mask=comp_mask)
-        return decode_dek_attributes(reply["attr"])
+        return self._run(handle, DEK_QUERY, dek_id, comp_mask)
 
     def dek_destroy(self, handle: ContextHandle, dek_id: int) -> None:
         """``mlx5dv_dek_destroy``."""
-        self._call(handle, "dek_destroy", dek=dek_id)
+        self._run(handle, DEK_DESTROY, dek_id)
 
     # -- crypto MKeys ---------------------------------------------------------------------
 
     def mkey_create(self, handle: ContextHandle, create_flags: int, max_entries: int) -> int:
         """``mlx5dv_create_mkey``; the MKey id."""
-        reply = self._call(
-            handle, "mkey_create", create_flags=create_flags, max_entries=max_entries
-        )
-        return int(reply["mkey"])
+        return self._run(handle, MKEY_CREATE, create_flags, max_entries)
 
     def mkey_configure(
         self,
@@ -232,17 +236,11 @@ class SocketCryptoTransport:
         crypto: CryptoAttrRequest | None,
     ) -> None:
         """A completed UMR setting the MKey's length and crypto properties."""
-        self._call(
-            handle,
-            "mkey_configure",
-            mkey=mkey_id,
-            length=length,
-            crypto=encode_crypto_attr(crypto),
-        )
+        self._run(handle, MKEY_CONFIGURE, mkey_id, length, crypto)
 
     def mkey_destroy(self, handle: ContextHandle, mkey_id: int) -> None:
         """``mlx5dv_destroy_mkey``."""
-        self._call(handle, "mkey_destroy", mkey=mkey_id)
+        self._run(handle, MKEY_DESTROY, mkey_id)
 
     def mkey_transfer(
         self,
@@ -257,20 +255,7 @@ class SocketCryptoTransport:
         One request carries at most 16 MiB (the control protocol's message limit); a bigger
         buffer is refused with EINVAL before anything is sent: split it at data-unit bounds.
         """
-        view = memoryview(data).cast("B")
-        if len(view) > MAX_TRANSFER:
-            raise error_from_code(
-                errno.EINVAL, f"one transfer carries at most {MAX_TRANSFER} bytes"
-            )
-        reply = self._call(
-            handle,
-            "mkey_transfer",
-            mkey=mkey_id,
-            direction=int(direction),
-            data=b64(view),
-            offset=offset,
-        )
-        return memoryview(bytearray(base64.b64decode(reply["data"])))
+        return self._run(handle, MKEY_TRANSFER, mkey_id, direction, data, offset)
 
 
 _environment_transport: SocketCryptoTransport | None = None
