@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CX3, KEY, SET_KEY_OUTPUT
 
 from hcasim.testing import running_lab
+from tests.support.flint import CX3, KEY, SET_KEY_OUTPUT
 
 
 def daemon_pid(lab) -> int:  # type: ignore[no-untyped-def]

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sim_client import SimClient
 
 from hcasim.ib import build, mad, smp_attrs
 from hcasim.ib.simproto import SimCtlType
 from hcasim.testing import LabHandle, running_lab
+from tests.support.sim_client import SimClient
 
 KEY = "1a1a1a1a2b2b2b2b"
 NEW_KEY = "22062011"

@@ -19,10 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_fabric_fuzz import corpus, mutate
-
 from hcasim import native
 from hcasim.ib import build
+from tests.support.mad_fuzz import corpus, mutate
 
 SEED = 20261122
 DATAGRAMS = 30_000
