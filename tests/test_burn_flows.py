@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import CX3, ENABLED, KEY, SET_KEY_OUTPUT, locked_query_error, rendered
+from tests.support.flint import CX3, ENABLED, KEY, SET_KEY_OUTPUT, locked_query_error, rendered
 
 
 def build(

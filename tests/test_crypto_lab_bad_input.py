@@ -15,7 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from crypto_helpers import (
+
+from hcasim import mlx5dv as dv
+from hcasim.api.client import ControlClient, LabError
+from hcasim.devices.mlx5.errors import CryptoInvalidArgument, WcStatus
+from hcasim.lab.crypto_protocol import MAX_TRANSFER
+from hcasim.mlx5dv import SocketCryptoTransport
+from tests.support.crypto_helpers import (
     ADMIN,
     HOST,
     XTS_KEY,
@@ -25,14 +31,8 @@ from crypto_helpers import (
     login,
     state_of,
     wrapped_dek_hex,
-    xts_reference,
 )
-
-from hcasim import mlx5dv as dv
-from hcasim.api.client import ControlClient, LabError
-from hcasim.devices.mlx5.errors import CryptoInvalidArgument, WcStatus
-from hcasim.lab.crypto_protocol import MAX_TRANSFER
-from hcasim.mlx5dv import SocketCryptoTransport
+from tests.support.xts import xts_reference
 
 NO_LOGIN = dv.MLX5DV_CRYPTO_LOGIN_STATE_NO_LOGIN
 

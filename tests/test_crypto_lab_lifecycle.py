@@ -18,7 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crypto_helpers import (
+
+from hcasim import mlx5dv as dv
+from hcasim.api.crypto_lab import UserKeys
+from hcasim.devices.mlx5.keywrap import wrap_credential
+from tests.support.crypto_helpers import (
     ADMIN,
     HOST,
     XTS_KEY,
@@ -28,12 +32,8 @@ from crypto_helpers import (
     state_of,
     wrapped_dek_hex,
     write_hex,
-    xts_reference,
 )
-
-from hcasim import mlx5dv as dv
-from hcasim.api.crypto_lab import UserKeys
-from hcasim.devices.mlx5.keywrap import wrap_credential
+from tests.support.xts import xts_reference
 
 VALID = dv.MLX5DV_CRYPTO_LOGIN_STATE_VALID
 NO_LOGIN = dv.MLX5DV_CRYPTO_LOGIN_STATE_NO_LOGIN
@@ -141,7 +141,7 @@ def test_daemon_restart_keeps_nv_objects_but_not_sessions(fresh: CryptoLab, how:
 OFFICER_LOOP = textwrap.dedent(
     """
     import sys
-    from crypto_helpers import Officer
+    from tests.support.crypto_helpers import Officer
     from hcasim.testing import LabHandle
     from pathlib import Path
     officer = Officer(LabHandle(Path(sys.argv[1]))).officer
@@ -164,7 +164,10 @@ def test_kill_9_in_the_middle_of_officer_operations(fresh: CryptoLab, tmp_path: 
     comes back with it done or not done, and every stored credential and KEK usable."""
     script = tmp_path / "officer_loop.py"
     script.write_text(OFFICER_LOOP)
-    env = dict(fresh.lab.env(), PYTHONPATH=str(Path(__file__).parent))
+    env = fresh.lab.env()
+    # The script imports tests.support: the repository root goes on its path.
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, (str(Path(__file__).parents[1]), env.get("PYTHONPATH"))))
     done = 0
     for threshold in (3, 8, 1):
         proc = subprocess.Popen(

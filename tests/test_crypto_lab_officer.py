@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crypto_helpers import (
+
+from hcasim import mlx5dv as dv
+from hcasim.api.crypto_lab import UserKeys
+from tests.support.crypto_helpers import (
     ADMIN,
     HOST,
     CryptoLab,
@@ -20,9 +23,6 @@ from crypto_helpers import (
     wrapped_dek_hex,
     write_hex,
 )
-
-from hcasim import mlx5dv as dv
-from hcasim.api.crypto_lab import UserKeys
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from crypto_helpers import (
+
+from hcasim import mlx5dv as dv
+from tests.support.crypto_helpers import (
     ADMIN,
     HOST,
     XTS_KEY,
@@ -23,10 +25,8 @@ from crypto_helpers import (
     login,
     state_of,
     wrapped_dek_hex,
-    xts_reference,
 )
-
-from hcasim import mlx5dv as dv
+from tests.support.xts import xts_reference
 
 VALID = dv.MLX5DV_CRYPTO_LOGIN_STATE_VALID
 NO_LOGIN = dv.MLX5DV_CRYPTO_LOGIN_STATE_NO_LOGIN

@@ -112,7 +112,7 @@ class Wire:
         raw = self.reply(source, request, self.lids[target], client)
         assert raw is not None
         assert raw[1] == mgmt_class and raw[3] == mad.METHOD_GET_RESP
-        assert raw[8:16] == request[8:16] or raw[10:16] == request[10:16]
+        assert raw[8:16] == client.to_bytes(2, "big") + request[10:16]  # the TID, as tagged
         status = int.from_bytes(raw[4:6], "big")
         answer = vendor.ConfigSpaceAccessMad.decode(raw)
         return status, list(answer.dwords(min(count, vendor.MAX_CR_DWORDS)))

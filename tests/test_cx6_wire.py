@@ -13,18 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sim_client import (
-    CREDENTIAL_HANDLE,
-    CRYPTO_OPERATIONAL,
-    IMPORT_KEK_HANDLE,
-    MFPA,
-    MLOCK,
-    REG_GET,
-    REG_SET,
-    RegisterReply,
-    access_register,
-    register_reply,
-)
 
 from hcasim.api.officer import CryptoOfficer, commissioning_payload
 from hcasim.devices.mlx5.firmware import Mlx5CryptoFirmware
@@ -39,6 +27,18 @@ from hcasim.ib import access_register as ar
 from hcasim.ib import build, mad, vendor
 from hcasim.lab.lab import Device, Host
 from hcasim.lab.spec import default_lab
+from tests.support.sim_client import (
+    CREDENTIAL_HANDLE,
+    CRYPTO_OPERATIONAL,
+    IMPORT_KEK_HANDLE,
+    MFPA,
+    MLOCK,
+    REG_GET,
+    REG_SET,
+    RegisterReply,
+    access_register,
+    register_reply,
+)
 
 #: node2 -> sw1 -> crypto1 (sw1 port 5 in the default lab's net file)
 DR_PATH = [1, 5]

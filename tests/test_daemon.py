@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CX3, KEY, SET_KEY_OUTPUT
 
 from hcasim.testing import running_lab
+from tests.support.flint import CX3, ENABLED, KEY, SET_KEY_OUTPUT, WRONG_KEY
 
 
 def daemon_pid(lab) -> int:  # type: ignore[no-untyped-def]
@@ -199,6 +199,7 @@ def test_concurrent_flint_processes_are_serialised(lab):  # type: ignore[no-unty
 
 def test_kill_9_during_burns_and_set_keys_never_tears_the_flash(tmp_path):  # type: ignore[no-untyped-def]
     from hcasim.devices import fs2
+    from hcasim.devices.hw_key import verifier_from_tags
     from hcasim.lab.store import LabStore
 
     rng = random.Random(1234)
@@ -242,7 +243,20 @@ def test_kill_9_during_burns_and_set_keys_never_tears_the_flash(tmp_path):  # ty
             info = fs2.parse_image(image)  # never torn: always a whole, valid image
             assert info.fw_version in ((2, 42, 5000), (2, 42, 5100), (2, 42, 5200))
             assert fs2.verify_image(image)
+            # The restarted daemon cold-boots node1 from that image (a power cycle): locked
+            # if it holds a key. The writer's first set_key of each round sets key 1.
+            key = verifier_from_tags(
+                info.hw_access_key or 0,
+                fs2.image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL),
+                info.guids[0].to_bytes(8, "big"),
+            )
             time.sleep(0.2)
             lab.up()
             q = lab.flint("node1", "-d", CX3, "hw_access", "enable", "1")
-            assert q.returncode in (0, 1)
+            if key is None:
+                assert (q.returncode, q.stdout, q.stderr) == (
+                    0, "-I- HW access already enabled\n", "")
+            elif key.matches(1):
+                assert (q.returncode, q.stdout, q.stderr) == (0, ENABLED, "")
+            else:
+                assert (q.returncode, q.stdout, q.stderr) == (1, WRONG_KEY, "")

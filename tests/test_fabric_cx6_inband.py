@@ -19,7 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sim_client import (
+
+from hcasim.ib import mad, vendor
+from hcasim.testing import LabHandle, running_lab
+from tests.support.sim_client import (
     CREDENTIAL_HANDLE,
     CRYPTO_OPERATIONAL,
     IMPORT_KEK_HANDLE,
@@ -32,9 +35,6 @@ from sim_client import (
     access_register,
     register_reply,
 )
-
-from hcasim.ib import mad, vendor
-from hcasim.testing import LabHandle, running_lab
 
 # RegStatus values (docs/sources.md §7.1 table)
 OK, UNKNOWN_TLV, REG_NOT_SUPP, CLASS_NOT_SUPP, METHOD_NOT_SUPP, BAD_PARAM, LEN_TOO_SMALL = (

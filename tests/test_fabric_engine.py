@@ -7,7 +7,6 @@ import tracemalloc
 from dataclasses import replace
 
 import pytest
-from test_ib_wire import NODEINFO_REPLY, NODEINFO_REQUEST, PORTINFO_REPLY, PORTINFO_REQUEST
 
 from hcasim.fabric import quicksm
 from hcasim.fabric.engine import DeliveryKind, MadEngine
@@ -18,6 +17,12 @@ from hcasim.fabric.subnet import XMIT_DATA, XMIT_DISCARDS, XMIT_PKTS, Subnet, sa
 from hcasim.fabric.topology import PortRef
 from hcasim.ib import build, mad, perf, smp_attrs
 from hcasim.ib.simproto import SIM_STATUS_TIMEOUT, SimRequest
+from tests.support.ib_captures import (
+    NODEINFO_REPLY,
+    NODEINFO_REQUEST,
+    PORTINFO_REPLY,
+    PORTINFO_REQUEST,
+)
 
 CAPTURE_NET = """\
 Switch 4 "sw1"

@@ -10,7 +10,7 @@ Both servers run side by side: ``/usr/bin/ibsim -s -n NET`` under a unique
 ``IBSIM_SOCKNAME`` (stopped by its pid) and ``hcasim up --topology NET``.
 
 Answers are compared whole; what may differ is what hcasim documents as deliberate
-(``test_fabric_vs_ibsim.assert_same_data``): PortInfo Supported masks from the net file,
+(``tests.support.ibsim_diff.assert_same_data``): PortInfo Supported masks from the net file,
 the GID prefix fe80:: before an SM sets one (GET_PORTINFO and GET_GID), and after OpenSM
 the PortInfo fields ibsim does not store when an SM sets them (:data:`IBSIM_IGNORES_ON_SET`;
 OpenSM sets M_KeyLeasePeriod and SubnetTimeOut).
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_fabric_vs_ibsim import PORTINFO_ALWAYS, assert_same_data
 
 from hcasim.api.ibsim_client import IbsimClient, unique_sockname
 from hcasim.fabric.fattree import fat_tree
@@ -37,6 +36,7 @@ from hcasim.ib import build, mad, smp_attrs
 from hcasim.ib.simproto import SIM_STATUS_TIMEOUT, SimRequest
 from hcasim.lab.home import UMAD2SIM, LabHome
 from hcasim.testing import LabHandle, running_lab
+from tests.support.ibsim_diff import PORTINFO_ALWAYS, assert_same_data
 
 IBSIM = shutil.which("ibsim")
 OPENSM = shutil.which("opensm", path="/usr/sbin:/sbin:" + os.environ.get("PATH", ""))

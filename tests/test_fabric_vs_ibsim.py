@@ -4,7 +4,7 @@ Starts Debian's ``/usr/bin/ibsim -s -n`` on a net file written by our own writer
 unique ``IBSIM_SOCKNAME`` (abstract unix sockets), speaks its protocol with the layouts of
 :mod:`hcasim.ib.simproto`, and compares every reply byte for byte with what the engine
 answers for the same datagram.  The differences that remain are deliberate and listed in
-``KNOWN_DIFFERENCES``.  Skipped when ibsim is not installed.
+:mod:`tests.support.ibsim_diff`.  Skipped when ibsim is not installed.
 """
 
 from __future__ import annotations
@@ -27,43 +27,10 @@ from hcasim.fabric.subnet import Subnet
 from hcasim.fabric.topology import NodeKind, PortRef
 from hcasim.ib import build, mad
 from hcasim.ib.simproto import SIM_MAGIC, SimClientInfo, SimCtl, SimCtlType, SimRequest
+from tests.support.ibsim_diff import assert_same_data
 
 IBSIM = shutil.which("ibsim")
 pytestmark = pytest.mark.skipif(IBSIM is None, reason="needs the ibsim binary")
-
-# Fields that differ on purpose (each a documented choice of hcasim.fabric):
-# * PortInfo LinkWidth/Speed/SpeedExtSupported come from the net file's link tags (the
-#   port's hardware) where ibsim reports fixed masks 1x-12x, SDR-QDR, FDR-HDR;
-# * PortInfo GidPrefix reads as the IBTA default fe80:: until an SM sets it (ibsim: 0);
-# * SwitchInfo LinearFDBCap is 48K, every unicast LID (ibsim 0.10: 30720);
-# * PortInfo of a port with no cable: ibsim's "down" templates (sim_net.c:96-129) read
-#   LocalPhyErrors 4 on switches and drop IsCapabilityMaskNoticeSupported on CAs.
-PORTINFO_ALWAYS = {"link_width_supported", "link_speed_supported", "link_speed_ext_supported"}
-PORTINFO_DOWN = {"capability_mask", "local_phy_errors"}
-SWITCHINFO_BYTES = (0, 2)
-
-
-def assert_same_data(attr: int, theirs: bytes, ours: bytes, *, down_port: bool = False,
-                     gid_prefix_unset: bool = True, where: object = None) -> None:
-    """Compare two 64-byte SMP data blocks, allowing only the documented differences."""
-    if attr == mad.ATTR_PORT_INFO:
-        from hcasim.ib.smp_attrs import PortInfo
-
-        a, b = PortInfo.decode(theirs), PortInfo.decode(ours)
-        ignore = set(PORTINFO_ALWAYS)
-        if gid_prefix_unset:
-            ignore.add("gid_prefix")
-        if down_port:
-            ignore |= PORTINFO_DOWN
-        for spec in PortInfo.field_specs():
-            if spec.name not in ignore:
-                assert getattr(a, spec.name) == getattr(b, spec.name), (where, spec.name)
-        return
-    if attr == mad.ATTR_SWITCH_INFO:
-        lo, hi = SWITCHINFO_BYTES
-        theirs, ours = theirs[:lo] + theirs[hi:], ours[:lo] + ours[hi:]
-    assert theirs == ours, (where, hex(attr), theirs.hex(), ours.hex())
-
 
 TWO_PORT_NET = """\
 Switch 8 "sw1" # "MF0;sw1:SX6036/U1" enhanced port 0

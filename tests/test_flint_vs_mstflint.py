@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CX3, mstflint
+
+from tests.support.flint import CX3, mstflint
 
 MISSING = "99:00.0"  # a device that exists neither here nor on the lab host
 

@@ -13,36 +13,45 @@ import errno
 import struct
 
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hcasim import mlx5dv as dv
 from hcasim.api.crypto_lab import InProcessCryptoLab
-from hcasim.devices.mlx5 import CONNECTX6DX, CONNECTX6DX_PLAINTEXT, CONNECTX7, DeviceProfile
+from hcasim.devices.mlx5 import (
+    CONNECTX6DX,
+    CONNECTX6DX_MULTI_BLOCK,
+    CONNECTX6DX_PLAINTEXT,
+    CONNECTX7,
+    DeviceProfile,
+)
 from hcasim.devices.mlx5.keywrap import wrap_dek
+from tests.support.xts import xts_reference
 
 # 128-bit XTS key halves as the JSON test file would give them (distinct halves).
 KEY_128 = bytes(range(1, 33))
 KEY_256 = bytes(range(64, 128))
 
 
-def requires_crypto_support(ctx: dv.Mlx5Context, wrapped: bool, multi_block: bool) -> None:
-    """check_crypto_caps of the pyverbs suite (docs/sources.md §16.2): skip where it would skip."""
+def suite_skip_reason(ctx: dv.Mlx5Context, wrapped: bool, multi_block: bool) -> str | None:
+    """check_crypto_caps of the pyverbs suite (docs/sources.md §16.2): why it would skip the test on
+    this context, or None when it would run it. The profiles here must have what the tests
+    need, so the tests assert None: a regression in the caps fails instead of skipping."""
     caps = ctx.query_mlx5_device().crypto_caps
     engines = caps["crypto_engines"]
     single = dv.MLX5DV_CRYPTO_ENGINES_CAP_AES_XTS_SINGLE_BLOCK
     multi = dv.MLX5DV_CRYPTO_ENGINES_CAP_AES_XTS_MULTI_BLOCK
     if caps["failed_selftests"] or not engines & (single | multi):
-        pytest.skip("crypto engine unusable")
+        return "crypto engine unusable"
     if multi_block and not engines & multi:
-        pytest.skip("multi-block AES-XTS not supported")
+        return "multi-block AES-XTS not supported"
     if engines & multi:
         assert engines & single
     wrapped_bit = caps["wrapped_import_method"] & dv.MLX5DV_CRYPTO_WRAPPED_IMPORT_METHOD_CAP_AES_XTS
     operational = caps["flags"] & dv.MLX5DV_CRYPTO_CAPS_WRAPPED_CRYPTO_OPERATIONAL
     if wrapped and not (wrapped_bit and operational):
-        pytest.skip("wrapped mode not operational")
+        return "wrapped mode not operational"
     if not wrapped and wrapped_bit and operational:
-        pytest.skip("plaintext DEKs need a plaintext-import engine")
+        return "plaintext DEKs need a plaintext-import engine"
+    return None
 
 
 def make_lab(profile: DeviceProfile) -> InProcessCryptoLab:
@@ -60,7 +69,7 @@ def test_mlx5_dek_management() -> None:
     cred_bytes = struct.pack("!6Q", *words)
     wrapped_key = struct.pack("!5Q", *struct.unpack("!5Q", wrap_dek(bytes(16), KEY_128)))
     with dv.Mlx5Context(lab.device_name, transport=lab.transport) as ctx:
-        requires_crypto_support(ctx, wrapped=True, multi_block=False)
+        assert suite_skip_reason(ctx, wrapped=True, multi_block=False) is None
         pd = dv.PD(ctx)  # 1
         dek_attr = dv.Mlx5DEKInitAttr(
             pd,
@@ -87,15 +96,6 @@ def test_mlx5_dek_management() -> None:
         assert dv.Mlx5Context.query_login_state(ctx) == dv.MLX5DV_CRYPTO_LOGIN_STATE_NO_LOGIN
 
 
-def xts_reference(key: bytes, data: bytes, unit: int = 512) -> bytes:
-    """Expected device ciphertext, tweak 0 for the first data unit, +1 per unit."""
-    out = b""
-    for k in range(len(data) // unit):
-        enc = Cipher(algorithms.AES(key), modes.XTS(k.to_bytes(16, "little"))).encryptor()
-        out += enc.update(data[k * unit : (k + 1) * unit]) + enc.finalize()
-    return out
-
-
 def run_traffic(
     lab: InProcessCryptoLab,
     *,
@@ -103,11 +103,18 @@ def run_traffic(
     msg_size: int = 1024,
     key_size: int = dv.MLX5DV_CRYPTO_KEY_SIZE_128,
     signature: bool = False,
+    suite_skips: str | None = None,
 ) -> None:
-    """The Mlx5CryptoTrafficTest flow for one client context against the server's MR."""
+    """The Mlx5CryptoTrafficTest flow for one client context against the server's MR.
+
+    ``suite_skips``: why the pyverbs suite would skip this test on the lab's device (None:
+    it runs it); the flow is run either way."""
     xts_key = KEY_128 if key_size == dv.MLX5DV_CRYPTO_KEY_SIZE_128 else KEY_256
     half = msg_size // 2
     with dv.Mlx5Context(lab.device_name, transport=lab.transport) as client:
+        multi_block = half > 512  # more than one data unit (MLX5DV_BLOCK_SIZE_512) per MKey
+        reason = suite_skip_reason(client, wrapped=api != "plaintext", multi_block=multi_block)
+        assert reason == suite_skips
         pd = dv.PD(client)
         login_obj = None
         if api == "old":
@@ -151,7 +158,7 @@ def run_traffic(
                     initial_tweak=bytes(16),
                 ),
             )
-        expected = xts_reference(xts_key, b"c" * half)
+        expected = xts_reference(xts_key, 0, b"c" * half)
         client_mr = b"c" * half + expected
         for _ in range(10):  # iters=10
             server_first = wire_enc.send(client_mr[:half])
@@ -194,20 +201,27 @@ def test_multi_block(api: str) -> None:
     run_traffic(lab, api=api, msg_size=2048)
 
 
+def test_multi_block_on_the_lab_daemons_connectx6dx() -> None:
+    """The lab daemon's ConnectX-6 Dx (CONNECTX6DX_MULTI_BLOCK) reports SINGLE | MULTI: the
+    suite runs its wrapped multi-block test there, and the data comes out right."""
+    run_traffic(make_lab(CONNECTX6DX_MULTI_BLOCK), api="login_object", msg_size=2048)
+
+
 def test_multi_block_needs_a_multi_block_engine() -> None:
     """On a single-block engine (ConnectX-6 Dx) a 2-unit MKey fails at wr_complete (EINVAL,
     qp.c:2650-2662)."""
     lab = make_lab(CONNECTX6DX)
     with pytest.raises(dv.PyverbsRDMAError) as exc:
-        run_traffic(lab, api="old", msg_size=2048)
+        run_traffic(lab, api="old", msg_size=2048, suite_skips="multi-block AES-XTS not supported")
     assert exc.value.error_code == errno.EINVAL
 
 
 def test_skips_like_the_suite() -> None:
-    """A context opened before commissioning caches 'not operational': wrapped tests skip."""
+    """A context opened before commissioning caches 'not operational': the suite would skip
+    its wrapped tests, and its multi-block ones on this single-block engine."""
     lab = InProcessCryptoLab(CONNECTX6DX)
     with dv.Mlx5Context(lab.device_name, transport=lab.transport) as ctx:
-        with pytest.raises(pytest.skip.Exception):
-            requires_crypto_support(ctx, wrapped=True, multi_block=False)
-        with pytest.raises(pytest.skip.Exception):
-            requires_crypto_support(ctx, wrapped=False, multi_block=True)
+        assert suite_skip_reason(ctx, wrapped=True, multi_block=False) == (
+            "wrapped mode not operational")
+        assert suite_skip_reason(ctx, wrapped=False, multi_block=True) == (
+            "multi-block AES-XTS not supported")

@@ -19,13 +19,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_fabric_fuzz import corpus, mutate
+import pytest
 
 from hcasim import native
 from hcasim.ib import build
+from tests.support.mad_fuzz import corpus, mutate
 
 SEED = 20261122
 DATAGRAMS = 30_000
+
+
+def no_build() -> bool:
+    """Whether ``make install`` compiled nothing here: no manifest and no extension module of
+    the group (a C compiler is optional, README "Two commands"). A build that exists but is
+    stale or partial is not this: the tests below are about it, and fail."""
+    modules = (*native.MODULES, native.CODECS_MODULE, native.GROUP)
+    return not os.path.exists(native.MANIFEST_PATH) and not any(
+        os.path.exists(path) for module in modules for path in native.extension_paths(module))
+
+
+compiled = pytest.mark.skipif(
+    no_build(), reason="no compiled build of the MAD path (make install compiles it with mypyc)")
 
 REPLAY = r'''
 import asyncio, hashlib, itertools, json, logging, sys, time
@@ -90,6 +104,7 @@ asyncio.run(main())
 '''
 
 
+@compiled
 def test_the_compiled_build_is_in_use() -> None:
     assert native.state() == "compiled", (
         f"{native.state()}: make install compiles the MAD path with mypyc")
@@ -109,6 +124,7 @@ def _import_paths(tree: Path, env: dict[str, str]) -> dict[str, str]:
     return loaded
 
 
+@compiled
 def test_a_changed_source_takes_the_group_back_to_python(tmp_path: Path) -> None:
     tree = tmp_path / "src"
     shutil.copytree(Path(native.__file__).parents[1], tree)
@@ -128,6 +144,17 @@ def test_a_changed_source_takes_the_group_back_to_python(tmp_path: Path) -> None
         "state": "sources (hcasim.fabric.routing changed since the build; run make install)"}
 
 
+def test_without_a_build_the_sources_run(tmp_path: Path) -> None:
+    """What a machine without a C compiler gets: the guard leaves the imports alone."""
+    tree = tmp_path / "src"
+    built = ["*.so", "*.pyd", native.MANIFEST, "_codecs.py", "__pycache__"]
+    shutil.copytree(Path(native.__file__).parents[1], tree, ignore=shutil.ignore_patterns(*built))
+    env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
+    assert _import_paths(tree, env) == {
+        "engine": str(tree / "hcasim/fabric/engine.py"), "state": "sources (no compiled build)"}
+
+
+@compiled
 def test_compiled_and_sources_answer_alike(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     items = corpus(with_sets=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import (
+from tests.support.flint import (
     CX3,
     CX3_CONF,
     CX3PRO,

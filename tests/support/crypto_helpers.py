@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
 from hcasim.api.client import ControlClient, b64
 from hcasim.api.crypto_lab import DPDK_EXAMPLE_CREDENTIAL, UserKeys
 from hcasim.api.officer import CryptoOfficer, OfficerIdentity
@@ -201,16 +199,6 @@ def crypto_lab(tmp: Path, *, commission: bool = True) -> Iterator[CryptoLab]:
         if commission:
             clab.commission()
         yield clab
-
-
-def xts_reference(key: bytes, tweak: int, data: bytes, unit: int = 512) -> bytes:
-    """AES-XTS per data unit with ``cryptography`` (tweak + k, little-endian): the expected
-    ciphertext, computed independently of the model."""
-    out = b""
-    for k, start in enumerate(range(0, len(data), unit)):
-        enc = Cipher(algorithms.AES(key), modes.XTS((tweak + k).to_bytes(16, "little"))).encryptor()
-        out += enc.update(data[start : start + unit]) + enc.finalize()
-    return out
 
 
 def wrapped_dek_hex(keys: UserKeys, xts_key: bytes = XTS_KEY, keytag: bytes | None = None) -> str:
