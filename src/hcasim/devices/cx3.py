@@ -11,6 +11,12 @@ control messages. Facts and their sources are in docs/secure-host.md; the short 
 - Semaphores are read-to-acquire: a read returns the old value and leaves 1 behind; a
   write of 0 releases (mtcr_ul/mtcr_tools_cif.c:178-205, tools_res_mgmt/tools_res_mgmt.c).
 - The key in force is loaded from the FS2 image-info section at reset.
+
+What the same firmware does on the wire is in :mod:`hcasim.hosts.cx3_wire`: once the key
+is active (:meth:`Cx3Firmware.driver_restart`, :meth:`Cx3Firmware.cold_boot`) the SMP
+firewall drops the SMPs the host sends, hides the M_Key in replies and protects GUID0; the
+host's driver, which learns the secure-host mode at MAD_DEMUX, is
+:mod:`hcasim.hosts.mlx4_driver`. docs/design-notes.md maps each behaviour to its code.
 """
 
 from __future__ import annotations
