@@ -18,10 +18,12 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import ClassVar
 
 from hcasim.devices import fs2
 from hcasim.devices.flash import JEDEC_ID, Flash
 from hcasim.devices.hw_key import KeyVerifier, verifier_from_tags
+from hcasim.ib.layout import Layout, array, uint
 
 HW_DEV_ID_ADDR = 0xF0014
 CR_LOCKED_VALUE = 0xBAD0CAFE
@@ -61,13 +63,91 @@ HW_ACCESS_OPCODE = 0x60
 MAD_DEMUX_OPCODE = 0x203
 MAD_DEMUX_CONFIG, MAD_DEMUX_QUERY_STATE, MAD_DEMUX_QUERY_RESTR = 0, 1, 2
 MAD_DEMUX_SUBN_CLASS = 0x01
-MAD_DEMUX_MAILBOX_SIZE = 0x80
-#: Mailbox offsets of the Set, GetResp, Trap and TrapRepress attribute masks (fw.c:2800-2836).
-MAD_DEMUX_MASK_OFFSETS = {"set": 0x10, "getresp": 0x20, "trap": 0x40, "traprepress": 0x70}
+
+
+@dataclass(slots=True)
+class MadDemuxMailbox(Layout):
+    """The MAD_DEMUX mailbox: the Set, GetResp, Trap and TrapRepress attribute masks
+    (fw.c:2800-2836)."""
+
+    SIZE: ClassVar[int] = 0x80
+    set: int = uint(0x10 * 8, 32)
+    getresp: int = uint(0x20 * 8, 32)
+    trap: int = uint(0x40 * 8, 32)
+    traprepress: int = uint(0x70 * 8, 32)
+
+
+MAD_DEMUX_MAILBOX_SIZE = MadDemuxMailbox.SIZE
 #: What the firmware reports while its SMP firewall is on: every attribute of each method is
 #: its own (the mask bits' meaning is in the non-public PRM; any non-zero value makes the
 #: driver enter secure-host mode, docs/fabric.md).
 MAD_DEMUX_FIREWALL_MASK = 0xFFFFFFFF
+
+
+# Event queue entries the firmware writes for the mlx4 driver: the 32-byte ``struct
+# mlx4_eqe`` (linux-6.1 ``include/linux/mlx4/device.h`` ``struct mlx4_eqe``; reference
+# secure-host.md §2): byte 1 type, byte 3 subtype, the event at bytes 4-27, owner at byte 31.
+# One layout per event the model writes.
+
+
+@dataclass(slots=True)
+class Eqe(Layout):
+    """Any EQE: its type and subtype."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+
+
+@dataclass(slots=True)
+class PortInfoEqe(Layout):
+    """PORT_MNG_CHG, PortInfo (``port_mgmt_change.params.port_info``); only the low nibble
+    of the ``mstr_sm_sl`` byte is the SL (mad.c:1193-1198)."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+    port: int = uint(56, 8)
+    sm_lid: int = uint(64, 16)
+    lid: int = uint(80, 16)
+    changed_attr: int = uint(96, 32)
+    sm_sl: int = uint(156, 4)
+    gid_prefix: int = uint(160, 64)
+
+
+@dataclass(slots=True)
+class TableChangeEqe(Layout):
+    """PORT_MNG_CHG, GUIDInfo or P_Key table (``params.tbl_change_info``)."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+    port: int = uint(56, 8)
+    block_ptr: int = uint(64, 32)
+    entries_mask: int = uint(96, 32)
+
+
+@dataclass(slots=True)
+class Sl2VlEqe(Layout):
+    """PORT_MNG_CHG, SL-to-VL (``params.sl2vl_tbl_change_info``): 16 four-bit VLs, SL0 in
+    the high nibble of byte 8."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+    port: int = uint(56, 8)
+    sl2vl: tuple[int, ...] = array(64, 16, 4)
+
+
+@dataclass(slots=True)
+class PortChangeEqe(Layout):
+    """PORT_CHANGE: the port number in bits 31:28 of the event's third dword (eq.c
+    ``mlx4_eq_int``)."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+    port: int = uint(96, 4)
 
 
 class HcrStatus(IntEnum):
@@ -330,11 +410,8 @@ class Cx3Firmware:
             return HcrStatus.OK, b""
         if op_mod not in (MAD_DEMUX_QUERY_STATE, MAD_DEMUX_QUERY_RESTR):
             return HcrStatus.BAD_PARAM, b""
-        out = bytearray(MAD_DEMUX_MAILBOX_SIZE)
         mask = MAD_DEMUX_FIREWALL_MASK if self.secure.smp_firewall else 0
-        for offset in MAD_DEMUX_MASK_OFFSETS.values():
-            out[offset : offset + 4] = mask.to_bytes(4, "big")
-        return HcrStatus.OK, bytes(out)
+        return HcrStatus.OK, MadDemuxMailbox(mask, mask, mask, mask).encode()
 
     # ----------------------------------------------------------------- flash
     def flash_read(self, offset: int, length: int, owner: object) -> bytes:
