@@ -18,12 +18,12 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from hcasim.devices import fs2
 from hcasim.devices.flash import JEDEC_ID, Flash
 from hcasim.devices.hw_key import KeyVerifier, verifier_from_tags
-from hcasim.ib.layout import Layout, array, uint
+from hcasim.ib.layout import Layout, array, dword, nested, uint
 
 HW_DEV_ID_ADDR = 0xF0014
 CR_LOCKED_VALUE = 0xBAD0CAFE
@@ -42,19 +42,77 @@ FLASH_GW_CMD = 0xF0400
 FLASH_GW_ADDR = 0xF0404
 FLASH_GW_DATA = 0xF0410
 FLASH_GW_DATA_DWORDS = 4
-GW_READ = 1 << 0
-GW_CMD_PHASE = 1 << 2
-GW_ADDR_PHASE = 1 << 3
-GW_DATA_PHASE = 1 << 4
-GW_CS_HOLD = 1 << 5
-GW_BUSY = 1 << 30
 # SPI opcodes a ConnectX-3 burn and query use (mflash_gw.c:273-497, mflash.c:559-666).
 SPI_WRSR, SPI_PP, SPI_READ, SPI_RDSR, SPI_WREN = 0x01, 0x02, 0x03, 0x05, 0x06
 SPI_SSE_4K, SPI_SE_64K, SPI_JEDEC = 0x20, 0xD8, 0x9F
 CR_SPACE_SIZE = 0x100000
 
-HCR_GO = 1 << 23
 HW_ACCESS_OPCODE = 0x60
+
+_L = TypeVar("_L", bound=Layout)
+
+
+def dword_value(layout: Layout) -> int:
+    """A one-dword CR register layout as the dword value CR-space reads carry."""
+    return int.from_bytes(layout.encode(), "big")
+
+
+def decode_dword(cls: type[_L], value: int) -> _L:
+    """A CR dword value decoded as the one-dword register layout ``cls``."""
+    return cls.decode(value.to_bytes(4, "big"))
+
+
+@dataclass(slots=True)
+class FlashGwCmd(Layout):
+    """The direct flash gateway's command dword at 0xf0400 (mflash_pack_layer.h:291-331)."""
+
+    SIZE: ClassVar[int] = 4
+    busy: int = dword(0, 30, 30)
+    opcode: int = dword(0, 23, 16)  # the SPI opcode of a command phase
+    size_log: int = dword(0, 10, 8)  # data phase of 2**size_log bytes
+    cs_hold: int = dword(0, 5, 5)
+    data_phase: int = dword(0, 4, 4)
+    addr_phase: int = dword(0, 3, 3)
+    cmd_phase: int = dword(0, 2, 2)
+    read: int = dword(0, 0, 0)
+
+
+@dataclass(slots=True)
+class HcrCommandWord(Layout):
+    """The last dword of the tools HCR: status, go and the command (mstflint
+    ``mtcr_ul/mtcr_tools_cif.c`` ``tools_cmdif_pack``, ``tools_cmdif_unpack``)."""
+
+    SIZE: ClassVar[int] = 4
+    status: int = dword(0, 31, 24)
+    go: int = dword(0, 23, 23)
+    e: int = dword(0, 22, 22)
+    opcode_modifier: int = dword(0, 15, 12)
+    opcode: int = dword(0, 11, 0)
+
+
+@dataclass(slots=True)
+class ToolsHcr(Layout):
+    """The tools HCR, ``TOOLS_HCR_DWORDS`` dwords at ``TOOLS_HCR_ADDR`` (``CMD_IF_SIZE`` 28,
+    ``tools_cmdif_pack`` and ``tools_cmdif_unpack`` in ``mtcr_ul/mtcr_tools_cif.c``)."""
+
+    SIZE: ClassVar[int] = 4 * TOOLS_HCR_DWORDS
+    in_param: int = uint(0, 64)
+    input_modifier: int = dword(8)
+    out_param: int = uint(96, 64)
+    token: int = dword(20, 31, 16)
+    command: HcrCommandWord = nested(24, HcrCommandWord)
+
+
+@dataclass(slots=True)
+class RunningFwVersion(Layout):
+    """The first two dwords of the running firmware version at ``RUNNING_FW_ADDR``
+    (fs2_ops.cpp:915-955, cibfw_layouts.c:190-210); the other two read 0."""
+
+    SIZE: ClassVar[int] = 8
+    major: int = dword(0, 31, 16)
+    minor: int = dword(4, 31, 16)
+    subminor: int = dword(4, 15, 0)
+
 
 # MAD_DEMUX, the command the mlx4 driver issues at start (reference secure-host.md §2.2;
 # linux-6.1 include/linux/mlx4/cmd.h:126,213-217, drivers/net/ethernet/mellanox/mlx4/
@@ -316,8 +374,11 @@ class Cx3Firmware:
         if addr == HW_DEV_ID_ADDR:
             return self.kind.revision << 16 | self.kind.hw_id
         if RUNNING_FW_ADDR <= addr < RUNNING_FW_ADDR + 16:
-            major, minor, sub = self.running_version
-            return (major << 16, minor << 16 | sub, 0, 0)[(addr - RUNNING_FW_ADDR) // 4]
+            offset = addr - RUNNING_FW_ADDR
+            if offset >= RunningFwVersion.SIZE:
+                return 0
+            version = RunningFwVersion(*self.running_version).encode()
+            return int.from_bytes(version[offset : offset + 4], "big")
         return self._cr.get(addr, 0)
 
     def _write_dword(self, addr: int, value: int, owner: object) -> None:
@@ -335,7 +396,7 @@ class Cx3Firmware:
         if TOOLS_HCR_ADDR <= addr < TOOLS_HCR_ADDR + 4 * TOOLS_HCR_DWORDS:
             index = (addr - TOOLS_HCR_ADDR) // 4
             self._hcr[index] = value
-            if index == TOOLS_HCR_DWORDS - 1 and value & HCR_GO:
+            if index == TOOLS_HCR_DWORDS - 1 and decode_dword(HcrCommandWord, value).go:
                 self._execute_hcr()
             return
         if (
@@ -372,14 +433,15 @@ class Cx3Firmware:
 
     # ----------------------------------------------------------------- tools HCR
     def _execute_hcr(self) -> None:
-        word = self._hcr[6]
-        opcode, op_mod = word & 0xFFF, (word >> 12) & 0xF
-        in_param = self._hcr[0] << 32 | self._hcr[1]
-        if opcode == HW_ACCESS_OPCODE and op_mod in (0, 1):
-            status = self.hw_access(unlock=op_mod == 0, key=in_param)
+        hcr = ToolsHcr.decode(b"".join(w.to_bytes(4, "big") for w in self._hcr))
+        op_mod = hcr.command.opcode_modifier
+        if hcr.command.opcode == HW_ACCESS_OPCODE and op_mod in (0, 1):
+            status = self.hw_access(unlock=op_mod == 0, key=hcr.in_param)
         else:
             status = HcrStatus.BAD_OP
-        self._hcr[6] = (int(status) << 24) | (word & 0xFFFF)  # go cleared
+        # the command stays, go (and every other flag) is cleared
+        self._hcr[6] = dword_value(HcrCommandWord(
+            status=int(status), opcode_modifier=op_mod, opcode=hcr.command.opcode))
 
     def hw_access(self, *, unlock: bool, key: int) -> HcrStatus:
         """HW_ACCESS (opcode 0x60): unlock with the key in force, or lock again."""
@@ -474,9 +536,12 @@ class FlashGateway:
         """A CR write inside the gateway's registers; a command word with busy set runs."""
         if addr == FLASH_GW_CMD:
             self.cmd = value
-            if value & GW_BUSY:
-                self._execute(value)
-                self.cmd = value & ~GW_BUSY
+            cmd = decode_dword(FlashGwCmd, value)
+            if cmd.busy:
+                self._execute(cmd)
+                done = bytearray(value.to_bytes(4, "big"))
+                FlashGwCmd.spec("busy").put(done, 0)
+                self.cmd = int.from_bytes(done, "big")
         elif addr == FLASH_GW_ADDR:
             self.addr = value
         elif addr >= FLASH_GW_DATA:
@@ -500,12 +565,12 @@ class FlashGateway:
             self._work = bytearray(self.flash.contents)
         return self._work
 
-    def _execute(self, cmd: int) -> None:
-        size = 1 << ((cmd >> 8) & 0x7) if cmd & GW_DATA_PHASE else 0
+    def _execute(self, cmd: FlashGwCmd) -> None:
+        size = 2**cmd.size_log if cmd.data_phase else 0
         size = min(size, 4 * FLASH_GW_DATA_DWORDS)
-        if cmd & GW_CMD_PHASE:
-            self._opcode = (cmd >> 16) & 0xFF
-            self._cursor = self.addr & (self.flash.size - 1) if cmd & GW_ADDR_PHASE else 0
+        if cmd.cmd_phase:
+            self._opcode = cmd.opcode
+            self._cursor = self.addr & (self.flash.size - 1) if cmd.addr_phase else 0
         op = self._opcode
         if op == SPI_WREN:
             self.write_enabled = True
@@ -517,14 +582,14 @@ class FlashGateway:
         elif op == SPI_READ and size:
             self._load(self._bytes(self._cursor, size))
             self._cursor += size
-        elif op in (SPI_SSE_4K, SPI_SE_64K) and cmd & GW_CMD_PHASE:
+        elif op in (SPI_SSE_4K, SPI_SE_64K) and cmd.cmd_phase:
             self._erase(self._cursor, 0x1000 if op == SPI_SSE_4K else 0x10000)
         elif op == SPI_PP and size:
             self._program(self._cursor, self._unload(size))
             self._cursor += size
         elif op == SPI_WRSR:
             self.write_enabled = False  # status register writes are accepted and ignored
-        if not cmd & GW_CS_HOLD and op in (SPI_PP, SPI_SSE_4K, SPI_SE_64K, SPI_WRSR):
+        if not cmd.cs_hold and op in (SPI_PP, SPI_SSE_4K, SPI_SE_64K, SPI_WRSR):
             self.write_enabled = False  # the write-enable latch clears at the end of a write
 
     def _load(self, data: bytes) -> None:
