@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 
 from hcasim.devices import cx3, fs2
 from hcasim.hosts import config_space
-from hcasim.ib import access_register, simproto, vendor
+from hcasim.ib import access_register, simproto, smp_attrs, vendor
 from hcasim.ib.layout import FieldSpec, Layout, adb, dword, nested, raw, uint
 
 FIRMWARE_LAYOUTS: list[type[Layout]] = [
     access_register.Operation, vendor.CrModifier, config_space.Mode2Record,
-    simproto.SimGuid, simproto.SimGid, simproto.SimIssm,
+    simproto.SimGuid, simproto.SimGid, simproto.SimIssm, smp_attrs.LinkStateChangeDetails,
+    smp_attrs.CapabilityMaskChangeDetails,
     fs2.ImageHeader, fs2.Boot2Header, fs2.PartitionHeader, fs2.TagHeader, fs2.VersionTag,
     fs2.BuildTimeTag, fs2.DeviceTypeTag, fs2.VsdVendorIdTag, fs2.HwAccessKeyTag,
     cx3.FlashGwCmd, cx3.HcrCommandWord, cx3.ToolsHcr, cx3.RunningFwVersion,
