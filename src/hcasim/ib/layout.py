@@ -493,10 +493,12 @@ class Layout:
     @classmethod
     def spec(cls, name: str) -> FieldSpec:
         """The declared field ``name`` (its :meth:`FieldSpec.get` and :meth:`FieldSpec.put`
-        read and patch it in place)."""
-        for spec in cls._codec().specs:
-            if spec.name == name:
-                return spec
+        read and patch it in place).  Unlike :meth:`field_specs` it does not build the codec,
+        so a module can take its field handles at import time for free."""
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            spec = f.metadata.get(_SPEC)
+            if f.name == name and isinstance(spec, FieldSpec):
+                return dataclasses.replace(spec, name=name)
         raise KeyError(f"{cls.__name__} has no field {name!r}")
 
     @classmethod
