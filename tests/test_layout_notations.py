@@ -21,7 +21,7 @@ FIRMWARE_LAYOUTS: list[type[Layout]] = [
     smp_attrs.CapabilityMaskChangeDetails,
     fs2.ImageHeader, fs2.Boot2Header, fs2.PartitionHeader, fs2.TagHeader, fs2.VersionTag,
     fs2.BuildTimeTag, fs2.DeviceTypeTag, fs2.VsdVendorIdTag, fs2.HwAccessKeyTag,
-    cx3.FlashGwCmd, cx3.HcrCommandWord, cx3.ToolsHcr, cx3.RunningFwVersion,
+    cx3.HwDevId, cx3.FlashGwCmd, cx3.HcrCommandWord, cx3.ToolsHcr, cx3.RunningFwVersion,
     cx3.MadDemuxMailbox, cx3.Eqe, cx3.PortInfoEqe, cx3.TableChangeEqe, cx3.Sl2VlEqe,
     cx3.PortChangeEqe,
 ]

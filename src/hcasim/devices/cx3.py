@@ -63,6 +63,16 @@ def decode_dword(cls: type[_L], value: int) -> _L:
 
 
 @dataclass(slots=True)
+class HwDevId(Layout):
+    """The HW_DEV_ID dword at ``HW_DEV_ID_ADDR``: revision in bits 23:16, hardware id in
+    bits 15:0 (inband.md §2.1; mstflint ``dev_mgt/tools_dev_types.c``)."""
+
+    SIZE: ClassVar[int] = 4
+    revision: int = dword(0, 23, 16)
+    hw_id: int = dword(0, 15, 0)
+
+
+@dataclass(slots=True)
 class FlashGwCmd(Layout):
     """The direct flash gateway's command dword at 0xf0400 (mflash_pack_layer.h:291-331)."""
 
@@ -372,7 +382,7 @@ class Cx3Firmware:
         if FLASH_GW_CMD <= addr < FLASH_GW_DATA + 4 * FLASH_GW_DATA_DWORDS:
             return self.gateway.read(addr)
         if addr == HW_DEV_ID_ADDR:
-            return self.kind.revision << 16 | self.kind.hw_id
+            return dword_value(HwDevId(self.kind.revision, self.kind.hw_id))
         if RUNNING_FW_ADDR <= addr < RUNNING_FW_ADDR + 16:
             offset = addr - RUNNING_FW_ADDR
             if offset >= RunningFwVersion.SIZE:
