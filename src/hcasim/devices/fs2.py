@@ -285,7 +285,8 @@ TAG_END = 0xFF
 
 @dataclass(slots=True)
 class TagHeader(Layout):
-    """The dword before each Image Info tag's payload (ParseInfoSect, fs2_ops.cpp:92-96)."""
+    """The dword before each Image Info tag's payload: id and payload bytes (ParseInfoSect,
+    fs2_ops.cpp:84-312)."""
 
     SIZE: ClassVar[int] = 4
     tag_id: int = dword(0, 31, 24)

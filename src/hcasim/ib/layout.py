@@ -2,15 +2,17 @@
 
 A layout is a slotted dataclass deriving from :class:`Layout` whose fields are declared
 with :func:`uint`, :func:`array`, :func:`raw`, :func:`text` or :func:`host_uint`, each
-giving the field's position. Two more declarators write the same positions in the
-notations of firmware documents: :func:`dword` (bits ``hi..lo`` of a big-endian dword,
-as mstflint's sources comment them) and :func:`adb` (``BYTE.BIT`` as NVIDIA's register
-database writes it); :func:`nested` embeds another layout. Positions follow the IBTA
-convention: bit offsets count from the most significant bit of byte 0 (bit 0 is the MSB
-of byte 0, bit 8 the MSB of byte 1), so a field at bit 128 with width 16 occupies bytes
-16-17. libibmad writes the same positions as ``BITSOFFS(offset, width)`` in
-``libibmad/fields.c``; fields whose libibmad counterpart is known carry its name in
-``ref`` so tests can cross-check them.
+giving the field's position.  Positions follow the IBTA convention: bit offsets count
+from the most significant bit of byte 0 (bit 0 is the MSB of byte 0, bit 8 the MSB of
+byte 1), so a field at bit 128 with width 16 occupies bytes 16-17.  libibmad writes the
+same positions as ``BITSOFFS(offset, width)`` in ``libibmad/fields.c``; fields whose
+libibmad counterpart is known carry its name in ``ref`` so tests can cross-check them.
+
+Firmware documents write positions their own ways, and two declarators take them as
+written: :func:`dword` (bits ``hi..lo`` of a big-endian dword, as mstflint's sources
+comment them) and :func:`adb` (``BYTE.BIT``, as NVIDIA's register database does);
+:func:`nested` embeds another layout, and :meth:`Layout.spec` gives a field's
+:class:`FieldSpec`, whose ``get`` and ``put`` read and patch it inside a larger buffer.
 
 Example::
 
@@ -238,7 +240,8 @@ class _Codec:
     fields are read (and written) with one :mod:`struct` call over the big-endian 32-bit
     words that hold them (words holding none are skipped), so each field costs a shift
     and a mask of a small integer, whatever the size of the layout; raw bytes, text,
-    host-order integers and byte-aligned arrays are sliced or packed on their own.
+    host-order integers, byte-aligned arrays and embedded layouts are sliced or packed on
+    their own.
     """
 
     __slots__ = ("specs", "names", "size", "fetch", "decode", "encode")
