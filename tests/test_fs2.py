@@ -18,6 +18,7 @@ from hcasim.cli.flint_format import (
     format_verify_error,
 )
 from hcasim.devices import fs2
+from hcasim.ib.layout import FieldSpec
 
 MSTFLINT = "/usr/bin/mstflint"
 GUID_BASE = 0xF45214030001B8A0  # the ConnectX-3 of NVIDIA's "Setting GUIDs and MACs" page
@@ -375,7 +376,7 @@ def test_formatting_details() -> None:
 
 
 # --------------------------------------------------------------------------- broken images
-def put(image: bytes, field: fs2.BitField, value: int, base: int) -> bytes:
+def put(image: bytes, field: FieldSpec, value: int, base: int) -> bytes:
     out = bytearray(image)
     field.put(out, value, base=base)
     return bytes(out)

@@ -21,7 +21,6 @@ import errno
 import os
 import random
 import socket
-import struct
 import time
 from types import TracebackType
 
@@ -33,6 +32,9 @@ from hcasim.ib.simproto import (
     SimClientInfo,
     SimCtl,
     SimCtlType,
+    SimGuid,
+    SimIssm,
+    SimPort,
     SimRequest,
     SimVendor,
 )
@@ -150,8 +152,8 @@ class IbsimClient:
 
     def port(self) -> tuple[int, int]:
         """GET_PORT: (LID, PortState) of the attach port."""
-        lid, state = struct.unpack_from("=HB", self.control(SimCtlType.GET_PORT).data)
-        return lid, state
+        port = SimPort.decode(self.control(SimCtlType.GET_PORT).data)
+        return port.lid, port.state
 
     def gid(self) -> bytes:
         """GET_GID: GidPrefix (network order) and the node GUID (host order), 16 bytes."""
@@ -159,12 +161,11 @@ class IbsimClient:
 
     def guid(self) -> int:
         """GET_GUID: the node GUID."""
-        value: int = struct.unpack_from("=Q", self.control(SimCtlType.GET_GUID).data)[0]
-        return value
+        return SimGuid.decode(self.control(SimCtlType.GET_GUID).data).guid
 
     def set_issm(self, issm: bool) -> None:
         """SET_ISSM: become (or stop being) an SM client."""
-        self.control(SimCtlType.SET_ISSM, struct.pack("=i", int(issm)))
+        self.control(SimCtlType.SET_ISSM, SimIssm(int(issm)).encode())
 
     # -- data channel ------------------------------------------------------------------------
 

@@ -21,6 +21,13 @@ from hcasim.api.client import (
     socket_path_from_env,
     unb64,
 )
+from hcasim.devices.cx3 import (
+    HcrCommandWord,
+    RunningFwVersion,
+    ToolsHcr,
+    decode_dword,
+    dword_value,
+)
 
 # CR-space addresses; sources cited in hcasim.devices.cx3.
 HW_DEV_ID_ADDR = 0xF0014
@@ -29,7 +36,6 @@ RUNNING_FW_ADDR = 0x1F064
 TOOLS_HCR_ADDR = 0x80780
 SEM_TOOLS_HCR = 0xF03BC
 SEM_FLASH_PROGRAMMING = 0xF03A0
-HCR_GO = 1 << 23
 #: How long a tool waits for a semaphore another process holds before giving up.
 SEMAPHORE_TIMEOUT = 30.0
 
@@ -122,27 +128,29 @@ class MstDevice:
         """Run one tools-HCR command; return (status, out_param)."""
         with self.semaphore(SEM_TOOLS_HCR):
             self._wait_go_clear()
-            word = (op_mod & 0xF) << 12 | (opcode & 0xFFF)
-            self.write(
-                TOOLS_HCR_ADDR,
-                [in_param >> 32, in_param & 0xFFFFFFFF, in_mod, 0, 0, 0, word],
-            )
-            self.write(TOOLS_HCR_ADDR + 24, [word | HCR_GO])
+            command = HcrCommandWord(opcode_modifier=op_mod & 0xF, opcode=opcode & 0xFFF)
+            hcr = ToolsHcr(in_param=in_param, input_modifier=in_mod, command=command).encode()
+            self.write(TOOLS_HCR_ADDR, [int.from_bytes(hcr[i:i + 4], "big")
+                                        for i in range(0, ToolsHcr.SIZE, 4)])
+            command.go = 1
+            self.write(TOOLS_HCR_ADDR + 24, [dword_value(command)])
             self._wait_go_clear()
-            regs = self.read(TOOLS_HCR_ADDR, 7)
-        return regs[6] >> 24, regs[3] << 32 | regs[4]
+            regs = self.read(TOOLS_HCR_ADDR, ToolsHcr.SIZE // 4)
+        reply = ToolsHcr.decode(b"".join(r.to_bytes(4, "big") for r in regs))
+        return reply.command.status, reply.out_param
 
     def _wait_go_clear(self) -> None:
         for _ in range(2000):
-            if not self.read1(TOOLS_HCR_ADDR + 24) & HCR_GO:
+            if not decode_dword(HcrCommandWord, self.read1(TOOLS_HCR_ADDR + 24)).go:
                 return
             time.sleep(0.001)
         raise LabError(errno.ETIMEDOUT, "tools HCR stayed busy")
 
     def running_version(self) -> tuple[int, int, int]:
         """The firmware version running now (may differ from the flash after a burn)."""
-        w = self.read(RUNNING_FW_ADDR, 2)
-        return (w[0] >> 16, w[1] >> 16, w[1] & 0xFFFF)
+        w = self.read(RUNNING_FW_ADDR, RunningFwVersion.SIZE // 4)
+        version = RunningFwVersion.decode(b"".join(d.to_bytes(4, "big") for d in w))
+        return (version.major, version.minor, version.subminor)
 
     # ------------------------------------------------------------- flash
     def read_flash_image(self) -> bytes:

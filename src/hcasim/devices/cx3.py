@@ -24,10 +24,12 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import ClassVar, TypeVar
 
 from hcasim.devices import fs2
 from hcasim.devices.flash import JEDEC_ID, Flash
 from hcasim.devices.hw_key import KeyVerifier, verifier_from_tags
+from hcasim.ib.layout import Layout, array, dword, nested, uint
 
 HW_DEV_ID_ADDR = 0xF0014
 CR_LOCKED_VALUE = 0xBAD0CAFE
@@ -46,19 +48,87 @@ FLASH_GW_CMD = 0xF0400
 FLASH_GW_ADDR = 0xF0404
 FLASH_GW_DATA = 0xF0410
 FLASH_GW_DATA_DWORDS = 4
-GW_READ = 1 << 0
-GW_CMD_PHASE = 1 << 2
-GW_ADDR_PHASE = 1 << 3
-GW_DATA_PHASE = 1 << 4
-GW_CS_HOLD = 1 << 5
-GW_BUSY = 1 << 30
 # SPI opcodes a ConnectX-3 burn and query use (mflash_gw.c:273-497, mflash.c:559-666).
 SPI_WRSR, SPI_PP, SPI_READ, SPI_RDSR, SPI_WREN = 0x01, 0x02, 0x03, 0x05, 0x06
 SPI_SSE_4K, SPI_SE_64K, SPI_JEDEC = 0x20, 0xD8, 0x9F
 CR_SPACE_SIZE = 0x100000
 
-HCR_GO = 1 << 23
 HW_ACCESS_OPCODE = 0x60
+
+_L = TypeVar("_L", bound=Layout)
+
+
+def dword_value(layout: Layout) -> int:
+    """A one-dword CR register layout as the dword value CR-space reads carry."""
+    return int.from_bytes(layout.encode(), "big")
+
+
+def decode_dword(cls: type[_L], value: int) -> _L:
+    """A CR dword value decoded as the one-dword register layout ``cls``."""
+    return cls.decode(value.to_bytes(4, "big"))
+
+
+@dataclass(slots=True)
+class HwDevId(Layout):
+    """The HW_DEV_ID dword at ``HW_DEV_ID_ADDR``: revision in bits 23:16, hardware id in
+    bits 15:0 (docs/sources.md §5.1; mstflint ``dev_mgt/tools_dev_types.c``)."""
+
+    SIZE: ClassVar[int] = 4
+    revision: int = dword(0, 23, 16)
+    hw_id: int = dword(0, 15, 0)
+
+
+@dataclass(slots=True)
+class FlashGwCmd(Layout):
+    """The direct flash gateway's command dword at 0xf0400 (mflash_pack_layer.h:291-331)."""
+
+    SIZE: ClassVar[int] = 4
+    busy: int = dword(0, 30, 30)
+    opcode: int = dword(0, 23, 16)  # the SPI opcode of a command phase
+    size_log: int = dword(0, 10, 8)  # data phase of 2**size_log bytes
+    cs_hold: int = dword(0, 5, 5)
+    data_phase: int = dword(0, 4, 4)
+    addr_phase: int = dword(0, 3, 3)
+    cmd_phase: int = dword(0, 2, 2)
+    read: int = dword(0, 0, 0)
+
+
+@dataclass(slots=True)
+class HcrCommandWord(Layout):
+    """The last dword of the tools HCR: status, go and the command (mstflint
+    ``mtcr_ul/mtcr_tools_cif.c`` ``tools_cmdif_pack``, ``tools_cmdif_unpack``)."""
+
+    SIZE: ClassVar[int] = 4
+    status: int = dword(0, 31, 24)
+    go: int = dword(0, 23, 23)
+    e: int = dword(0, 22, 22)
+    opcode_modifier: int = dword(0, 15, 12)
+    opcode: int = dword(0, 11, 0)
+
+
+@dataclass(slots=True)
+class ToolsHcr(Layout):
+    """The tools HCR, ``TOOLS_HCR_DWORDS`` dwords at ``TOOLS_HCR_ADDR`` (``CMD_IF_SIZE`` 28,
+    ``tools_cmdif_pack`` and ``tools_cmdif_unpack`` in ``mtcr_ul/mtcr_tools_cif.c``)."""
+
+    SIZE: ClassVar[int] = 4 * TOOLS_HCR_DWORDS
+    in_param: int = uint(0, 64)
+    input_modifier: int = dword(8)
+    out_param: int = uint(96, 64)
+    token: int = dword(20, 31, 16)
+    command: HcrCommandWord = nested(24, HcrCommandWord)
+
+
+@dataclass(slots=True)
+class RunningFwVersion(Layout):
+    """The first two dwords of the running firmware version at ``RUNNING_FW_ADDR``
+    (fs2_ops.cpp:915-955, cibfw_layouts.c:190-210); the other two read 0."""
+
+    SIZE: ClassVar[int] = 8
+    major: int = dword(0, 31, 16)
+    minor: int = dword(4, 31, 16)
+    subminor: int = dword(4, 15, 0)
+
 
 # MAD_DEMUX, the command the mlx4 driver issues at start (docs/sources.md §9.2;
 # linux-6.1 include/linux/mlx4/cmd.h:126,213-217, drivers/net/ethernet/mellanox/mlx4/
@@ -67,13 +137,91 @@ HW_ACCESS_OPCODE = 0x60
 MAD_DEMUX_OPCODE = 0x203
 MAD_DEMUX_CONFIG, MAD_DEMUX_QUERY_STATE, MAD_DEMUX_QUERY_RESTR = 0, 1, 2
 MAD_DEMUX_SUBN_CLASS = 0x01
-MAD_DEMUX_MAILBOX_SIZE = 0x80
-#: Mailbox offsets of the Set, GetResp, Trap and TrapRepress attribute masks (fw.c:2800-2836).
-MAD_DEMUX_MASK_OFFSETS = {"set": 0x10, "getresp": 0x20, "trap": 0x40, "traprepress": 0x70}
+
+
+@dataclass(slots=True)
+class MadDemuxMailbox(Layout):
+    """The MAD_DEMUX mailbox: the Set, GetResp, Trap and TrapRepress attribute masks
+    (fw.c:2800-2836)."""
+
+    SIZE: ClassVar[int] = 0x80
+    set: int = uint(0x10 * 8, 32)
+    getresp: int = uint(0x20 * 8, 32)
+    trap: int = uint(0x40 * 8, 32)
+    traprepress: int = uint(0x70 * 8, 32)
+
+
+MAD_DEMUX_MAILBOX_SIZE = MadDemuxMailbox.SIZE
 #: What the firmware reports while its SMP firewall is on: every attribute of each method is
 #: its own (the mask bits' meaning is in the non-public PRM; any non-zero value makes the
 #: driver enter secure-host mode, docs/fabric.md).
 MAD_DEMUX_FIREWALL_MASK = 0xFFFFFFFF
+
+
+# Event queue entries the firmware writes for the mlx4 driver: the 32-byte ``struct
+# mlx4_eqe`` (linux-6.1 ``include/linux/mlx4/device.h`` ``struct mlx4_eqe``; docs/sources.md
+# §9.3): byte 1 type, byte 3 subtype, the event at bytes 4-27, owner at byte 31.
+# One layout per event the model writes.
+
+
+@dataclass(slots=True)
+class Eqe(Layout):
+    """Any EQE: its type and subtype."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+
+
+@dataclass(slots=True)
+class PortInfoEqe(Layout):
+    """PORT_MNG_CHG, PortInfo (``port_mgmt_change.params.port_info``); only the low nibble
+    of the ``mstr_sm_sl`` byte is the SL (mad.c:1193-1198)."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+    port: int = uint(56, 8)
+    sm_lid: int = uint(64, 16)
+    lid: int = uint(80, 16)
+    changed_attr: int = uint(96, 32)
+    sm_sl: int = uint(156, 4)
+    gid_prefix: int = uint(160, 64)
+
+
+@dataclass(slots=True)
+class TableChangeEqe(Layout):
+    """PORT_MNG_CHG, GUIDInfo or P_Key table (``params.tbl_change_info``)."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+    port: int = uint(56, 8)
+    block_ptr: int = uint(64, 32)
+    entries_mask: int = uint(96, 32)
+
+
+@dataclass(slots=True)
+class Sl2VlEqe(Layout):
+    """PORT_MNG_CHG, SL-to-VL (``params.sl2vl_tbl_change_info``): 16 four-bit VLs, SL0 in
+    the high nibble of byte 8."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+    port: int = uint(56, 8)
+    sl2vl: tuple[int, ...] = array(64, 16, 4)
+
+
+@dataclass(slots=True)
+class PortChangeEqe(Layout):
+    """PORT_CHANGE: the port number in bits 31:28 of the event's third dword (eq.c
+    ``mlx4_eq_int``)."""
+
+    SIZE: ClassVar[int] = 32
+    type: int = uint(8, 8)
+    subtype: int = uint(24, 8)
+    port: int = uint(96, 4)
 
 
 class HcrStatus(IntEnum):
@@ -240,10 +388,13 @@ class Cx3Firmware:
         if FLASH_GW_CMD <= addr < FLASH_GW_DATA + 4 * FLASH_GW_DATA_DWORDS:
             return self.gateway.read(addr)
         if addr == HW_DEV_ID_ADDR:
-            return self.kind.revision << 16 | self.kind.hw_id
+            return dword_value(HwDevId(self.kind.revision, self.kind.hw_id))
         if RUNNING_FW_ADDR <= addr < RUNNING_FW_ADDR + 16:
-            major, minor, sub = self.running_version
-            return (major << 16, minor << 16 | sub, 0, 0)[(addr - RUNNING_FW_ADDR) // 4]
+            offset = addr - RUNNING_FW_ADDR
+            if offset >= RunningFwVersion.SIZE:
+                return 0
+            version = RunningFwVersion(*self.running_version).encode()
+            return int.from_bytes(version[offset : offset + 4], "big")
         return self._cr.get(addr, 0)
 
     def _write_dword(self, addr: int, value: int, owner: object) -> None:
@@ -261,7 +412,7 @@ class Cx3Firmware:
         if TOOLS_HCR_ADDR <= addr < TOOLS_HCR_ADDR + 4 * TOOLS_HCR_DWORDS:
             index = (addr - TOOLS_HCR_ADDR) // 4
             self._hcr[index] = value
-            if index == TOOLS_HCR_DWORDS - 1 and value & HCR_GO:
+            if index == TOOLS_HCR_DWORDS - 1 and decode_dword(HcrCommandWord, value).go:
                 self._execute_hcr()
             return
         if (
@@ -298,14 +449,15 @@ class Cx3Firmware:
 
     # ----------------------------------------------------------------- tools HCR
     def _execute_hcr(self) -> None:
-        word = self._hcr[6]
-        opcode, op_mod = word & 0xFFF, (word >> 12) & 0xF
-        in_param = self._hcr[0] << 32 | self._hcr[1]
-        if opcode == HW_ACCESS_OPCODE and op_mod in (0, 1):
-            status = self.hw_access(unlock=op_mod == 0, key=in_param)
+        hcr = ToolsHcr.decode(b"".join(w.to_bytes(4, "big") for w in self._hcr))
+        op_mod = hcr.command.opcode_modifier
+        if hcr.command.opcode == HW_ACCESS_OPCODE and op_mod in (0, 1):
+            status = self.hw_access(unlock=op_mod == 0, key=hcr.in_param)
         else:
             status = HcrStatus.BAD_OP
-        self._hcr[6] = (int(status) << 24) | (word & 0xFFFF)  # go cleared
+        # the command stays, go (and every other flag) is cleared
+        self._hcr[6] = dword_value(HcrCommandWord(
+            status=int(status), opcode_modifier=op_mod, opcode=hcr.command.opcode))
 
     def hw_access(self, *, unlock: bool, key: int) -> HcrStatus:
         """HW_ACCESS (opcode 0x60): unlock with the key in force, or lock again."""
@@ -336,11 +488,8 @@ class Cx3Firmware:
             return HcrStatus.OK, b""
         if op_mod not in (MAD_DEMUX_QUERY_STATE, MAD_DEMUX_QUERY_RESTR):
             return HcrStatus.BAD_PARAM, b""
-        out = bytearray(MAD_DEMUX_MAILBOX_SIZE)
         mask = MAD_DEMUX_FIREWALL_MASK if self.secure.smp_firewall else 0
-        for offset in MAD_DEMUX_MASK_OFFSETS.values():
-            out[offset : offset + 4] = mask.to_bytes(4, "big")
-        return HcrStatus.OK, bytes(out)
+        return HcrStatus.OK, MadDemuxMailbox(mask, mask, mask, mask).encode()
 
     # ----------------------------------------------------------------- flash
     def flash_read(self, offset: int, length: int, owner: object) -> bytes:
@@ -403,9 +552,12 @@ class FlashGateway:
         """A CR write inside the gateway's registers; a command word with busy set runs."""
         if addr == FLASH_GW_CMD:
             self.cmd = value
-            if value & GW_BUSY:
-                self._execute(value)
-                self.cmd = value & ~GW_BUSY
+            cmd = decode_dword(FlashGwCmd, value)
+            if cmd.busy:
+                self._execute(cmd)
+                done = bytearray(value.to_bytes(4, "big"))
+                FlashGwCmd.spec("busy").put(done, 0)
+                self.cmd = int.from_bytes(done, "big")
         elif addr == FLASH_GW_ADDR:
             self.addr = value
         elif addr >= FLASH_GW_DATA:
@@ -429,12 +581,12 @@ class FlashGateway:
             self._work = bytearray(self.flash.contents)
         return self._work
 
-    def _execute(self, cmd: int) -> None:
-        size = 1 << ((cmd >> 8) & 0x7) if cmd & GW_DATA_PHASE else 0
+    def _execute(self, cmd: FlashGwCmd) -> None:
+        size = 2**cmd.size_log if cmd.data_phase else 0
         size = min(size, 4 * FLASH_GW_DATA_DWORDS)
-        if cmd & GW_CMD_PHASE:
-            self._opcode = (cmd >> 16) & 0xFF
-            self._cursor = self.addr & (self.flash.size - 1) if cmd & GW_ADDR_PHASE else 0
+        if cmd.cmd_phase:
+            self._opcode = cmd.opcode
+            self._cursor = self.addr & (self.flash.size - 1) if cmd.addr_phase else 0
         op = self._opcode
         if op == SPI_WREN:
             self.write_enabled = True
@@ -446,14 +598,14 @@ class FlashGateway:
         elif op == SPI_READ and size:
             self._load(self._bytes(self._cursor, size))
             self._cursor += size
-        elif op in (SPI_SSE_4K, SPI_SE_64K) and cmd & GW_CMD_PHASE:
+        elif op in (SPI_SSE_4K, SPI_SE_64K) and cmd.cmd_phase:
             self._erase(self._cursor, 0x1000 if op == SPI_SSE_4K else 0x10000)
         elif op == SPI_PP and size:
             self._program(self._cursor, self._unload(size))
             self._cursor += size
         elif op == SPI_WRSR:
             self.write_enabled = False  # status register writes are accepted and ignored
-        if not cmd & GW_CS_HOLD and op in (SPI_PP, SPI_SSE_4K, SPI_SE_64K, SPI_WRSR):
+        if not cmd.cs_hold and op in (SPI_PP, SPI_SSE_4K, SPI_SE_64K, SPI_WRSR):
             self.write_enabled = False  # the write-enable latch clears at the end of a write
 
     def _load(self, data: bytes) -> None:

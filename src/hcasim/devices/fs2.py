@@ -23,7 +23,10 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+from hcasim.ib.layout import FieldSpec, Layout, dword, raw
 
 __all__ = [
     "CONNECTX3",
@@ -39,10 +42,13 @@ __all__ = [
     "TAG_PSID",
     "TAG_VSD",
     "TAG_VSD_VENDOR_ID",
-    "BitField",
+    "Boot2Header",
     "Fs2Info",
     "ImageError",
+    "ImageHeader",
+    "PartitionHeader",
     "SectionType",
+    "TagHeader",
     "TagSpec",
     "UnsupportedImageError",
     "assemble_image",
@@ -62,8 +68,7 @@ CONNECTX3 = 4099
 CONNECTX3_PRO = 4103
 DEVICE_NAMES = {CONNECTX3: "ConnectX-3", CONNECTX3_PRO: "ConnectX-3 Pro"}
 
-_DWORD = struct.Struct(">I")
-_MASK32 = 0xFFFFFFFF
+_DWORD = struct.Struct(">I")  # a CRC dword
 
 
 # --------------------------------------------------------------------------- errors
@@ -139,34 +144,6 @@ def crc16(data: bytes | bytearray | memoryview) -> int:
 
 
 # --------------------------------------------------------------------------- field tables
-class BitField(NamedTuple):
-    """Bits ``hi..lo`` of the big-endian dword at byte ``offset`` of some structure."""
-
-    name: str
-    offset: int
-    hi: int = 31
-    lo: int = 0
-
-    @property
-    def mask(self) -> int:
-        """The field's maximum value."""
-        return (1 << (self.hi - self.lo + 1)) - 1
-
-    def get(self, buf: bytes | bytearray, base: int = 0) -> int:
-        """Read the field from the structure at ``base`` in ``buf``."""
-        (word,) = _DWORD.unpack_from(buf, base + self.offset)
-        return int(word >> self.lo) & self.mask
-
-    def put(self, buf: bytearray, value: int, base: int = 0) -> None:
-        """Write ``value`` into the field of the structure at ``base``, keeping other bits."""
-        if not 0 <= value <= self.mask:
-            bits = self.hi - self.lo + 1
-            raise ValueError(f"{self.name} = {value:#x} does not fit in {bits} bits")
-        (word,) = _DWORD.unpack_from(buf, base + self.offset)
-        word = (word & ~(self.mask << self.lo) & _MASK32) | value << self.lo
-        _DWORD.pack_into(buf, base + self.offset, word)
-
-
 #: The magic pattern that marks an image start (fw_ops.cpp:402-404) and where it is
 #: looked for (fw_ops.cpp:408-409, FindAllImageStart :438-474).
 MAGIC = struct.pack(">4I", 0x4D544657, 0x8CDFD000, 0xDEAD9270, 0x4154BEEF)
@@ -174,29 +151,53 @@ MAGIC_POSITIONS = (0, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000, 0x
                    0x800000, 0x1000000)
 
 
-class Header:
-    """Image header fields, offsets from the image start."""
+@dataclass(slots=True)
+class ImageHeader(Layout):
+    """The image header, offsets from the image start; BOOT2 follows it
+    (FS2_BOOT_START, flint_base.h:272)."""
 
+    SIZE: ClassVar[int] = 0x38
+    magic: bytes = raw(0, len(MAGIC))
     #: fw_id: bits 31:24 device revision (fs2_ops.cpp:755), bits 15:0 full-image CRC
     #: (IMG_CRC_OFF, flint_base.h:294; fs2_ops.cpp:563-566, 1032-1054).
-    DEV_REV = BitField("dev_rev", 0x20, 31, 24)
-    IMAGE_CRC = BitField("image_crc", 0x20, 15, 0)
+    dev_rev: int = dword(0x20, 31, 24)
+    image_crc: int = dword(0x20, 15, 0)
     #: Bits 31:24 == 3 mark an FS3 image file (FS3_IND_ADDR, fw_ops.cpp:655-674).
-    FORMAT = BitField("format", 0x24, 31, 24)
+    format: int = dword(0x24, 31, 24)
     #: fs_info: bytes sum to 0; bit 3 failsafe; bits 2:0 + 16 = log2 chunk size
     #: (FS_DATA_OFF, flint_base.h:273; CntxGetFsData, fs2_ops.cpp:58-82).
-    FS_INFO = BitField("fs_info", 0x28)
-    #: info_ptr: bits 23:0 address of the Image Info data, bytes sum to 0 (fs2_ops.cpp:804-826).
-    INFO_PTR = BitField("info_ptr", 0x2C, 23, 0)
-    INFO_PTR_WORD = BitField("info_ptr_word", 0x2C)
+    fs_info: int = dword(0x28)
+    #: info_ptr: bits 23:0 address of the Image Info data, bits 31:24 make the dword's
+    #: bytes sum to 0 (fs2_ops.cpp:804-826).
+    info_ptr_checksum: int = dword(0x2C, 31, 24)
+    info_ptr: int = dword(0x2C, 23, 0)
     #: Image size in bytes (fs2_ops.cpp:751-753).
-    FW_SIZE = BitField("fw_size", 0x30)
+    fw_size: int = dword(0x30)
     #: Address of the GUID section data (fs2_ops.cpp:757-775).
-    GUID_PTR = BitField("guid_ptr", 0x34)
+    guid_ptr: int = dword(0x34)
 
-    FIELDS = (DEV_REV, IMAGE_CRC, FORMAT, FS_INFO, INFO_PTR_WORD, FW_SIZE, GUID_PTR)
-    #: BOOT2 starts here (FS2_BOOT_START, flint_base.h:272).
-    SIZE = 0x38
+
+class Header:
+    """Image header fields (of :class:`ImageHeader`), to read or patch in an image."""
+
+    DEV_REV = ImageHeader.spec("dev_rev")
+    IMAGE_CRC = ImageHeader.spec("image_crc")
+    FORMAT = ImageHeader.spec("format")
+    FS_INFO = ImageHeader.spec("fs_info")
+    INFO_PTR = ImageHeader.spec("info_ptr")
+    INFO_PTR_CHECKSUM = ImageHeader.spec("info_ptr_checksum")
+    FW_SIZE = ImageHeader.spec("fw_size")
+    GUID_PTR = ImageHeader.spec("guid_ptr")
+    SIZE = ImageHeader.SIZE
+
+
+@dataclass(slots=True)
+class Boot2Header(Layout):
+    """The first two dwords of BOOT2 (``checkBoot2``, fw_ops.cpp:284-365)."""
+
+    SIZE: ClassVar[int] = 8
+    dword0: int = dword(0)
+    size: int = dword(4)  # code dwords
 
 
 class Boot2:
@@ -205,20 +206,30 @@ class Boot2:
     ``checkBoot2``, fw_ops.cpp:284-365: 4 <= SIZE <= 0x100000 dwords, (SIZE + 4) dwords in all.
     """
 
-    SIZE = BitField("size", 0x04)
+    SIZE = Boot2Header.spec("size")
     MIN_SIZE = 4
     MAX_SIZE = 0x100000
 
 
-class Gph:
+@dataclass(slots=True)
+class PartitionHeader(Layout):
     """General Partition Header of a section (struct GPH, flint_base.h:450-456)."""
 
-    TYPE = BitField("type", 0x0)
-    SIZE = BitField("size", 0x4)  # data dwords (bytes for EMT, fs2_ops.cpp:386-393)
-    PARAM = BitField("param", 0x8)
-    NEXT = BitField("next", 0xC)  # absolute offset of the next GPH; 0 or 0xff000000 ends
-    FIELDS = (TYPE, SIZE, PARAM, NEXT)
-    BYTES = 16
+    SIZE: ClassVar[int] = 16
+    type: int = dword(0x0)
+    size: int = dword(0x4)  # data dwords (bytes for EMT, fs2_ops.cpp:386-393)
+    param: int = dword(0x8)
+    next: int = dword(0xC)  # absolute offset of the next GPH; 0 or 0xff000000 ends
+
+
+class Gph:
+    """The fields of :class:`PartitionHeader`, to read or patch in an image, and limits."""
+
+    TYPE = PartitionHeader.spec("type")
+    SIZE = PartitionHeader.spec("size")
+    PARAM = PartitionHeader.spec("param")
+    NEXT = PartitionHeader.spec("next")
+    BYTES = PartitionHeader.SIZE
     CHAIN_END = (0, 0xFF000000)  # checkList, fs2_ops.cpp:504
     MAX_DATA = 0x400000  # MAX_SECTION_SIZE, flint_base.h:458
 
@@ -270,60 +281,113 @@ TAG_HW_ACCESS_KEY = 13
 #: ids NVIDIA allocates upwards from 21. See docs/fs2-image.md.
 TAG_KEY_DIGEST_SEAL = 0xE0
 TAG_END = 0xFF
-_TAG_HEADER = BitField("tag", 0)
-_TAG_ID = BitField("tag_id", 0, 31, 24)
-_TAG_SIZE = BitField("tag_size", 0, 23, 0)
+
+
+@dataclass(slots=True)
+class TagHeader(Layout):
+    """The dword before each Image Info tag's payload: id and payload bytes (ParseInfoSect,
+    fs2_ops.cpp:84-312)."""
+
+    SIZE: ClassVar[int] = 4
+    tag_id: int = dword(0, 31, 24)
+    size: int = dword(0, 23, 0)  # payload bytes
+
+
+@dataclass(slots=True)
+class VersionTag(Layout):
+    """FwVersion and MicVersion payloads: major = word0[31:16]; minor, subminor =
+    word1[31:16], [15:0] (fs2_ops.cpp:110-115, 133-140)."""
+
+    SIZE: ClassVar[int] = 8
+    major: int = dword(0, 31, 16)
+    minor: int = dword(4, 31, 16)
+    subminor: int = dword(4, 15, 0)
+
+
+@dataclass(slots=True)
+class BuildTimeTag(Layout):
+    """FwBuildTime payload (fs2_ops.cpp:117-122): word1 = year[31:16] month[15:8] day[7:0],
+    printed with %x, so the numbers are BCD. word0 is not read by mstflint; hcasim writes 0."""
+
+    SIZE: ClassVar[int] = 8
+    year: int = dword(4, 31, 16)
+    month: int = dword(4, 15, 8)
+    day: int = dword(4, 7, 0)
+
+
+@dataclass(slots=True)
+class DeviceTypeTag(Layout):
+    """DeviceType payload: the PCI device id in bits 15:0 (fs2_ops.cpp:142-146)."""
+
+    SIZE: ClassVar[int] = 4
+    device_id: int = dword(0, 15, 0)
+
+
+@dataclass(slots=True)
+class VsdVendorIdTag(Layout):
+    """VsdVendorId payload: the VSD vendor in bits 15:0, 0x15b3 for Mellanox
+    (fs2_ops.cpp:148-151, flint_base.h:301)."""
+
+    SIZE: ClassVar[int] = 4
+    vendor_id: int = dword(0, 15, 0)
+
+
+@dataclass(slots=True)
+class HwAccessKeyTag(Layout):
+    """HwAccessKey payload: key[63:32] in word0, key[31:0] in word1 (fs2_ops.cpp:215-223)."""
+
+    SIZE: ClassVar[int] = 8
+    key_hi: int = dword(0)
+    key_lo: int = dword(4)
 
 
 class TagSpec(NamedTuple):
-    """One Image Info tag: id, name, payload size, and its numeric fields or text form."""
+    """One Image Info tag: id, name, payload size, and its numeric fields (a layout) or
+    text form."""
 
     tag_id: int
     name: str
     size: int
-    fields: tuple[BitField, ...] = ()
+    layout: type[Layout] | None = None
     text: bool = False
+
+    @property
+    def fields(self) -> tuple[FieldSpec, ...]:
+        """The numeric fields of the payload (none for text and opaque tags)."""
+        return () if self.layout is None else self.layout.field_specs()
 
     def decode(self, payload: bytes) -> dict[str, int]:
         """Read the numeric fields of this tag from its payload."""
-        return {f.name: f.get(payload) for f in self.fields}
+        if self.layout is None:
+            return {}
+        return dict(zip((f.name for f in self.fields), self.layout.decode(payload).values(),
+                        strict=True))
 
     def encode(self, **values: int) -> bytes:
         """Build a payload from numeric field values (missing fields are 0)."""
-        payload = bytearray(self.size)
-        for f in self.fields:
-            f.put(payload, values.pop(f.name, 0))
-        if values:
-            raise TypeError(f"{self.name} has no field(s) {', '.join(sorted(values))}")
-        return bytes(payload)
+        names = {f.name for f in self.fields}
+        if set(values) - names:
+            raise TypeError(f"{self.name} has no field(s) "
+                            f"{', '.join(sorted(set(values) - names))}")
+        if self.layout is None:
+            return bytes(self.size)
+        return self.layout(**values).encode()
 
 
 TAGS: dict[int, TagSpec] = {
     spec.tag_id: spec
     for spec in (
-        # fs2_ops.cpp:110-115: major = word0[31:16]; minor, subminor = word1[31:16], [15:0].
-        TagSpec(TAG_FW_VERSION, "FwVersion", 8, (
-            BitField("major", 0, 31, 16), BitField("minor", 4, 31, 16),
-            BitField("subminor", 4, 15, 0))),
-        # fs2_ops.cpp:117-122: word1 = year[31:16] month[15:8] day[7:0], printed with %x,
-        # so the numbers are BCD. word0 is not read by mstflint; hcasim writes 0.
-        TagSpec(TAG_FW_BUILD_TIME, "FwBuildTime", 8, (
-            BitField("year", 4, 31, 16), BitField("month", 4, 15, 8), BitField("day", 4, 7, 0))),
-        # fs2_ops.cpp:142-146: PCI device id in bits 15:0.
-        TagSpec(TAG_DEVICE_TYPE, "DeviceType", 4, (BitField("device_id", 0, 15, 0),)),
+        TagSpec(TAG_FW_VERSION, "FwVersion", 8, VersionTag),
+        TagSpec(TAG_FW_BUILD_TIME, "FwBuildTime", 8, BuildTimeTag),
+        TagSpec(TAG_DEVICE_TYPE, "DeviceType", 4, DeviceTypeTag),
         # PSID_LEN 16, VSD_LEN 208, PRODUCT_VER_LEN 16 (mlxfwops_com.h:122-124), read up to NUL.
         TagSpec(TAG_PSID, "PSID", 16, text=True),
         TagSpec(TAG_VSD, "VSD", 208, text=True),
         TagSpec(TAG_PRODUCT_VER, "ProductVer", 16, text=True),
-        # fs2_ops.cpp:148-151: VSD vendor, 0x15b3 for Mellanox (flint_base.h:301).
-        TagSpec(TAG_VSD_VENDOR_ID, "VsdVendorId", 4, (BitField("vendor_id", 0, 15, 0),)),
-        # fs2_ops.cpp:133-140; its presence makes `v` check the full-image CRC (:655-665).
-        TagSpec(TAG_MIC_VERSION, "MicVersion", 8, (
-            BitField("major", 0, 31, 16), BitField("minor", 4, 31, 16),
-            BitField("subminor", 4, 15, 0))),
-        # fs2_ops.cpp:215-223: key[63:32] in word0, key[31:0] in word1.
-        TagSpec(TAG_HW_ACCESS_KEY, "HwAccessKey", 8, (
-            BitField("key_hi", 0), BitField("key_lo", 4))),
+        TagSpec(TAG_VSD_VENDOR_ID, "VsdVendorId", 4, VsdVendorIdTag),
+        # its presence makes `v` check the full-image CRC (fs2_ops.cpp:655-665).
+        TagSpec(TAG_MIC_VERSION, "MicVersion", 8, VersionTag),
+        TagSpec(TAG_HW_ACCESS_KEY, "HwAccessKey", 8, HwAccessKeyTag),
         TagSpec(TAG_KEY_DIGEST_SEAL, "KeyDigestSeal", 8),
         TagSpec(TAG_END, "End", 0),
     )
@@ -384,10 +448,7 @@ def derive_mac(guid: int) -> int:
 def _tag_bytes(tag_id: int, payload: bytes) -> bytes:
     if len(payload) % 4:
         raise ValueError(f"tag {tag_id} payload must be whole dwords, got {len(payload)} bytes")
-    header = bytearray(4)
-    _TAG_ID.put(header, tag_id)
-    _TAG_SIZE.put(header, len(payload))
-    return bytes(header) + payload
+    return TagHeader(tag_id, len(payload)).encode() + payload
 
 
 def _text_payload(spec: TagSpec, text: str) -> bytes:
@@ -409,11 +470,7 @@ def _from_bcd(raw: int) -> int | None:
 
 
 def _section_bytes(kind: int, data: bytes, next_ptr: int) -> bytes:
-    gph = bytearray(Gph.BYTES)
-    Gph.TYPE.put(gph, kind)
-    Gph.SIZE.put(gph, len(data) // 4)
-    Gph.NEXT.put(gph, next_ptr)
-    body = bytes(gph) + data
+    body = PartitionHeader(type=kind, size=len(data) // 4, next=next_ptr).encode() + data
     return body + _DWORD.pack(crc16(body))
 
 
@@ -492,20 +549,16 @@ def assemble_image(
     info_data += _tag_bytes(TAG_END, b"")
     guid_data = b"".join(g.to_bytes(8, "big") for g in guid_entries)
 
-    boot2 = bytearray(8) + _BOOT2_CODE + bytes(4)
-    Boot2.SIZE.put(boot2, len(_BOOT2_CODE) // 4)
+    boot2 = Boot2Header(size=len(_BOOT2_CODE) // 4).encode() + _BOOT2_CODE + bytes(4)
     boot2 += _DWORD.pack(crc16(boot2))
 
     guid_start = Header.SIZE + len(boot2)
     info_start = guid_start + Gph.BYTES + len(guid_data) + 4
     end = info_start + Gph.BYTES + len(info_data) + 4
-    image = bytearray(Header.SIZE)
-    image[: len(MAGIC)] = MAGIC
-    Header.DEV_REV.put(image, dev_rev)
     info_ptr = info_start + Gph.BYTES
-    Header.INFO_PTR_WORD.put(image, _byte_sum_complement(info_ptr) << 24 | info_ptr)
-    Header.FW_SIZE.put(image, end)
-    Header.GUID_PTR.put(image, guid_start + Gph.BYTES)
+    image = bytearray(ImageHeader(
+        magic=MAGIC, dev_rev=dev_rev, info_ptr_checksum=_byte_sum_complement(info_ptr),
+        info_ptr=info_ptr, fw_size=end, guid_ptr=guid_start + Gph.BYTES).encode())
     image += boot2
     image += _section_bytes(SectionType.GUID, guid_data, info_start)
     image += _section_bytes(SectionType.IMG_INFO, info_data, Gph.CHAIN_END[1])
@@ -693,7 +746,8 @@ class _Walker:
             gph = bytes(self.data[next_ptr : next_ptr + Gph.BYTES])
             if len(gph) < Gph.BYTES:
                 gph = bytes(Gph.BYTES)
-            kind, size = Gph.TYPE.get(gph), Gph.SIZE.get(gph)
+            header = PartitionHeader.decode(gph)
+            kind, size = header.type, header.size
             if kind not in SectionType.NAMES and parts <= 2:
                 # An unknown second part is taken for another boot record (:361-369).
                 next_ptr = self._boot2(next_ptr)
@@ -727,7 +781,7 @@ class _Walker:
             if kind == SectionType.ROM:
                 raise self.fail("The image has an expansion ROM section; hcasim does not "
                                 "model ROMs", unsupported=True)
-            next_ptr = Gph.NEXT.get(gph)
+            next_ptr = header.next
         return sections, blank_crc, tags
 
     def _guids(self, head: bytes, sections: Sequence[_Section]) -> _Section:
@@ -754,12 +808,11 @@ class _Walker:
 
     def _info(self, head: bytes, sections: Sequence[_Section]) -> _Section:
         # Fs2Query, fs2_ops.cpp:803-856.
-        word = Header.INFO_PTR_WORD.get(head)
-        if sum(word.to_bytes(4, "big")) & 0xFF:
+        checksum, pointer = Header.INFO_PTR_CHECKSUM.get(head), Header.INFO_PTR.get(head)
+        if checksum != _byte_sum_complement(pointer):  # the dword's bytes must sum to 0
             raise self.fail("Failed to read Info Section - Bad checksum for Info section "
-                            f"pointer ({word:08x}). Probably the image is corrupted.",
-                            stage="query")
-        pointer = word & 0xFFFFFF
+                            f"pointer ({checksum:02x}{pointer:06x}). Probably the image is "
+                            "corrupted.", stage="query")
         if pointer >= len(self.data):
             raise self.fail(f"Failed to read Info Section - Info section pointer ({pointer:08x}) "
                             "too large. Probably the image is corrupted.", stage="query")
@@ -777,8 +830,8 @@ class _Walker:
         offset, number, end_found = 0, 0, False
         why = ""
         while not end_found and offset < info.data_size:
-            word = _TAG_HEADER.get(self.data, info.data_start + offset)
-            tag_id, size = word >> 24, word & 0xFFFFFF
+            header = TagHeader.decode(self.data, info.data_start + offset)
+            tag_id, size = header.tag_id, header.size
             spec = TAGS.get(tag_id)
             if offset + 4 + size > info.data_size:
                 why = (f"Info section corrupted: Tag {number} (TagId {tag_id}, size {size}) "

@@ -408,7 +408,7 @@ class MadEngine:
         neither; the SMA's NodeInfo carries the port's GUID)."""
         port = self.subnet.port(ref)
         data = bytearray(node_info_data(port.node, port) + bytes(24))
-        data[20:28] = port.node.guid.to_bytes(8, "big")  # NodeInfo.PortGUID, bytes 20-27
+        smp_attrs.NodeInfo.spec("port_guid").put(data, port.node.guid)
         return bytes(data)
 
     def port_info_data(self, ref: PortRef) -> bytes:
@@ -418,8 +418,9 @@ class MadEngine:
 
     def pkeys_data(self, ref: PortRef) -> bytes:
         """GET_PKEYS: the first 32 P_Keys of the port, network order, zero-padded."""
-        table = self.subnet.port(ref).pkey_table()[:32]
-        return b"".join([k.to_bytes(2, "big") for k in table]) + bytes(64 - 2 * len(table))
+        table = tuple(self.subnet.port(ref).pkey_table()[:smp_attrs.PKeyTable.BLOCK])
+        pkeys = table + (0,) * (smp_attrs.PKeyTable.BLOCK - len(table))
+        return smp_attrs.PKeyTable(pkeys=pkeys).encode()
 
     def vendor_data(self, ref: PortRef) -> tuple[int, int, int]:
         """GET_VENDOR: (NodeInfo VendorID, DeviceID, Revision)."""

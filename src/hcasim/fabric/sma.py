@@ -205,7 +205,7 @@ def bad_m_key_notice(mport: PortState, smp: Smp | DrSmp, return_path: bytes) -> 
 def link_state_change_notice(switch_port0: PortState) -> bytes:
     """The Notice of trap 128 "link state change" from a switch (ibsim
     encode_trap128, sim_mad.c:1917-1936)."""
-    details = switch_port0.lid.to_bytes(2, "big")
+    details = smp_attrs.LinkStateChangeDetails(lid=switch_port0.lid).encode()
     return smp_attrs.Notice(is_generic=1, notice_type=smp_attrs.NOTICE_TYPE_URGENT,
                      producer_type=smp_attrs.NODE_TYPE_SWITCH,
                      trap_number=smp_attrs.TRAP_LINK_STATE_CHANGE, issuer_lid=switch_port0.lid,
@@ -215,13 +215,12 @@ def link_state_change_notice(switch_port0: PortState) -> bytes:
 def capability_mask_change_notice(port: PortState) -> bytes:
     """The Notice of trap 144 "capability mask changed" (IBTA 14.3.11 as qib cites it;
     libibmad fields.c NoticeDataTrap144LID at bit 96, NoticeDataTrap144CapMask at bit 128)."""
-    details = bytearray(54)
-    details[2:4] = port.lid.to_bytes(2, "big")
-    details[6:10] = port.capability_mask.to_bytes(4, "big")
+    details = smp_attrs.CapabilityMaskChangeDetails(
+        lid=port.lid, capability_mask=port.capability_mask).encode()
     return smp_attrs.Notice(is_generic=1, notice_type=smp_attrs.NOTICE_TYPE_INFO,
                      producer_type=int(port.node.kind),
                      trap_number=smp_attrs.TRAP_CAPABILITY_MASK_CHANGE, issuer_lid=port.lid,
-                     data_details=bytes(details)).encode()
+                     data_details=details).encode()
 
 
 def can_send_trap(port: PortState) -> bool:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Final
+from dataclasses import dataclass
+from typing import ClassVar, Final
 
 from hcasim.devices.cx3 import FirmwareError
 from hcasim.ib import mad, vendor
+from hcasim.ib.layout import Layout, dword
 
 __all__ = ["MODE2_DATA", "MODE2_MASK", "VENDOR_CLASSES", "CrRead", "CrWrite", "answer"]
 
@@ -32,6 +34,17 @@ VENDOR_CLASSES: Final = frozenset({vendor.CLASS_MLNX_VENDOR_A, vendor.CLASS_MLNX
 #: (``mtcr_ib_ofed.c`` CONFIG_ACCESS_MODE_2_DATA_OFFSET / _BITMASK_OFFSET).
 MODE2_DATA: Final = 4
 MODE2_MASK: Final = 8
+
+
+@dataclass(slots=True)
+class Mode2Record(Layout):
+    """A mode-2 ConfigSpaceAccess record at MAD byte 32: address, data and write mask."""
+
+    SIZE: ClassVar[int] = 12
+    address: int = dword(0)
+    data: int = dword(MODE2_DATA)
+    mask: int = dword(MODE2_MASK)
+
 
 #: Read ``count`` dwords from a CR address (raise FirmwareError to refuse).
 CrRead = Callable[[int, int], Sequence[int]]
@@ -47,44 +60,45 @@ def answer(raw: bytes, read: CrRead, write: CrWrite, node: str = "") -> bytes:
     modifier or an access the device refused (``node`` only names the device in the log).
     """
     reply = bytearray(raw)
-    reply[3] = mad.METHOD_GET_RESP
+    header = mad.MadHeader
+    header.spec("method").put(reply, mad.METHOD_GET_RESP)
     try:
         status = _access(raw, reply, read, write)
     except FirmwareError as exc:
         log.debug("ConfigSpaceAccess on %s refused: %s", node, exc)
         status = mad.STATUS_INVALID_FIELD
-    reply[4:6] = status.to_bytes(2, "big")
+    header.spec("status").put(reply, status)
     return bytes(reply)
 
 
 def _access(raw: bytes, reply: bytearray, read: CrRead, write: CrWrite) -> int:
-    if int.from_bytes(raw[16:18], "big") != vendor.ATTR_CONFIG_SPACE_ACCESS:
+    request = vendor.ConfigSpaceAccessMad.decode(raw)
+    if request.attr_id != vendor.ATTR_CONFIG_SPACE_ACCESS:
         return mad.STATUS_METHOD_ATTR_UNSUPPORTED
-    method = raw[3]
-    if method not in (mad.METHOD_GET, mad.METHOD_SET):
+    if request.method not in (mad.METHOD_GET, mad.METHOD_SET):
         return mad.STATUS_METHOD_UNSUPPORTED
-    address, count, mode = vendor.unpack_cr_modifier(int.from_bytes(raw[20:24], "big"))
+    address, count, mode = vendor.unpack_cr_modifier(request.attr_mod)
     base = vendor.CR_DATA_OFFSET
     if mode == vendor.CR_MODE_RECORDS:
         # Only a one-record mode-2 MAD is well formed as mstflint builds it (docs/sources.md
         # §4.2); the record's address replaces the modifier's.
         if count != 1:
             return mad.STATUS_INVALID_FIELD
-        address = int.from_bytes(raw[base:base + 4], "big")
+        record = Mode2Record.decode(raw, base)
+        address = record.address
         base += MODE2_DATA
     elif mode != vendor.CR_MODE_DIRECT or not 1 <= count <= vendor.MAX_CR_DWORDS:
         return mad.STATUS_INVALID_FIELD
-    if method == mad.METHOD_GET:
+    if request.method == mad.METHOD_GET:
         values = read(address, count)
-        reply[base:base + 4 * count] = b"".join(v.to_bytes(4, "big") for v in values)
+        reply[base:base + 4 * count] = vendor.ConfigSpaceAccessMad.pack_dwords(list(values))
         return mad.STATUS_OK
-    data = raw[base:base + 4 * count]
-    dwords = [int.from_bytes(data[4 * i:4 * i + 4], "big") for i in range(count)]
     if mode == vendor.CR_MODE_RECORDS:
-        offset = vendor.CR_DATA_OFFSET + MODE2_MASK
-        mask = int.from_bytes(raw[offset:offset + 4], "big")
-        if mask != 0xFFFFFFFF:
+        dwords = [record.data]
+        if record.mask != 0xFFFFFFFF:
             old = read(address, 1)[0]
-            dwords = [(old & ~mask) | (dwords[0] & mask)]
+            dwords = [(old & ~record.mask) | (record.data & record.mask)]
+    else:
+        dwords = list(request.dwords(count))
     write(address, dwords)
     return mad.STATUS_OK

@@ -32,16 +32,21 @@ from typing import Any, Final
 
 from hcasim.devices.cx3 import (
     MAD_DEMUX_CONFIG,
-    MAD_DEMUX_MASK_OFFSETS,
     MAD_DEMUX_QUERY_RESTR,
     MAD_DEMUX_SUBN_CLASS,
     Cx3Firmware,
+    Eqe,
     HcrStatus,
+    MadDemuxMailbox,
+    PortChangeEqe,
+    PortInfoEqe,
+    Sl2VlEqe,
+    TableChangeEqe,
 )
 
 log = logging.getLogger("hcasim.mlx4")
 
-EQE_SIZE: Final = 32
+EQE_SIZE: Final = Eqe.SIZE
 EQE_TYPE_PORT_CHANGE: Final = 0x09
 EQE_TYPE_PORT_MNG_CHG: Final = 0x1D
 PORT_CHANGE_DOWN: Final = 1
@@ -84,41 +89,26 @@ def port_info_eqe(
     port: int, *, sm_lid: int, lid: int, changed_attr: int, sm_sl: int, gid_prefix: int
 ) -> bytes:
     """A PORT_MNG_CHG PortInfo event (subtype 0x15) as the firmware writes it."""
-    eqe = bytearray(EQE_SIZE)
-    eqe[1], eqe[3], eqe[7] = EQE_TYPE_PORT_MNG_CHG, PMC_SUBTYPE_PORT_INFO, port
-    eqe[8:10] = sm_lid.to_bytes(2, "big")
-    eqe[10:12] = lid.to_bytes(2, "big")
-    eqe[12:16] = changed_attr.to_bytes(4, "big")
-    eqe[19] = sm_sl & 0xF
-    eqe[20:28] = gid_prefix.to_bytes(8, "big")
-    return bytes(eqe)
+    return PortInfoEqe(EQE_TYPE_PORT_MNG_CHG, PMC_SUBTYPE_PORT_INFO, port, sm_lid, lid,
+                       changed_attr, sm_sl & 0xF, gid_prefix).encode()
 
 
 def table_eqe(subtype: int, port: int, *, block_ptr: int = 0, entries_mask: int = 0) -> bytes:
     """A PORT_MNG_CHG GUIDInfo or P_Key table event (``tbl_change_info``)."""
-    eqe = bytearray(EQE_SIZE)
-    eqe[1], eqe[3], eqe[7] = EQE_TYPE_PORT_MNG_CHG, subtype, port
-    eqe[8:12] = block_ptr.to_bytes(4, "big")
-    eqe[12:16] = entries_mask.to_bytes(4, "big")
-    return bytes(eqe)
+    return TableChangeEqe(EQE_TYPE_PORT_MNG_CHG, subtype, port, block_ptr,
+                          entries_mask).encode()
 
 
 def sl2vl_eqe(port: int, vls: tuple[int, ...]) -> bytes:
     """A PORT_MNG_CHG SL-to-VL event: 16 four-bit VLs, SL0 in the high nibble of byte 0."""
-    eqe = bytearray(EQE_SIZE)
-    eqe[1], eqe[3], eqe[7] = EQE_TYPE_PORT_MNG_CHG, PMC_SUBTYPE_SL2VL, port
-    for i in range(8):
-        eqe[8 + i] = (vls[2 * i] & 0xF) << 4 | (vls[2 * i + 1] & 0xF)
-    return bytes(eqe)
+    return Sl2VlEqe(EQE_TYPE_PORT_MNG_CHG, PMC_SUBTYPE_SL2VL, port,
+                    tuple(vl & 0xF for vl in vls[:16])).encode()
 
 
 def port_change_eqe(port: int, active: bool) -> bytes:
     """A PORT_CHANGE event: the logical link of ``port`` became active or went down."""
-    eqe = bytearray(EQE_SIZE)
-    eqe[1] = EQE_TYPE_PORT_CHANGE
-    eqe[3] = PORT_CHANGE_ACTIVE if active else PORT_CHANGE_DOWN
-    eqe[12:16] = (port << 28).to_bytes(4, "big")
-    return bytes(eqe)
+    subtype = PORT_CHANGE_ACTIVE if active else PORT_CHANGE_DOWN
+    return PortChangeEqe(EQE_TYPE_PORT_CHANGE, subtype, port).encode()
 
 
 @dataclass
@@ -134,22 +124,29 @@ class PortView:
 
 def describe_eqe(eqe: bytes) -> str:
     """One line for ``hcasim driver show``: the event's type, subtype and fields."""
-    etype, subtype = eqe[1], eqe[3]
-    if etype == EQE_TYPE_PORT_CHANGE:
-        port = int.from_bytes(eqe[12:16], "big") >> 28
+    header = Eqe.decode(eqe)
+    subtype = header.subtype
+    if header.type == EQE_TYPE_PORT_CHANGE:
+        port = PortChangeEqe.decode(eqe).port
         what = {PORT_CHANGE_ACTIVE: "ACTIVE", PORT_CHANGE_DOWN: "DOWN"}.get(subtype, "?")
         return f"EQE 0x09 PORT_CHANGE subtype {subtype:#x} {what} port {port}"
-    head = (f"EQE 0x1d PORT_MNG_CHG subtype {subtype:#x} "
-            f"{SUBTYPE_NAMES.get(subtype, 'UNKNOWN')} port {eqe[7]}")
     if subtype == PMC_SUBTYPE_PORT_INFO:
-        changed = int.from_bytes(eqe[12:16], "big")
-        names = ",".join(n for bit, n in CHANGED_ATTR_NAMES if changed & bit) or "-"
-        return (f"{head} changed_attr {changed:#x} ({names}) mstr_sm_lid "
-                f"{int.from_bytes(eqe[8:10], 'big')} port_lid {int.from_bytes(eqe[10:12], 'big')}"
-                f" mstr_sm_sl {eqe[19] & 0xF}")
+        info = PortInfoEqe.decode(eqe)
+        names = ",".join(n for bit, n in CHANGED_ATTR_NAMES if info.changed_attr & bit) or "-"
+        return (f"{_mng_head(subtype, info.port)} changed_attr {info.changed_attr:#x} "
+                f"({names}) mstr_sm_lid {info.sm_lid} port_lid {info.lid} "
+                f"mstr_sm_sl {info.sm_sl}")
     if subtype == PMC_SUBTYPE_SL2VL:
-        return f"{head} sl2vl {eqe[8:16].hex()}"
-    return f"{head} block_ptr {int.from_bytes(eqe[8:12], 'big')}"
+        sl2vl = Sl2VlEqe.decode(eqe)
+        vls = "".join(f"{vl:x}" for vl in sl2vl.sl2vl)
+        return f"{_mng_head(subtype, sl2vl.port)} sl2vl {vls}"
+    table = TableChangeEqe.decode(eqe)
+    return f"{_mng_head(subtype, table.port)} block_ptr {table.block_ptr}"
+
+
+def _mng_head(subtype: int, port: int) -> str:
+    return (f"EQE 0x1d PORT_MNG_CHG subtype {subtype:#x} "
+            f"{SUBTYPE_NAMES.get(subtype, 'UNKNOWN')} port {port}")
 
 
 class Mlx4Driver:
@@ -198,8 +195,9 @@ class Mlx4Driver:
             err = _STATUS_ERRNO.get(status, -5)
             self._log(logging.WARNING, f"MLX4_CMD_MAD_DEMUX: query restrictions failed ({err})")
         else:
-            masks = {name: int.from_bytes(mailbox[off:off + 4], "big")
-                     for name, off in MAD_DEMUX_MASK_OFFSETS.items()}
+            demux = MadDemuxMailbox.decode(mailbox)
+            masks = {"set": demux.set, "getresp": demux.getresp, "trap": demux.trap,
+                     "traprepress": demux.traprepress}
             for name, value in masks.items():
                 log.debug("%s: SMP firewall %s_attribute_mask = %#x", self.host, name, value)
             secure = all(masks.values())
@@ -216,7 +214,8 @@ class Mlx4Driver:
         """The firmware wrote an event queue entry; handle it as mlx4's EQ handler would."""
         if len(eqe) != EQE_SIZE:
             return
-        etype, subtype = eqe[1], eqe[3]
+        header = Eqe.decode(eqe)
+        etype, subtype = header.type, header.subtype
         self.events.append(describe_eqe(eqe))
         if etype == EQE_TYPE_PORT_CHANGE:
             if subtype == PORT_CHANGE_ACTIVE:
@@ -227,14 +226,15 @@ class Mlx4Driver:
         if etype != EQE_TYPE_PORT_MNG_CHG:
             return
         if subtype == PMC_SUBTYPE_PORT_INFO:
-            changed = int.from_bytes(eqe[12:16], "big")
+            info = PortInfoEqe.decode(eqe)
+            changed = info.changed_attr
             if changed & (CHANGED_SM_LID | CHANGED_SM_SL):  # update_sm_ah (mad.c:1193-1198)
-                self.port.sm_lid = int.from_bytes(eqe[8:10], "big")
-                self.port.sm_sl = eqe[19] & 0xF
+                self.port.sm_lid = info.sm_lid
+                self.port.sm_sl = info.sm_sl
             if changed & CHANGED_LID:
-                self.port.lid = int.from_bytes(eqe[10:12], "big")
+                self.port.lid = info.lid
             if changed & CHANGED_GID_PREFIX:
-                self.port.gid_prefix = int.from_bytes(eqe[20:28], "big")
+                self.port.gid_prefix = info.gid_prefix
         elif subtype not in SUBTYPE_NAMES:
             self._log(logging.WARNING,
                       f"Unsupported subtype {subtype:#x} for Port Management Change event")

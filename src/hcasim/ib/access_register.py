@@ -36,9 +36,11 @@ in-band, docs/crypto.md §10); :func:`parse` and :func:`set_reply_status` the de
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, Final, NamedTuple
 
 from hcasim.ib import build, mad, vendor
+from hcasim.ib.layout import Layout, dword, uint
 
 __all__ = [
     "ATTR_ACCESS_REGISTER",
@@ -74,24 +76,24 @@ REG_DATA: Final = 20
 #: Register bytes one SMP carries (64 - 16 - 4; ``INBAND_MAX_REG_SIZE``).
 MAX_REGISTER_BYTES: Final = mad.SMP_DATA_SIZE - REG_DATA
 
-_STATUS_MASK: Final = 0x7F << 8
-_R_BIT: Final = 1 << 15
 
+@dataclass(slots=True)
+class Operation(Layout):
+    """The Operation TLV and Reg TLV header of an AccessRegister SMP: the first 20 bytes of
+    the SMP data (``mtcr_ul/packets_layout.c:51-112``, bits as the table above gives them)."""
 
-class Operation(NamedTuple):
-    """The Operation TLV and Reg TLV header of an AccessRegister SMP, decoded."""
-
-    tlv_type: int
-    tlv_len: int
-    dr: int
-    status: int
-    register_id: int
-    r: int
-    method: int
-    reg_class: int
-    tid: int
-    reg_type: int
-    reg_len: int
+    SIZE: ClassVar[int] = REG_DATA
+    tlv_type: int = dword(0, 31, 27)
+    tlv_len: int = dword(0, 26, 16)
+    dr: int = dword(0, 15, 15)
+    status: int = dword(0, 14, 8)
+    register_id: int = dword(4, 31, 16)
+    r: int = dword(4, 15, 15)
+    method: int = dword(4, 14, 8)
+    reg_class: int = dword(4, 7, 0)
+    tid: int = uint(64, 64)
+    reg_type: int = dword(REG_TLV, 31, 27)
+    reg_len: int = dword(REG_TLV, 26, 16)
 
     @property
     def register_bytes(self) -> int:
@@ -104,22 +106,7 @@ def parse(data: bytes | bytearray) -> Operation:
     """Decode the TLV headers of the 64-byte SMP data of an AccessRegister SMP."""
     if len(data) < REG_DATA:
         raise ValueError(f"AccessRegister data is {len(data)} bytes, the headers need {REG_DATA}")
-    dw0 = int.from_bytes(data[0:4], "big")
-    dw1 = int.from_bytes(data[4:8], "big")
-    reg = int.from_bytes(data[REG_TLV:REG_TLV + 4], "big")
-    return Operation(
-        tlv_type=dw0 >> 27,
-        tlv_len=(dw0 >> 16) & 0x7FF,
-        dr=(dw0 >> 15) & 1,
-        status=(dw0 >> 8) & 0x7F,
-        register_id=dw1 >> 16,
-        r=(dw1 >> 15) & 1,
-        method=(dw1 >> 8) & 0x7F,
-        reg_class=dw1 & 0xFF,
-        tid=int.from_bytes(data[8:16], "big"),
-        reg_type=reg >> 27,
-        reg_len=(reg >> 16) & 0x7FF,
-    )
+    return Operation.decode(data)
 
 
 def set_reply_status(data: bytearray, status: int) -> None:
@@ -127,10 +114,8 @@ def set_reply_status(data: bytearray, status: int) -> None:
     bits 14:8 and the r bit set; every other bit is left as it was."""
     if not 0 <= status <= 0x7F:
         raise ValueError(f"register status {status:#x} does not fit 7 bits")
-    dw0 = (int.from_bytes(data[0:4], "big") & ~_STATUS_MASK) | status << 8
-    dw1 = int.from_bytes(data[4:8], "big") | _R_BIT
-    data[0:4] = dw0.to_bytes(4, "big")
-    data[4:8] = dw1.to_bytes(4, "big")
+    Operation.spec("status").put(data, status)
+    Operation.spec("r").put(data, 1)
 
 
 def request(register_id: int, method: int, register: bytes = b"", *,
@@ -145,11 +130,10 @@ def request(register_id: int, method: int, register: bytes = b"", *,
                          f"most {MAX_REGISTER_BYTES} bytes")
     if not 0 <= register_id <= 0xFFFF or not 0 <= method <= 0x7F:
         raise ValueError("register id is 16 bits, method 7 bits")
-    dw0 = TLV_OPERATION << 27 | OP_TLV_DWORDS << 16
-    dw1 = register_id << 16 | method << 8 | CLASS_REG_ACCESS
-    reg = TLV_REG << 27 | ((len(register) + 4) // 4) << 16
-    data = (dw0.to_bytes(4, "big") + dw1.to_bytes(4, "big") + op_tid.to_bytes(8, "big")
-            + reg.to_bytes(4, "big") + register)
+    headers = Operation(tlv_type=TLV_OPERATION, tlv_len=OP_TLV_DWORDS, register_id=register_id,
+                        method=method, reg_class=CLASS_REG_ACCESS, tid=op_tid,
+                        reg_type=TLV_REG, reg_len=(len(register) + 4) // 4)
+    data = headers.encode() + register
     return build.smp(ATTR_ACCESS_REGISTER, 0, method=mad.METHOD_SET,
                      path=None if path is None else tuple(path), tid=tid, m_key=m_key,
                      data=data)
@@ -174,4 +158,6 @@ def decode_reply(raw: bytes) -> Reply:
     if len(raw) < mad.SMP_DATA_OFFSET + mad.SMP_DATA_SIZE:
         raise ValueError(f"an SMP is {mad.MAD_SIZE} bytes, not {len(raw)}")
     data = raw[mad.SMP_DATA_OFFSET:mad.SMP_DATA_OFFSET + mad.SMP_DATA_SIZE]
-    return Reply(int.from_bytes(raw[4:6], "big") & 0x7FFF, parse(data), bytes(data[REG_DATA:]))
+    # the 15 bits below bit 15 of the status word (the D bit of a directed-route SMP)
+    status = mad.DrSmp.spec("status").get(raw)
+    return Reply(status, parse(data), bytes(data[REG_DATA:]))

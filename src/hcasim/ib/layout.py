@@ -8,6 +8,12 @@ byte 1), so a field at bit 128 with width 16 occupies bytes 16-17.  libibmad wri
 same positions as ``BITSOFFS(offset, width)`` in ``libibmad/fields.c``; fields whose
 libibmad counterpart is known carry its name in ``ref`` so tests can cross-check them.
 
+Firmware documents write positions their own ways, and two declarators take them as
+written: :func:`dword` (bits ``hi..lo`` of a big-endian dword, as mstflint's sources
+comment them) and :func:`adb` (``BYTE.BIT``, as NVIDIA's register database does);
+:func:`nested` embeds another layout, and :meth:`Layout.spec` gives a field's
+:class:`FieldSpec`, whose ``get`` and ``put`` read and patch it inside a larger buffer.
+
 Example::
 
     @dataclass(slots=True)
@@ -40,8 +46,11 @@ from typing import Any, ClassVar, Self
 __all__ = [
     "FieldSpec",
     "Layout",
+    "adb",
     "array",
+    "dword",
     "host_uint",
+    "nested",
     "raw",
     "text",
     "uint",
@@ -81,8 +90,9 @@ class FieldSpec:
     """Where a field lives.
 
     ``kind`` is ``"uint"`` (big-endian bit field), ``"array"`` (``count`` big-endian
-    bit fields ``stride`` bits apart), ``"raw"`` (bytes), ``"text"`` (NUL-padded UTF-8)
-    or ``"host"`` (an integer in the host's byte order, for the ibsim socket structs).
+    bit fields ``stride`` bits apart), ``"raw"`` (bytes), ``"text"`` (NUL-padded UTF-8),
+    ``"host"`` (an integer in the host's byte order, for the ibsim socket structs) or
+    ``"layout"`` (another layout, ``layout``, embedded whole).
     ``bit`` and ``width`` are in bits for every kind.
     """
 
@@ -93,6 +103,44 @@ class FieldSpec:
     stride: int = 0
     ref: str = ""
     name: str = ""
+    layout: type[Layout] | None = None
+
+    @property
+    def address(self) -> str:
+        """The field's position as NVIDIA's register database writes it, ``0xBYTE.BIT``:
+        the byte offset for fields of 32 bits or more and embedded layouts, else the dword's
+        byte offset and the field's lowest bit in it (LSB = 0)."""
+        if self.width >= 32 or self.kind != "uint":
+            return f"0x{self.bit // 8:x}.0"
+        dword_bit = self.bit // 32 * 32
+        return f"0x{dword_bit // 8:x}.{32 - (self.bit - dword_bit) - self.width}"
+
+    def _span(self, base: int) -> tuple[int, int, int]:
+        if self.kind != "uint":
+            raise TypeError(f"{self.name} is a {self.kind} field, not a bit field")
+        first = base + self.bit // 8
+        last = base + (self.bit + self.width - 1) // 8 + 1
+        return first, last, (last - base) * 8 - self.bit - self.width
+
+    def get(self, buf: Buffer, base: int = 0) -> int:
+        """Read this bit field of the structure at byte ``base`` of ``buf`` (a ``uint``
+        field only), for code that patches one field of a larger image in place."""
+        first, last, shift = self._span(base)
+        if last > len(buf):
+            raise ValueError(f"{self.name} at byte {first} lies past {len(buf)} bytes")
+        return (int.from_bytes(buf[first:last], "big") >> shift) & ((1 << self.width) - 1)
+
+    def put(self, buf: bytearray, value: int, base: int = 0) -> None:
+        """Write ``value`` into this bit field of the structure at byte ``base`` of ``buf``,
+        keeping every other bit."""
+        mask = (1 << self.width) - 1
+        if not 0 <= value <= mask:
+            raise _bad_value(self.name, value, self.width)
+        first, last, shift = self._span(base)
+        if last > len(buf):
+            raise ValueError(f"{self.name} at byte {first} lies past {len(buf)} bytes")
+        word = int.from_bytes(buf[first:last], "big") & ~(mask << shift) | value << shift
+        buf[first:last] = word.to_bytes(last - first, "big")
 
     @property
     def bits(self) -> range:
@@ -107,6 +155,53 @@ def uint(bit: int, width: int, ref: str = "") -> int:
     if not 1 <= width <= 64:
         raise ValueError(f"uint width {width} out of range")
     return field(default=0, metadata={_SPEC: FieldSpec("uint", bit, width, ref=ref)})
+
+
+def dword(byte: int, hi: int = 31, lo: int = 0, ref: str = "") -> int:
+    """Declare bits ``hi..lo`` (LSB = 0) of the big-endian dword at byte offset ``byte``:
+    the notation of mstflint's sources and of ``mlx5_ifc.h`` comments."""
+    if not 0 <= lo <= hi <= 31:
+        raise ValueError(f"dword bits {hi}..{lo} out of range")
+    return uint(byte * 8 + 31 - hi, hi - lo + 1, ref)
+
+
+def _adb_number(value: str) -> tuple[int, int]:
+    whole, _, bits = value.partition(".")
+    return int(whole, 16), int(bits or "0")
+
+
+def adb(offset: str, size: str, ref: str = "") -> Any:
+    """Declare a field as NVIDIA's register database (``.adb``) writes it.
+
+    ``offset`` is ``"0xBYTE.BIT"`` and ``size`` ``"0xBYTES.BITS"``: a field narrower than
+    32 bits occupies bits ``BIT .. BIT+width-1`` (LSB = 0) of the big-endian dword at
+    ``BYTE``; a wider one starts on a byte.  Fields of up to 64 bits are integers (a
+    :func:`uint`), wider ones byte arrays (a :func:`raw`).  Raises ``ValueError`` for a
+    position the database cannot mean.
+    """
+    byte, bit = _adb_number(offset)
+    size_bytes, size_bits = _adb_number(size)
+    width = size_bytes * 8 + size_bits
+    if width < 32:
+        if byte % 4 or bit + width > 32:
+            raise ValueError(f"adb field {offset}/{size}: a sub-dword field must sit inside "
+                             "one dword")
+        return dword(byte, bit + width - 1, bit, ref)
+    if bit:
+        raise ValueError(f"adb field {offset}/{size}: a field of 32 bits or more starts on "
+                         "a byte")
+    if width <= 64:
+        return uint(byte * 8, width, ref)
+    if width % 8:
+        raise ValueError(f"adb field {offset}/{size}: a byte array is whole bytes")
+    return raw(byte, width // 8, ref)
+
+
+def nested(byte: int, layout: type[Layout], ref: str = "") -> Any:
+    """Declare a whole ``layout`` embedded at byte offset ``byte`` (its value is an
+    instance of ``layout``; the default is one with every field zero)."""
+    spec = FieldSpec("layout", byte * 8, layout.SIZE * 8, ref=ref, layout=layout)
+    return field(default_factory=layout, metadata={_SPEC: spec})
 
 
 def host_uint(byte: int, size: int, ref: str = "") -> int:
@@ -145,7 +240,8 @@ class _Codec:
     fields are read (and written) with one :mod:`struct` call over the big-endian 32-bit
     words that hold them (words holding none are skipped), so each field costs a shift
     and a mask of a small integer, whatever the size of the layout; raw bytes, text,
-    host-order integers and byte-aligned arrays are sliced or packed on their own.
+    host-order integers, byte-aligned arrays and embedded layouts are sliced or packed on
+    their own.
     """
 
     __slots__ = ("specs", "names", "size", "fetch", "decode", "encode")
@@ -168,7 +264,7 @@ class _Codec:
             specs.append(dataclasses.replace(spec, name=f.name))
         self._check(cls.__name__, specs)
         for spec in specs:
-            if spec.kind in ("raw", "text") and (spec.bit % 8 or spec.width % 8):
+            if spec.kind in ("raw", "text", "layout") and (spec.bit % 8 or spec.width % 8):
                 raise TypeError(f"{cls.__name__}.{spec.name}: byte fields must be "
                                 "byte-aligned")
         self.specs = tuple(specs)
@@ -333,6 +429,14 @@ class _Generator:
                     f"    {var} = {var}.encode('utf-8')[:{size}]",
                     f"    buf[{start}:{start} + len({var})] = {var}",
                 ]
+            elif spec.kind == "layout":
+                sub = self._name("layout", spec.layout)
+                dec_values.append(f"{sub}.decode(buf, base + {start})")
+                enc_after += [
+                    f"    if type({var}) is not {sub}: raise TypeError("
+                    f"f'{name} takes a {{{sub}.__name__}}, not {{type({var}).__name__}}')",
+                    f"    buf[{start}:{start + size}] = {var}.encode()",
+                ]
             else:  # host
                 order = "<" if sys.byteorder == "little" else ">"
                 fmt = self._name("host", struct.Struct(order + _STD[spec.width]))
@@ -388,6 +492,17 @@ class Layout:
     def field_specs(cls) -> tuple[FieldSpec, ...]:
         """The declared fields, in declaration order, with their names filled in."""
         return cls._codec().specs
+
+    @classmethod
+    def spec(cls, name: str) -> FieldSpec:
+        """The declared field ``name`` (its :meth:`FieldSpec.get` and :meth:`FieldSpec.put`
+        read and patch it in place).  Unlike :meth:`field_specs` it does not build the codec,
+        so a module can take its field handles at import time for free."""
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            spec = f.metadata.get(_SPEC)
+            if f.name == name and isinstance(spec, FieldSpec):
+                return dataclasses.replace(spec, name=name)
+        raise KeyError(f"{cls.__name__} has no field {name!r}")
 
     @classmethod
     def decode(cls, buf: Buffer, offset: int = 0) -> Self:

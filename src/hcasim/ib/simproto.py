@@ -89,6 +89,32 @@ class SimPort(Layout):
 
 
 @dataclass(slots=True)
+class SimGuid(Layout):
+    """The GET_GUID reply: the node GUID, a u64 in host order (docs/sources.md §1.2)."""
+
+    SIZE: ClassVar[int] = 8
+    guid: int = host_uint(0, 8)
+
+
+@dataclass(slots=True)
+class SimGid(Layout):
+    """The GET_GID reply: GidPrefix in network order, then the node GUID in host order
+    (docs/sources.md §1.2)."""
+
+    SIZE: ClassVar[int] = 16
+    prefix: int = uint(0, 64)
+    guid: int = host_uint(8, 8)
+
+
+@dataclass(slots=True)
+class SimIssm(Layout):
+    """The SET_ISSM argument: an int in host order, non-zero to become an SM client."""
+
+    SIZE: ClassVar[int] = 4
+    issm: int = host_uint(0, 4)
+
+
+@dataclass(slots=True)
 class SimRequest(Layout):
     """``struct sim_request`` (ibsim.h:64-72), one per data datagram, 288 bytes.
 

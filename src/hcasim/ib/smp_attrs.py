@@ -309,6 +309,26 @@ class BadMKeyDetails(Layout):
     dr_return_path: bytes = raw(24, 30)
 
 
+@dataclass(slots=True)
+class LinkStateChangeDetails(Layout):
+    """DataDetails of trap 128 "link state change": the switch's LID (libibmad fields.c
+    NoticeDataLID at Notice bit 80; ibsim encode_trap128, sim_mad.c:1917-1936)."""
+
+    SIZE: ClassVar[int] = 54
+    lid: int = uint(0, 16)
+
+
+@dataclass(slots=True)
+class CapabilityMaskChangeDetails(Layout):
+    """DataDetails of trap 144 "capability mask changed": 2 reserved bytes, the LID,
+    2 reserved bytes, the new CapabilityMask (libibmad fields.c NoticeDataTrap144LID at
+    Notice bit 96, NoticeDataTrap144CapMask at Notice bit 128)."""
+
+    SIZE: ClassVar[int] = 54
+    lid: int = uint(16, 16)
+    capability_mask: int = uint(48, 32)
+
+
 SMP_ATTRIBUTES: dict[int, type[Layout]] = {
     cls.ATTR_ID: cls
     for cls in (NodeDescription, NodeInfo, SwitchInfo, GuidInfo, PortInfo, PKeyTable,

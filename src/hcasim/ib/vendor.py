@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hcasim.ib import mad
-from hcasim.ib.layout import raw, uint
+from hcasim.ib.layout import Layout, raw, uint
 
 CLASS_MLNX_VENDOR_A = 0x0A
 CLASS_MLNX_VENDOR_9 = 0x09
@@ -33,6 +33,18 @@ CR_MODE_DIRECT = 0  # addr[23:16] in AM[31:24], addr[15:0] in AM[15:0]
 CR_MODE_RECORDS = 2  # {address, data, mask} records, for addresses above 0x7FFFFF
 
 
+@dataclass(slots=True)
+class CrModifier(Layout):
+    """The attribute modifier of a ConfigSpaceAccess MAD in mode 0 (``mtcr_ib_ofed.c:360-368``):
+    the CR address split around the mode and the dword count."""
+
+    SIZE: ClassVar[int] = 4
+    address_hi: int = uint(0, 8)  # address bits 23:16
+    mode: int = uint(8, 2)
+    dwords: int = uint(10, 6)
+    address_lo: int = uint(16, 16)  # address bits 15:0
+
+
 def pack_cr_modifier(address: int, dwords: int, mode: int = CR_MODE_DIRECT) -> int:
     """The attribute modifier of a ConfigSpaceAccess MAD.
 
@@ -45,13 +57,15 @@ def pack_cr_modifier(address: int, dwords: int, mode: int = CR_MODE_DIRECT) -> i
         raise ValueError(f"dword count {dwords} does not fit in 6 bits")
     if not 0 <= mode <= 3:
         raise ValueError(f"mode {mode} does not fit in 2 bits")
-    return ((address >> 16) & 0xFF) << 24 | mode << 22 | dwords << 16 | (address & 0xFFFF)
+    fields = CrModifier(address_hi=address // 0x10000, mode=mode, dwords=dwords,
+                        address_lo=address % 0x10000)
+    return int.from_bytes(fields.encode(), "big")
 
 
 def unpack_cr_modifier(modifier: int) -> tuple[int, int, int]:
     """Split a ConfigSpaceAccess attribute modifier into (address, dwords, mode)."""
-    address = ((modifier >> 24) & 0xFF) << 16 | (modifier & 0xFFFF)
-    return address, (modifier >> 16) & 0x3F, (modifier >> 22) & 0x3
+    fields = CrModifier.decode(modifier.to_bytes(4, "big"))
+    return fields.address_hi * 0x10000 + fields.address_lo, fields.dwords, fields.mode
 
 
 @dataclass(slots=True)

@@ -41,6 +41,10 @@ from hcasim.ib.simproto import (
     SimClientInfo,
     SimCtl,
     SimCtlType,
+    SimGid,
+    SimGuid,
+    SimIssm,
+    SimPort,
     SimRequest,
     SimVendor,
 )
@@ -177,16 +181,14 @@ class IbsimServer:
                 payload = self.engine.pkeys_data(client.port)
             elif ctl.type == SimCtlType.GET_PORT:
                 port = self.subnet.port(client.port)
-                payload = struct.pack("=HB", port.lid, port.state)
+                payload = SimPort(port.lid, port.state).encode()
             elif ctl.type == SimCtlType.GET_GUID:
-                payload = struct.pack("=Q", self.subnet.port(client.port).node.spec.guid)
+                payload = SimGuid(self.subnet.port(client.port).node.spec.guid).encode()
             elif ctl.type == SimCtlType.GET_GID:
                 port = self.subnet.port(client.port)
-                payload = port.gid_prefix.to_bytes(8, "big") + struct.pack(
-                    "=Q", port.node.spec.guid
-                )
+                payload = SimGid(port.gid_prefix, port.node.spec.guid).encode()
             elif ctl.type == SimCtlType.SET_ISSM:
-                self._set_issm(client, struct.unpack_from("=i", ctl.data)[0] != 0)
+                self._set_issm(client, SimIssm.decode(ctl.data).issm != 0)
         except (KeyError, ValueError, struct.error) as exc:
             self._complain("refused", f"control {ctl.type} refused: {exc}")
             payload = None

@@ -5,8 +5,9 @@ Source: the register database shipped with Debian's ``mstflint`` 4.21 package,
 written ``BYTE.BIT`` and its sizes ``BYTES.BITS``; a sub-dword field at ``B.b`` of width ``w``
 occupies bits ``b .. b+w-1`` (LSB = 0) of the big-endian dword at byte ``B``. Each field below is
 declared with :func:`adb` in exactly that notation, so a table can be checked line by line
-against the database; :class:`Layout` turns it into one absolute MSB-first bit offset (the
-``mlx5_ifc.h`` convention) from which packing, unpacking and printing all follow.
+against the database; :class:`Layout` makes each table an :class:`hcasim.ib.layout.Layout`
+(one absolute MSB-first bit offset per field, the ``mlx5_ifc.h`` convention), whose
+generated codec packs and unpacks it, and keeps a view of its values as mappings.
 
 Register ids (``reg_id`` enum of the same database, and DPDK ``mlx5_prm.h:4853-4860``):
 CRYPTO_OPERATIONAL = 0xC002, IMPORT_KEK_HANDLE = 0xC004, CREDENTIAL_HANDLE = 0xC005.
@@ -17,9 +18,13 @@ This module only encodes and decodes; what a write *means* is decided by the cry
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, make_dataclass, replace
 from enum import IntEnum
-from typing import Final, Union
+from typing import Any, Final, Union
+
+from hcasim.ib.layout import FieldSpec, nested
+from hcasim.ib.layout import Layout as WireLayout
+from hcasim.ib.layout import adb as layout_adb
 
 __all__ = [
     "CREDENTIAL_HANDLE",
@@ -61,36 +66,39 @@ Values = Mapping[str, Union[int, bytes, "Values"]]
 
 @dataclass(frozen=True)
 class Field:
-    """One field: ``offset`` and ``width`` in bits, offset MSB-first from the layout start.
-
-    ``layout`` is set for a nested structure (``subnode`` in the database). Fields wider than
-    64 bits that are not nested are byte arrays.
-    """
+    """One field of a register table: its :mod:`hcasim.ib.layout` field, the database's
+    access mode, and for a nested structure (``subnode`` in the database) the sub-table."""
 
     name: str
-    offset: int
-    width: int
+    declaration: Any = field(repr=False, compare=False)
     access: str = "RW"
     layout: Layout | None = None
+    spec: FieldSpec | None = None
+
+    def _spec(self) -> FieldSpec:
+        if self.spec is None:
+            raise TypeError(f"{self.name} is not part of a table yet")
+        return self.spec
+
+    @property
+    def offset(self) -> int:
+        """Bit offset, MSB first from the layout start."""
+        return self._spec().bit
+
+    @property
+    def width(self) -> int:
+        """Width in bits."""
+        return self._spec().width
 
     @property
     def is_bytes(self) -> bool:
         """True for byte-array fields (credentials, keys)."""
-        return self.layout is None and self.width > 64
+        return self._spec().kind == "raw"
 
     @property
     def address(self) -> str:
         """The field's position in the database's ``BYTE.BIT`` notation (for printing)."""
-        if self.width >= 32 or self.layout is not None:
-            return f"0x{self.offset // 8:x}.0"
-        dword_bits = (self.offset // 32) * 32
-        bit = 32 - (self.offset - dword_bits) - self.width
-        return f"0x{dword_bits // 8:x}.{bit}"
-
-
-def _parse_adb_number(text: str) -> tuple[int, int]:
-    byte_part, _, bit_part = text.partition(".")
-    return int(byte_part, 16), int(bit_part or "0")
+        return self._spec().address
 
 
 def adb(
@@ -99,41 +107,40 @@ def adb(
     """Declare a field the way the register database writes it.
 
     ``offset`` is ``"0xBYTE.BIT"`` and ``size`` is ``"0xBYTES.BITS"``, e.g. ``adb("state",
-    "0x10.24", "0x0.4")`` is a 4-bit field in bits 27..24 of the dword at byte 0x10.
+    "0x10.24", "0x0.4")`` is a 4-bit field in bits 27..24 of the dword at byte 0x10
+    (:func:`hcasim.ib.layout.adb`); a ``layout`` is embedded whole at ``offset``.
     """
-    byte, bit = _parse_adb_number(offset)
-    size_bytes, size_bits = _parse_adb_number(size)
-    width = size_bytes * 8 + size_bits
-    if width < 32:
-        if byte % 4 or bit + width > 32:
-            raise ValueError(f"{name}: sub-dword field must sit inside one dword")
-        start = byte * 8 + 32 - bit - width
-    else:
-        if bit:
-            raise ValueError(f"{name}: a field of 32 bits or more starts on a byte")
-        start = byte * 8
-    if layout is not None and layout.size * 8 != width:
-        raise ValueError(f"{name}: sub-layout {layout.name} is not {width} bits")
-    return Field(name, start, width, access, layout)
+    if layout is None:
+        return Field(name, layout_adb(offset, size), access)
+    byte, _, bit = offset.partition(".")
+    size_bytes, _, size_bits = size.partition(".")
+    if int(bit or "0") or int(size_bits or "0") or int(size_bytes, 16) != layout.size:
+        raise ValueError(f"{name}: sub-layout {layout.name} is not {size} bytes at {offset}")
+    return Field(name, nested(int(byte, 16), layout.wire), access, layout)
 
 
 class Layout:
-    """A register or object layout: a name, a size in bytes and its field table."""
+    """A register or object table: a name, a size in bytes and its fields, as an
+    :class:`hcasim.ib.layout.Layout` (``wire``) with a view of its values as mappings."""
 
     def __init__(self, name: str, size: int, fields: tuple[Field, ...]) -> None:
-        """Check that the fields fit and do not overlap, then keep them in offset order."""
+        """Build the layout class of ``fields``; raises ``ValueError`` if they do not fit
+        in ``size`` bytes or overlap."""
         self.name = name
         self.size = size
-        ordered = tuple(sorted(fields, key=lambda f: f.offset))
-        end = 0
-        for f in ordered:
-            if f.offset < end:
-                raise ValueError(f"{name}.{f.name} overlaps the previous field")
-            end = f.offset + f.width
-        if end > size * 8:
-            raise ValueError(f"{name}: fields run past {size} bytes")
-        self.fields = ordered
-        self._by_name = {f.name: f for f in ordered}
+        wire: type[WireLayout] = make_dataclass(
+            name, [(f.name, Any, f.declaration) for f in fields], bases=(WireLayout,),
+            namespace={"SIZE": size, "__module__": __name__}, slots=True)
+        try:
+            specs = wire.field_specs()
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+        self.wire = wire
+        by_name = {f.name: f for f in fields}
+        self.fields = tuple(
+            replace(by_name[spec.name], spec=spec)
+            for spec in sorted(specs, key=lambda spec: spec.bit))
+        self._by_name = {f.name: f for f in self.fields}
 
     def __repr__(self) -> str:
         return f"Layout({self.name!r}, size=0x{self.size:x}, {len(self.fields)} fields)"
@@ -144,51 +151,35 @@ class Layout:
 
     def pack(self, values: Values) -> bytes:
         """Encode ``values`` (missing fields are zero) into ``size`` bytes."""
+        return self._instance(values).encode()
+
+    def _instance(self, values: Values) -> WireLayout:
         unknown = set(values) - set(self._by_name)
         if unknown:
             raise KeyError(f"{self.name} has no field(s) {sorted(unknown)}")
-        out = bytearray(self.size)
-        self._pack_into(out, 0, values)
-        return bytes(out)
-
-    def _pack_into(self, out: bytearray, base_bits: int, values: Values) -> None:
-        for f in self.fields:
-            if f.name not in values:
-                continue
-            value = values[f.name]
-            start = base_bits + f.offset
-            if f.layout is not None:
+        kwargs: dict[str, object] = {}
+        for name, value in values.items():
+            sub = self._by_name[name].layout
+            if sub is not None:
                 if not isinstance(value, Mapping):
-                    raise TypeError(f"{self.name}.{f.name} takes a mapping")
-                f.layout._pack_into(out, start, value)
-            elif f.is_bytes:
-                if not isinstance(value, bytes | bytearray):
-                    raise TypeError(f"{self.name}.{f.name} takes bytes")
-                if len(value) > f.width // 8:
-                    raise ValueError(f"{self.name}.{f.name} holds {f.width // 8} bytes")
-                first = start // 8
-                out[first : first + len(value)] = value
+                    raise TypeError(f"{self.name}.{name} takes a mapping")
+                kwargs[name] = sub._instance(value)
+            elif isinstance(value, bytearray):
+                kwargs[name] = bytes(value)
             else:
-                if not isinstance(value, int) or not 0 <= value < (1 << f.width):
-                    raise ValueError(f"{self.name}.{f.name} takes 0..2**{f.width}-1")
-                _put_bits(out, start, f.width, value)
+                kwargs[name] = value
+        return self.wire(**kwargs)
 
     def unpack(self, data: bytes | bytearray | memoryview) -> dict[str, int | bytes | Values]:
         """Decode ``size`` bytes (shorter input is zero-extended) into a field dict."""
         raw = bytes(data[: self.size]).ljust(self.size, b"\0")
-        return self._unpack_from(raw, 0)
+        return self._values(self.wire.decode(raw))
 
-    def _unpack_from(self, raw: bytes, base_bits: int) -> dict[str, int | bytes | Values]:
+    def _values(self, decoded: WireLayout) -> dict[str, int | bytes | Values]:
         result: dict[str, int | bytes | Values] = {}
         for f in self.fields:
-            start = base_bits + f.offset
-            if f.layout is not None:
-                result[f.name] = f.layout._unpack_from(raw, start)
-            elif f.is_bytes:
-                first = start // 8
-                result[f.name] = raw[first : first + f.width // 8]
-            else:
-                result[f.name] = _get_bits(raw, start, f.width)
+            value = getattr(decoded, f.name)
+            result[f.name] = value if f.layout is None else f.layout._values(value)
         return result
 
     def describe(self, values: Values, *, hide: frozenset[str] = frozenset()) -> Iterator[str]:
@@ -207,23 +198,6 @@ class Layout:
                 yield f"{f.name} {f.address} {bytes(value).hex()}"
             else:
                 yield f"{f.name} {f.address} 0x{value:x}"
-
-
-def _put_bits(out: bytearray, start: int, width: int, value: int) -> None:
-    first, last = start // 8, (start + width + 7) // 8
-    span = (last - first) * 8
-    shift = span - (start - first * 8) - width
-    chunk = int.from_bytes(out[first:last], "big")
-    mask = ((1 << width) - 1) << shift
-    chunk = (chunk & ~mask) | (value << shift)
-    out[first:last] = chunk.to_bytes(last - first, "big")
-
-
-def _get_bits(raw: bytes, start: int, width: int) -> int:
-    first, last = start // 8, (start + width + 7) // 8
-    span = (last - first) * 8
-    shift = span - (start - first * 8) - width
-    return (int.from_bytes(raw[first:last], "big") >> shift) & ((1 << width) - 1)
 
 
 # --- layouts (register_access_table.adb node by node) -------------------------------------
