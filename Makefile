@@ -20,10 +20,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The MAD path compiled with mypyc (docs/fabric.md §8); without a C compiler the lab
-# runs on the same modules as Python, only slower.
+# runs on the same modules as Python, only slower. Then the byte code of every module, as
+# pip does for an installed package: an editable install gets none, and where
+# PYTHONDONTWRITEBYTECODE is set every tool would compile its modules at each start.
 $(NATIVE): $(STAMP) src/hcasim/native.py $(NATIVE_SOURCES)
 	HCASIM_PURE_PYTHON=1 $(BIN)/python -m hcasim.cli.native build \
 	  || echo "hcasim: the mypyc build failed; the lab runs on its Python sources"
+	$(BIN)/python -m compileall -q src/hcasim
 	touch $(NATIVE)
 
 # Debian packages for the real tools the lab is tested against (CI runs as root).

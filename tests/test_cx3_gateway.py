@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from hcasim.devices import fs2
-from hcasim.devices.cx3 import (
-    CONNECTX3,
+from hcasim.devices.cx3 import CONNECTX3, Cx3Firmware
+from hcasim.devices.cx3_registers import (
     CR_LOCKED_VALUE,
     FLASH_GW_ADDR,
     FLASH_GW_CMD,
     FLASH_GW_DATA,
     SEM_FLASH_PROGRAMMING,
-    Cx3Firmware,
 )
 from hcasim.devices.flash import Flash
 

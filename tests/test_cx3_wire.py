@@ -15,14 +15,12 @@ import pytest
 from hcasim.devices import fs2
 from hcasim.devices.cx3 import (
     CONNECTX3,
-    CR_LOCKED_VALUE,
     MAD_DEMUX_CONFIG,
     MAD_DEMUX_QUERY_RESTR,
-    SEM_FLASH_PROGRAMMING,
-    SEM_TOOLS_HCR,
     Cx3Firmware,
     HcrStatus,
 )
+from hcasim.devices.cx3_registers import CR_LOCKED_VALUE, SEM_FLASH_PROGRAMMING, SEM_TOOLS_HCR
 from hcasim.devices.flash import Flash
 from hcasim.devices.hw_key import image_with_key
 from hcasim.fabric import quicksm

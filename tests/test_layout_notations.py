@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hcasim.devices import cx3, fs2
+from hcasim.devices import cx3, cx3_registers, fs2
 from hcasim.hosts import config_space
 from hcasim.ib import access_register, simproto, smp_attrs, vendor
 from hcasim.ib.layout import FieldSpec, Layout, adb, dword, nested, raw, uint
@@ -21,7 +21,8 @@ FIRMWARE_LAYOUTS: list[type[Layout]] = [
     smp_attrs.CapabilityMaskChangeDetails,
     fs2.ImageHeader, fs2.Boot2Header, fs2.PartitionHeader, fs2.TagHeader, fs2.VersionTag,
     fs2.BuildTimeTag, fs2.DeviceTypeTag, fs2.VsdVendorIdTag, fs2.HwAccessKeyTag,
-    cx3.HwDevId, cx3.FlashGwCmd, cx3.HcrCommandWord, cx3.ToolsHcr, cx3.RunningFwVersion,
+    cx3_registers.HwDevId, cx3_registers.FlashGwCmd, cx3_registers.HcrCommandWord,
+    cx3_registers.ToolsHcr, cx3_registers.RunningFwVersion,
     cx3.MadDemuxMailbox, cx3.Eqe, cx3.PortInfoEqe, cx3.TableChangeEqe, cx3.Sl2VlEqe,
     cx3.PortChangeEqe,
 ]
@@ -91,13 +92,13 @@ def test_adb_matches_rdma_core_crypto_login() -> None:
 def test_dword_matches_mstflint_tools_hcr() -> None:
     """mstflint ``mtcr_ul/mtcr_tools_cif.c`` ``tools_cmdif_pack``: in_param in dwords 0-1,
     input_modifier in dword 2, opcode 11:0 and opcode_modifier 15:12 of dword 6, go bit 23."""
-    command = cx3.HcrCommandWord(opcode_modifier=1, opcode=cx3.HW_ACCESS_OPCODE)
-    hcr = cx3.ToolsHcr(in_param=0x1122334455667788, input_modifier=3, command=command)
+    command = cx3_registers.HcrCommandWord(opcode_modifier=1, opcode=cx3_registers.HW_ACCESS_OPCODE)
+    hcr = cx3_registers.ToolsHcr(in_param=0x1122334455667788, input_modifier=3, command=command)
     assert hcr.encode().hex() == ("11223344" "55667788" "00000003" "00000000" "00000000"
                                   "00000000" "00001060")
     command.go = 1
-    assert cx3.dword_value(command) == 0x00801060
-    assert cx3.decode_dword(cx3.HcrCommandWord, 0x03001060).status == 3
+    assert cx3_registers.dword_value(command) == 0x00801060
+    assert cx3_registers.decode_dword(cx3_registers.HcrCommandWord, 0x03001060).status == 3
 
 
 def test_operation_tlv_matches_mstflint() -> None:

@@ -14,15 +14,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from hcasim.devices import fs2
-from hcasim.devices.cx3 import (
-    CONNECTX3,
+from hcasim.devices.cx3 import CONNECTX3, Cx3Firmware, FirmwareError
+from hcasim.devices.cx3_registers import (
     CR_LOCKED_VALUE,
     HW_DEV_ID_ADDR,
     SEM_FLASH_PROGRAMMING,
     SEM_TOOLS_HCR,
     TOOLS_HCR_ADDR,
-    Cx3Firmware,
-    FirmwareError,
 )
 from hcasim.devices.flash import Flash
 from hcasim.devices.hw_key import image_with_key

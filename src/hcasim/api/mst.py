@@ -21,7 +21,12 @@ from hcasim.api.client import (
     socket_path_from_env,
     unb64,
 )
-from hcasim.devices.cx3 import (
+from hcasim.devices.cx3_registers import (
+    CR_LOCKED_VALUE,
+    HW_DEV_ID_ADDR,
+    RUNNING_FW_ADDR,
+    SEM_TOOLS_HCR,
+    TOOLS_HCR_ADDR,
     HcrCommandWord,
     RunningFwVersion,
     ToolsHcr,
@@ -29,13 +34,6 @@ from hcasim.devices.cx3 import (
     dword_value,
 )
 
-# CR-space addresses; sources cited in hcasim.devices.cx3.
-HW_DEV_ID_ADDR = 0xF0014
-CR_LOCKED_VALUE = 0xBAD0CAFE
-RUNNING_FW_ADDR = 0x1F064
-TOOLS_HCR_ADDR = 0x80780
-SEM_TOOLS_HCR = 0xF03BC
-SEM_FLASH_PROGRAMMING = 0xF03A0
 #: How long a tool waits for a semaphore another process holds before giving up.
 SEMAPHORE_TIMEOUT = 30.0
 

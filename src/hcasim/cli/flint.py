@@ -250,8 +250,8 @@ def cmd_set_key(opts: Options) -> int:
 
 
 def _write_key(device: MstDevice, key: int) -> int:
-    from hcasim.api.mst import SEM_FLASH_PROGRAMMING
     from hcasim.devices import fs2
+    from hcasim.devices.cx3_registers import SEM_FLASH_PROGRAMMING
     from hcasim.devices.hw_key import image_with_key
 
     prefix = "Setting the HW Key   - "

@@ -47,8 +47,8 @@ def version_text(version: tuple[int, int, int]) -> str:
 
 def cmd_burn(opts: Options) -> int:
     """``-d DEV -i IMG b``: program a new image, keeping the device's GUIDs."""
-    from hcasim.api.mst import SEM_FLASH_PROGRAMMING
     from hcasim.devices import fs2
+    from hcasim.devices.cx3_registers import SEM_FLASH_PROGRAMMING
 
     path = opts.image or ""
     data = read_image_file(path)

@@ -107,7 +107,7 @@ def load_image(opts: Options) -> tuple[bytes, tuple[int, int, int] | None] | int
     if isinstance(device, int):
         return device
     try:
-        from hcasim.api.mst import SEM_FLASH_PROGRAMMING
+        from hcasim.devices.cx3_registers import SEM_FLASH_PROGRAMMING
 
         with device.semaphore(SEM_FLASH_PROGRAMMING):
             data = device.read_flash_image()

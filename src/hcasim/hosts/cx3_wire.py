@@ -39,7 +39,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from hcasim.devices.cx3 import SEMAPHORES, Cx3Firmware
+from hcasim.devices.cx3 import Cx3Firmware
+from hcasim.devices.cx3_registers import SEMAPHORES
 from hcasim.fabric.subnet import (
     DEFAULT_SL2VL,
     Action,

@@ -34,7 +34,6 @@ range and raises ``ValueError`` naming the field.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import operator
 import struct
@@ -79,6 +78,8 @@ def use_compiled_codecs() -> bool:
 
 def codec_key(source: str, env_names: Sequence[str]) -> str:
     """The key of a generated codec: its source and the names it may use."""
+    import hashlib  # here, not at the top: loading OpenSSL costs flint's start-up 4 ms
+
     text = source + "\0" + ",".join(env_names)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
