@@ -214,9 +214,23 @@ def test_firewall_times_out_host_smps_only_while_keyed(wire: Wire) -> None:
     assert _bounced(wire.send("node1", smp, wire.lids["node1"]))
     assert _bounced(wire.send("node1", build.smp(mad.ATTR_NODE_INFO, path=(1,))))
     assert _bounced(wire.send("node1", build.smp(mad.ATTR_SM_INFO, path=())))
-    # the local zero-hop DR path is the firmware answering its own driver (MAD_IFC)
-    raw = wire.reply("node1", build.smp(mad.ATTR_NODE_INFO, path=()))
-    assert raw is not None and smp_attrs.NodeInfo.decode(raw[64:128]).device_id == 0x1003
+    # zero hops too, Get or Set: the port itself is no exception (docs/fabric.md §2)
+    port = wire.subnet.port(PortRef("node1", 1))
+    before = (port.lid, port.m_key, port.guid_table())
+    info = smp_attrs.PortInfo.decode(
+        wire.reply("node2", build.smp(mad.ATTR_PORT_INFO),
+                   wire.lids["node1"])[64:128])  # type: ignore[index]
+    info.lid, info.m_key = 77, 0x6666
+    for own in (build.smp(mad.ATTR_NODE_INFO, path=()),
+                build.smp(mad.ATTR_PORT_INFO, path=()),
+                build.smp(mad.ATTR_PORT_INFO, 1, method=mad.METHOD_SET, path=(),
+                          data=info.encode()),
+                build.smp(mad.ATTR_PORT_INFO, 1, method=mad.METHOD_SET, data=info.encode()),
+                build.smp(mad.ATTR_NODE_INFO, method=mad.METHOD_TRAP_REPRESS, path=())):
+        assert _bounced(wire.send("node1", own)), own[:4].hex()
+    assert (port.lid, port.m_key, port.guid_table()) == before
+    # what the driver knows comes from its own port query, which the firmware answers
+    assert wire.fabric.drivers["node1"][0].port.lid == port.lid
     # QP1 is not QP0: PerfMgt and vendor classes still leave the host
     perf = wire.reply("node1", build.perf(mad.ATTR_PORT_COUNTERS, bytes([0, 1]) + bytes(62)),
                       wire.lids["sm"])
@@ -253,8 +267,11 @@ def test_m_key_hidden_from_the_host_whatever_the_level(wire: Wire, bits: int) ->
     raw = wire.reply("node1", get)
     assert raw is not None and smp_attrs.PortInfo.decode(raw[64:128]).m_key == 0x77  # no key yet
     wire.lock("node1")
-    raw = wire.reply("node1", get)
-    assert raw is not None and smp_attrs.PortInfo.decode(raw[64:128]).m_key == 0
+    assert _bounced(wire.send("node1", get))  # the host's own SMPs are dropped
+    # the driver's port query (libumad2sim's control channel stands for it) hides it
+    data = wire.engine.port_info_data(PortRef("node1", 1))
+    assert data[:8] == (0x77).to_bytes(8, "big")
+    assert wire.fabric.host_port_info(PortRef("node1", 1), data)[:8] == bytes(8)
     # from the wire the IBTA rules hold: level 0 shows it, level 1 only with the key
     raw = wire.reply("node2", build.smp(mad.ATTR_PORT_INFO), wire.lids["node1"])
     assert raw is not None and smp_attrs.PortInfo.decode(raw[64:128]).m_key == (0x77 if bits == 0
@@ -274,8 +291,7 @@ def _guid_set(wire: Wire, source: str, guids: list[int], m_key: int = 0,
 def test_guid0_set_is_refused_while_keyed(wire: Wire) -> None:
     port = wire.subnet.port(PortRef("node1", 1))
     wire.lock("node1")
-    raw = _guid_set(wire, "node1", [0x1234, 0x5678])
-    assert raw is not None and int.from_bytes(raw[4:6], "big") & 0x7FFF == 0x001C
+    assert _guid_set(wire, "node1", [0x1234, 0x5678]) is None  # the host's: dropped
     assert port.guid_table()[:2] == [port.guid, 0]  # nothing changed, alias included
     raw = _guid_set(wire, "node2", [0x1234, 0x5678], dlid=wire.lids["node1"])
     assert raw is not None and int.from_bytes(raw[4:6], "big") == 0x001C

@@ -140,13 +140,13 @@ def test_smpquery_from_the_firewalled_host(lab: LabHandle, args: tuple[str, ...]
 
 def test_ibnetdiscover_from_and_of_the_firewalled_host(lab: LabHandle) -> None:
     node1 = lid(lab, "node1")
-    # node1's host learns only its own HCA (the firmware answers it locally); the first
-    # SMP that leaves the port times out, as libibnetdisc reports it
+    # node1's host cannot even learn its own HCA: the zero-hop NodeInfo is dropped too
     r = lab.run("node1", "ibnetdiscover")
-    assert 'Ca\t2 "H-0002c90300a1b220"\t\t# "node1 HCA-1"\n' in r.stdout
-    assert "Switch" not in r.stdout and "node2" not in r.stdout
-    assert r.stderr == ("./libibnetdisc/query_smp.c:186; umad (DR path slid 0; dlid 0; 0,1 "
-                        "Attr 0x11:0) bad status 110; Connection timed out\n")
+    assert r.returncode == 255
+    assert r.stdout == "ibnetdiscover: iberror: failed: discover failed\n\n"
+    assert masked(r.stderr) == ("ibwarn: [PID] mad_rpc: _do_madrpc failed; dport (DR path "
+                                "slid 0; dlid 0; 0)\n./libibnetdisc/ibnetdisc.c:811; Failed to "
+                                "resolve self\n")
     # from node2 the whole lab, node1 included: its firmware answers for it
     r = ok(lab.run("node2", "ibnetdiscover"))
     assert f'"H-0002c90300a1b220"[1](2c90300a1b221) \t\t# "node1 HCA-1" lid {node1} 4xQDR' \
@@ -155,10 +155,30 @@ def test_ibnetdiscover_from_and_of_the_firewalled_host(lab: LabHandle) -> None:
         assert f'"{host} HCA-1"' in r.stdout
 
 
+#: What libibmad prints for a zero-hop directed-route SMP that got no answer.
+DR0 = "ibwarn: [PID] mad_rpc: _do_madrpc failed; dport (DR path slid 65535; dlid 65535; 0)\n"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("smpquery", "-D", "portinfo", "0", "1"),
+     "smpquery: iberror: failed: operation portinfo: port info query failed"),
+    (("smpquery", "-D", "nodeinfo", "0"),
+     "smpquery: iberror: failed: operation nodeinfo: node info query failed"),
+    (("ibportstate", "-D", "0", "1", "lid", "77"),
+     "ibportstate: iberror: failed: smp query nodeinfo failed"),
+])
+def test_zero_hop_smps_from_the_firewalled_host_are_dropped(
+        lab: LabHandle, args: tuple[str, ...], message: str) -> None:
+    # issue 9 item 1: the port itself is no exception (docs/fabric.md §2)
+    before = driver(lab, "node1")["port"]
+    r = lab.run("node1", *args)
+    assert (r.returncode, r.stdout, masked(r.stderr)) == (255, message + "\n", DR0)
+    assert driver(lab, "node1")["port"] == before
+    assert ok(lab.run("node1", "ibstat")).stdout.count(f"Base lid: {before['lid']}\n") == 1
+
+
 def test_local_queries_and_qp1_keep_working(lab: LabHandle) -> None:
     node1 = lid(lab, "node1")
-    r = ok(lab.run("node1", "smpquery", "-D", "nodeinfo", "0"))
-    assert "Guid:............................0x0002c90300a1b220\n" in r.stdout
     r = ok(lab.run("node1", "saquery", "-s"))  # SA: QP1
     assert "EndPortLid..............1\n" in r.stdout
     r = ok(lab.run("node1", "perfquery"))  # PerfMgt: QP1
@@ -186,9 +206,9 @@ def test_m_key_protection_level_1_and_hidden_from_the_host(lab: LabHandle) -> No
     assert _mkey(ok(lab.run("node2", "smpquery", "-K", "-y", key, "portinfo", node1))
                  .stdout) == M_KEY
     assert _mkey(ok(lab.run("node2", "smpquery", "-K", "-D", "portinfo", "0")).stdout) == 0
-    # node1's own host never sees it, even with the key
-    assert _mkey(ok(lab.run("node1", "smpquery", "-K", "-D", "-y", key, "portinfo", "0"))
-                 .stdout) == 0
+    # node1's own host never sees it, even with the key: its SMPs are dropped
+    r = lab.run("node1", "smpquery", "-K", "-D", "-y", key, "portinfo", "0")
+    assert (r.returncode, masked(r.stderr)) == (255, DR0)
     # nor in what libumad2sim reads for its fake sysfs (GET_PORTINFO on the control channel)
     with SimClient(lab.home, "node1") as host, SimClient(lab.home, "node2") as other:
         assert host.call(SimCtlType.GET_PORTINFO, bytes(1)).data[:8] == bytes(8)
@@ -205,25 +225,38 @@ def test_m_key_protection_level_1_and_hidden_from_the_host(lab: LabHandle) -> No
         r"^LinkSpeedEnabled:.*$", before, re.M)
 
 
-def _guid_set(guids: list[int]) -> bytes:
-    data = smp_attrs.GuidInfo(tuple(guids + [0] * (8 - len(guids)))).encode()
-    return build.smp(mad.ATTR_GUID_INFO, 0, method=mad.METHOD_SET, path=(), m_key=M_KEY,
-                     data=data, tid=0x4755494430)
-
-
 def test_guid0_set_is_refused(lab: LabHandle) -> None:
     node1 = str(lid(lab, "node1"))
+    change = smp_attrs.GuidInfo((0x0002C903DEADBEEF, 0x0002C903000000AA) + (0,) * 6).encode()
     with SimClient(lab.home, "node1") as host:
-        reply = host.mad(_guid_set([0x0002C903DEADBEEF, 0x0002C903000000AA]))
+        # from the host itself the firewall drops it, zero hops or LID-routed
+        for dlid in (None, int(node1)):
+            smp = build.smp(mad.ATTR_GUID_INFO, 0, method=mad.METHOD_SET, m_key=M_KEY,
+                            data=change, path=() if dlid is None else None)
+            bounced = host.mad(smp, dlid)
+            assert bounced is not None and bounced.status == 110
+    with SimClient(lab.home, "node2") as other:
+        # from the wire, even with the M_Key, GUID0 stays (status 0x001C, IBTA 14.2.5.5)
+        smp = build.smp(mad.ATTR_GUID_INFO, 0, method=mad.METHOD_SET, m_key=M_KEY, data=change)
+        reply = other.mad(smp, int(node1))
         assert reply is not None and reply.status == 0
-        assert int.from_bytes(reply.mad[4:6], "big") & 0x7FFF == mad.STATUS_INVALID_FIELD
-        # over LID routing the firewall does not even let it out
-        lid_set = build.smp(mad.ATTR_GUID_INFO, 0, method=mad.METHOD_SET, m_key=M_KEY,
-                            data=bytes(64))
-        bounced = host.mad(lid_set, int(node1))
-        assert bounced is not None and bounced.status == 110
+        assert int.from_bytes(reply.mad[4:6], "big") == mad.STATUS_INVALID_FIELD
     r = ok(lab.run("node2", "smpquery", "guidinfo", node1))
     assert "   0: 0x0002c90300a1b221 0x0000000000000000\n" in r.stdout
+
+
+def test_the_host_cannot_set_its_own_m_key(lab: LabHandle) -> None:
+    # issue 9 item 1: a zero-hop PortInfo Set with the right M_Key would have changed it
+    node1 = str(lid(lab, "node1"))
+    data = bytearray(64)
+    data[0:8] = (0x6666666666666666).to_bytes(8, "big")
+    with SimClient(lab.home, "node1") as host:
+        smp = build.smp(mad.ATTR_PORT_INFO, 1, method=mad.METHOD_SET, path=(), m_key=M_KEY,
+                        data=bytes(data))
+        bounced = host.mad(smp)
+        assert bounced is not None and bounced.status == 110
+    assert _mkey(ok(lab.run("node2", "smpquery", "-K", "-y", f"{M_KEY:#x}", "portinfo", node1))
+                 .stdout) == M_KEY
 
 
 # -- in-band CR-space access: locked --------------------------------------------------------------

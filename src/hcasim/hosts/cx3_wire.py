@@ -7,16 +7,20 @@ fabric node of every lab host whose HCA is a ConnectX-3. It is backed by the sam
 flint) and MADs (the real mstflint in-band) see one device. Facts and choices are in
 docs/fabric.md; in short:
 
-- **SMP firewall** (seed; docs/sources.md §9.4, §11.4): while the firmware's key is
-  active, SMPs the host's software sends are discarded, and the host's MAD layer reports
-  the send as timed out (``Action.TIMED_OUT``: the seed's ``sminfo`` failure, at once
-  rather than after libibmad's 3 x 1 s), except a directed-route SMP of zero hops, which the driver
-  hands to the firmware locally (MAD_IFC) and which the firmware answers (not SMInfo,
-  which mlx4 never answers locally, ``mad.c:845-847``). SMPs from the wire are answered by
-  the firmware's SMA; what the SMA does not serve (SMInfo, traps) never reaches the host.
-  QP1 (SA, PerfMgt, vendor classes) is not QP0 and passes.
-- **M_Key hidden** from the host whatever the protection level: the local PortInfo reads
-  M_Key 0 while the firewall is on.
+- **SMP firewall** (seed: "Preventing drivers on untrusted hosts to receive or transmit
+  SMP (QP0) MAD packets"; docs/sources.md §9.4, §11.4): while the firmware's key is
+  active, every SMP the host's software sends is discarded, LID-routed or directed route,
+  of any hop count (zero included: the kernel would hand it to the firmware locally, and
+  the firmware refuses it there too), Get, Set or anything else, and the host's MAD layer
+  reports the send as timed out (``Action.TIMED_OUT``: the seed's ``sminfo`` failure, at
+  once rather than after libibmad's 3 x 1 s). SMPs from the wire are answered by the
+  firmware's SMA; what the SMA does not serve (SMInfo, traps) never reaches the host.
+  QP1 (SA, PerfMgt, vendor classes) is not QP0 and passes. The driver's own port query
+  (MAD_IFC PortInfo for sysfs, libumad2sim's control channel here) is not an SMP of the
+  host's software and is answered, with the M_Key hidden (:meth:`Cx3Fabric.host_port_info`).
+- **M_Key hidden** from the host whatever the protection level: the driver's port query
+  reads M_Key 0 while the firewall is on (and so would a PortInfo reply to the host,
+  should one ever be built: :meth:`Cx3Wire.smp_reply`).
 - **GUID0**: while the firewall is on, a GUIDInfo Set that would change GUID0 (the port
   GUID, read-only per IBTA 14.2.5.5) is refused with status 0x001C and changes nothing.
 - **ConfigSpaceAccess** (docs/sources.md §4; mstflint v4.21.0-1
@@ -89,6 +93,9 @@ _PKEY_TABLE: Final = PortChange.PKEY_TABLE.value
 _GUID_TABLE: Final = PortChange.GUID_TABLE.value
 _SL2VL_TABLE: Final = PortChange.SL2VL_TABLE.value
 _PORT_STATE: Final = PortChange.PORT_STATE.value
+#: QP0's management classes: the two SMP formats, LID-routed and directed route (IBTA
+#: 14.2.1.1-14.2.1.2).
+_SMP_CLASSES: Final = (mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE)
 
 Owner = Callable[[bytes], object]
 
@@ -117,17 +124,17 @@ class Cx3Wire(NodeFirmware):
     # -- QP0 -----------------------------------------------------------------------------------
 
     def host_send(self, ctx: MadContext) -> Action:
-        """Drop the host's SMPs while the firewall is on, except local zero-hop DR SMPs."""
-        raw = ctx.raw
-        cls = raw[1]
-        if not self.firewall or cls not in (mad.CLASS_SUBN_LID_ROUTED,
-                                            mad.CLASS_SUBN_DIRECTED_ROUTE):
-            return Action.PASS
-        # byte 7 of a directed-route SMP is its HopCount (IBTA 14.2.1.2)
-        if (cls == mad.CLASS_SUBN_DIRECTED_ROUTE and raw[7] == 0
-                and ctx.attr_id != mad.ATTR_SM_INFO and not mad.is_response(raw[3])):
-            return Action.PASS  # handled inside the HCA, like mlx4's local MAD_IFC path
-        return Action.TIMED_OUT
+        """Drop every SMP the host sends while the firewall is on (module docstring).
+
+        No exception for a zero-hop directed-route SMP: the kernel hands those to the
+        firmware locally (MAD_IFC, docs/sources.md §11.4) rather than to the wire, but an
+        untrusted host's local Set would change its own LID or M_Key behind the SM, and a
+        local Get would read what the firewall hides, so the firmware refuses them as it
+        refuses the rest (docs/fabric.md §2).
+        """
+        if self.firewall and ctx.raw[1] in _SMP_CLASSES:
+            return Action.TIMED_OUT
+        return Action.PASS
 
     def smp_received(self, ctx: MadContext) -> Action | Answer:
         """Refuse SMP CR access quickly; keep SMInfo and traps from a firewalled host; GUID0."""
