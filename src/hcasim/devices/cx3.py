@@ -22,9 +22,12 @@ host's driver, which learns the secure-host mode at MAD_DEMUX, is
 from __future__ import annotations
 
 import errno
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from hcasim.devices import fs2
 from hcasim.devices.cx3_registers import (
@@ -39,6 +42,7 @@ from hcasim.devices.cx3_registers import (
     LIVEFISH_ADDR,
     RUNNING_FW_ADDR,
     SEM_FLASH_PROGRAMMING,
+    SEM_GPIO,
     SEM_TOOLS_HCR,
     SEMAPHORES,
     SPI_JEDEC,
@@ -62,6 +66,8 @@ from hcasim.devices.cx3_registers import (
 from hcasim.devices.flash import JEDEC_ID, Flash
 from hcasim.devices.hw_key import KeyVerifier, verifier_from_tags
 from hcasim.ib.layout import Layout, array, uint
+
+log = logging.getLogger("hcasim.cx3")
 
 # MAD_DEMUX, the command the mlx4 driver issues at start (docs/sources.md §9.2;
 # linux-6.1 include/linux/mlx4/cmd.h:126,213-217, drivers/net/ethernet/mellanox/mlx4/
@@ -192,6 +198,28 @@ class FirmwareError(Exception):
         self.errno = err
 
 
+# -- semaphore leases (docs/secure-host.md, "Semaphores: who frees one") ---------------------
+#: Seconds a semaphore may be held while another party waits for it. The tools semaphore
+#: and sem63 guard one command each, which this firmware completes at once, so their lease
+#: runs from the moment they were taken; the flash semaphore is held for a whole flash
+#: session, so its lease runs from the holder's last access to the device.
+SEM_LEASE: Final = {SEM_TOOLS_HCR: 0.5, SEM_GPIO: 0.5, SEM_FLASH_PROGRAMMING: 15.0}
+SEM_IDLE_LEASE: Final = frozenset({SEM_FLASH_PROGRAMMING})
+#: An owner whose read found a semaphore taken counts as waiting for it this long after;
+#: mstflint polls every few milliseconds (mtcr_tools_cif.c:187-195), hcasim's flint every
+#: 50 ms at most.
+SEM_WAIT_WINDOW: Final = 0.25
+
+
+@dataclass(slots=True)
+class SemaphoreHold:
+    """Who holds a semaphore, since when, and when the holder last touched the device."""
+
+    owner: object
+    taken: float
+    active: float
+
+
 @dataclass
 class SecureHostState:
     """The runtime half of Secure Host: what is in force now, not what is on flash."""
@@ -209,8 +237,16 @@ class Cx3Firmware:
     flash: Flash
     secure: SecureHostState = field(default_factory=SecureHostState)
     running_version: tuple[int, int, int] = (0, 0, 0)
+    #: The device as log lines name it (``host/mt4099``).
+    name: str = ""
+    #: Seconds, monotonic: what semaphore leases are measured with (tests set a fake one).
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _cr: dict[int, int] = field(default_factory=dict, repr=False)
-    _sem_owner: dict[int, object] = field(default_factory=dict, repr=False)
+    _holds: dict[int, SemaphoreHold] = field(default_factory=dict, repr=False)
+    #: Per semaphore, who waits for it: id(owner) -> (owner, first busy read, last busy
+    #: read); keyed by id because owners need not be hashable (the entry keeps it alive).
+    _waiting: dict[int, dict[int, tuple[object, float, float]]] = field(
+        default_factory=dict, repr=False)
     _hcr: list[int] = field(default_factory=lambda: [0] * TOOLS_HCR_DWORDS, repr=False)
     _gateway: FlashGateway | None = field(default=None, repr=False)
 
@@ -224,7 +260,8 @@ class Cx3Firmware:
             active_key=key, cr_locked=key is not None, smp_firewall=key is not None
         )
         self._cr.clear()
-        self._sem_owner.clear()
+        self._holds.clear()
+        self._waiting.clear()
         self._hcr = [0] * TOOLS_HCR_DWORDS
         self._gateway = None  # uncommitted gateway writes die with the power
 
@@ -240,6 +277,7 @@ class Cx3Firmware:
             self.secure = SecureHostState()
         elif previous is None or previous != key:
             self.secure = SecureHostState(active_key=key, cr_locked=True, smp_firewall=True)
+            self._free_flash_semaphores()
         else:
             self.secure.smp_firewall = True
 
@@ -289,11 +327,15 @@ class Cx3Firmware:
     def cr_read(self, addr: int, count: int, owner: object) -> list[int]:
         """Read ``count`` dwords of CR-space as the given session."""
         self._check_range(addr, count)
+        if self._holds:
+            self._touch(owner)
         return [self._read_dword(addr + 4 * i, owner) for i in range(count)]
 
     def cr_write(self, addr: int, values: list[int], owner: object) -> None:
         """Write dwords to CR-space as the given session."""
         self._check_range(addr, len(values))
+        if self._holds:
+            self._touch(owner)
         for i, value in enumerate(values):
             if not 0 <= value <= 0xFFFFFFFF:
                 raise FirmwareError(errno.EINVAL, f"value {value!r} is not a 32-bit dword")
@@ -304,18 +346,20 @@ class Cx3Firmware:
         if addr % 4 or addr < 0 or count < 0 or addr + 4 * count > CR_SPACE_SIZE:
             raise FirmwareError(errno.EINVAL, f"CR access {addr:#x}+{count} dwords out of range")
 
-    def _reachable_while_locked(self, addr: int) -> bool:
-        # hw_access must work on a locked device, so its semaphore and HCR stay reachable.
-        return addr == SEM_TOOLS_HCR or TOOLS_HCR_ADDR <= addr < TOOLS_HCR_ADDR + 4 * 7
+    def _reachable_while_locked(self, addr: int, owner: object) -> bool:
+        # hw_access must work on a locked device, so its semaphore and HCR stay reachable;
+        # the HCR only for the semaphore's holder, so that no other party reads a key
+        # while a command is being written (docs/secure-host.md, choice 9).
+        if addr == SEM_TOOLS_HCR:
+            return True
+        return (TOOLS_HCR_ADDR <= addr < TOOLS_HCR_ADDR + 4 * TOOLS_HCR_DWORDS
+                and self.holds(owner, SEM_TOOLS_HCR))
 
     def _read_dword(self, addr: int, owner: object) -> int:
-        if self.secure.cr_locked and not self._reachable_while_locked(addr):
+        if self.secure.cr_locked and not self._reachable_while_locked(addr, owner):
             return CR_LOCKED_VALUE
         if addr in SEMAPHORES:
-            if addr in self._sem_owner:
-                return 1
-            self._sem_owner[addr] = owner
-            return 0
+            return self._take(addr, owner)
         if TOOLS_HCR_ADDR <= addr < TOOLS_HCR_ADDR + 4 * TOOLS_HCR_DWORDS:
             return self._hcr[(addr - TOOLS_HCR_ADDR) // 4]
         if FLASH_GW_CMD <= addr < FLASH_GW_DATA + 4 * FLASH_GW_DATA_DWORDS:
@@ -331,13 +375,11 @@ class Cx3Firmware:
         return self._cr.get(addr, 0)
 
     def _write_dword(self, addr: int, value: int, owner: object) -> None:
-        if self.secure.cr_locked and not self._reachable_while_locked(addr):
+        if self.secure.cr_locked and not self._reachable_while_locked(addr, owner):
             return  # writes to a locked CR-space are dropped
         if addr in SEMAPHORES:
-            if value == 0:
-                self._sem_owner.pop(addr, None)
-                if addr == SEM_FLASH_PROGRAMMING:
-                    self._commit_gateway()
+            if value == 0:  # whoever writes it, as on hardware (flint -clear_semaphore)
+                self._free(addr)
             return
         if FLASH_GW_CMD <= addr < FLASH_GW_DATA + 4 * FLASH_GW_DATA_DWORDS:
             self.gateway.write(addr, value)
@@ -357,10 +399,67 @@ class Cx3Firmware:
 
     def release(self, owner: object) -> None:
         """Drop every semaphore a session holds (the session ended)."""
-        for addr in [a for a, o in self._sem_owner.items() if o is owner]:
-            del self._sem_owner[addr]
-            if addr == SEM_FLASH_PROGRAMMING:
-                self._commit_gateway()
+        for addr in [a for a, hold in self._holds.items() if hold.owner is owner]:
+            self._free(addr)
+        for waiting in self._waiting.values():
+            waiting.pop(id(owner), None)
+
+    # ----------------------------------------------------------------- semaphores
+    def _take(self, addr: int, owner: object) -> int:
+        """A read of semaphore ``addr``: 0 and the semaphore is the reader's, or 1.
+
+        Read-to-acquire as on hardware, with two rules of this firmware so that no one
+        keeps another out for ever (docs/secure-host.md, choice 6): a hold older than its
+        lease (:data:`SEM_LEASE`) ends when someone else wants the semaphore, and a free
+        semaphore goes to whoever has waited for it longest.
+        """
+        now = self.clock()
+        hold = self._holds.get(addr)
+        if hold is not None:
+            start = hold.active if addr in SEM_IDLE_LEASE else hold.taken
+            if hold.owner is owner or now - start <= SEM_LEASE[addr]:
+                if hold.owner is not owner:
+                    self._wait(addr, owner, now)
+                return 1  # taken: a read returns the old value, 1
+            log.info("%s: semaphore %#x released: held past its %g s lease while another "
+                     "session wanted it", self.name or self.kind.description, addr,
+                     SEM_LEASE[addr])
+            self._free(addr)
+        waiting = self._waiting.get(addr)
+        if waiting:
+            for key, (_, _, last) in list(waiting.items()):
+                if now - last > SEM_WAIT_WINDOW:
+                    del waiting[key]  # gave up
+            first = min(waiting.values(), key=lambda entry: entry[1], default=None)
+            if first is not None and first[0] is not owner:
+                self._wait(addr, owner, now)
+                return 1
+            waiting.pop(id(owner), None)
+        self._holds[addr] = SemaphoreHold(owner, now, now)
+        return 0
+
+    def _wait(self, addr: int, owner: object, now: float) -> None:
+        waiting = self._waiting.setdefault(addr, {})
+        _, since, _ = waiting.get(id(owner), (owner, now, now))
+        waiting[id(owner)] = (owner, since, now)
+
+    def _touch(self, owner: object) -> None:
+        # any access by a holder is activity for the leases counted from it
+        now = self.clock()
+        for hold in self._holds.values():
+            if hold.owner is owner:
+                hold.active = now
+
+    def _free(self, addr: int) -> None:
+        self._holds.pop(addr, None)
+        if addr == SEM_FLASH_PROGRAMMING:
+            self._commit_gateway()
+
+    def _free_flash_semaphores(self) -> None:
+        # CR-space locks: the holders of the flash semaphores cannot reach the gateway any
+        # more (mstflint releases its own before locking, mflash/mflash.c:3869-3871)
+        for addr in (SEM_FLASH_PROGRAMMING, SEM_GPIO):
+            self._free(addr)
 
     @property
     def gateway(self) -> FlashGateway:
@@ -378,7 +477,8 @@ class Cx3Firmware:
 
     def holds(self, owner: object, semaphore: int) -> bool:
         """Whether the session holds the given semaphore."""
-        return self._sem_owner.get(semaphore) is owner
+        hold = self._holds.get(semaphore)
+        return hold is not None and hold.owner is owner
 
     # ----------------------------------------------------------------- tools HCR
     def _execute_hcr(self) -> None:
@@ -388,7 +488,10 @@ class Cx3Firmware:
             status = self.hw_access(unlock=op_mod == 0, key=hcr.in_param)
         else:
             status = HcrStatus.BAD_OP
-        # the command stays, go (and every other flag) is cleared
+        # Completion clears the input parameters (a HW_ACCESS key is in in_param) and the
+        # input modifier: no key stays readable once the command is done (docs/secure-host.md,
+        # choice 9). The command stays, with its status; go and every other flag clear.
+        self._hcr[0] = self._hcr[1] = self._hcr[2] = 0
         self._hcr[6] = dword_value(HcrCommandWord(
             status=int(status), opcode_modifier=op_mod, opcode=hcr.command.opcode))
 
@@ -403,6 +506,7 @@ class Cx3Firmware:
             self.secure.cr_locked = False
         else:
             self.secure.cr_locked = True
+            self._free_flash_semaphores()
         return HcrStatus.OK
 
     # ----------------------------------------------------------------- driver commands
@@ -428,6 +532,7 @@ class Cx3Firmware:
     def flash_read(self, offset: int, length: int, owner: object) -> bytes:
         """Block read of the flash through the gateway, as the flash-semaphore holder."""
         self._check_flash_access(owner)
+        self._touch(owner)
         try:
             return self.flash.read(offset, length)
         except ValueError as exc:
@@ -436,6 +541,7 @@ class Cx3Firmware:
     def flash_write_image(self, image: bytes, owner: object) -> None:
         """Program a whole image durably, as the flash-semaphore holder."""
         self._check_flash_access(owner)
+        self._touch(owner)
         try:
             self.flash.replace(image)
         except ValueError as exc:

@@ -96,7 +96,7 @@ def _factory_patcher(device: str, cr_protection_en: bool) -> Callable[..., bytes
 def _make_cx3(
     spec: HostSpec, flash: Flash, _persist: Callable[[str, Any], None], _nv: dict[str, Any]
 ) -> Firmware:
-    return Cx3Firmware(KINDS[spec.device], flash)
+    return Cx3Firmware(KINDS[spec.device], flash, name=f"{spec.name}/{spec.device}")
 
 
 def _mlx5_factory_image(spec: HostSpec) -> bytes:
