@@ -8,11 +8,9 @@ as the daemon hands them over (the TID carries the sending client's index in bit
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import pytest
 
-from hcasim.devices import fs2
 from hcasim.devices.cx3 import (
     CONNECTX3,
     MAD_DEMUX_CONFIG,
@@ -22,98 +20,13 @@ from hcasim.devices.cx3 import (
 )
 from hcasim.devices.cx3_registers import CR_LOCKED_VALUE, SEM_FLASH_PROGRAMMING, SEM_TOOLS_HCR
 from hcasim.devices.flash import Flash
-from hcasim.devices.hw_key import image_with_key
-from hcasim.fabric import quicksm
-from hcasim.fabric.engine import DeliveryKind, MadEngine
-from hcasim.fabric.netfile import parse_netfile_text
-from hcasim.fabric.subnet import PortChange, Subnet
+from hcasim.fabric.engine import DeliveryKind
+from hcasim.fabric.subnet import PortChange
 from hcasim.fabric.topology import PortRef
 from hcasim.hosts import mlx4_driver
-from hcasim.hosts.cx3_wire import Cx3Fabric, Cx3Wire
+from hcasim.hosts.cx3_wire import Cx3Wire
 from hcasim.ib import build, mad, smp_attrs, vendor
-from hcasim.lab.lab import Device, Host
-from hcasim.lab.spec import default_lab
-
-KEY = 0x1A1A1A1A2B2B2B2B
-CLIENT = 7  # the index the daemon would tag the sender's TIDs with
-
-
-@dataclass
-class FakeLab:
-    """The part of hcasim.lab.lab.Lab the wire model uses: hosts and their devices."""
-
-    hosts: dict[str, Host] = field(default_factory=dict)
-
-    def host(self, name: str) -> Host:
-        return self.hosts[name]
-
-
-class Wire:
-    """The default lab's fabric with ConnectX-3 firmware on sm, node1 and node2."""
-
-    def __init__(self) -> None:
-        definition = default_lab()
-        self.subnet = Subnet(parse_netfile_text(definition["netfile"]))
-        self.engine = MadEngine(self.subnet)
-        self.lab = FakeLab()
-        self.firmware: dict[str, Cx3Firmware] = {}
-        for raw in definition["hosts"]:
-            if raw["name"] not in ("sm", "node1", "node2"):
-                continue
-            image = fs2.build_image(device_id=4099, fw_version=(2, 42, 5000),
-                                    psid="MT_1090120019", release_date=(5, 9, 2017),
-                                    guid_base=raw["guid"], cr_protection_en=True)
-            fw = Cx3Firmware(CONNECTX3, Flash(image))
-            fw.cold_boot()
-            self.firmware[raw["name"]] = fw
-            self.lab.hosts[raw["name"]] = Host(raw["name"],
-                                               [Device(f"{raw['name']}/mt4099", raw["name"], fw)])
-        self.owners: dict[int, object] = {CLIENT: object(), CLIENT + 1: object()}
-        self.fabric = Cx3Fabric(self.lab.hosts.values(), self.subnet, self.owners)
-        self.fabric.start_drivers()
-        self.lids = {p.node.id: lid for lid, p in quicksm.configure(
-            self.subnet, PortRef("sm", 1)).items()}
-
-    def lock(self, host: str) -> None:
-        """set_key KEY (as hcasim's flint stores it) and a driver restart."""
-        fw = self.firmware[host]
-        fw.flash.replace(image_with_key(fw.flash.contents, KEY))
-        fw.driver_restart()
-        self.fabric.host_event(host, "driver_restart")
-
-    def send(self, source: str, raw: bytes, dlid: int | None = None,
-             client: int = CLIENT) -> list:  # type: ignore[type-arg]
-        tagged = bytearray(raw)
-        if not mad.is_response(tagged[3]):
-            tagged[8:10] = client.to_bytes(2, "big")
-        request = build.sim_request(bytes(tagged), dlid)
-        return self.engine.process(PortRef(source, 1), request, 0.0)
-
-    def reply(self, source: str, raw: bytes, dlid: int | None = None,
-              client: int = CLIENT) -> bytes | None:
-        out = self.send(source, raw, dlid, client)
-        replies = [d for d in out if d.kind is DeliveryKind.REPLY]
-        return replies[0].request.mad if replies else None
-
-    def cr(self, source: str, target: str, address: int, count: int = 1, *,
-           values: list[int] | None = None, mgmt_class: int = vendor.CLASS_MLNX_VENDOR_A,
-           client: int = CLIENT, modifier: int | None = None) -> tuple[int, list[int]]:
-        """A ConfigSpaceAccess Get (or Set of ``values``): (MAD status, dwords)."""
-        if values is not None:
-            count = len(values)
-        attr_mod = vendor.pack_cr_modifier(address, count) if modifier is None else modifier
-        request = vendor.ConfigSpaceAccessMad(
-            base_version=1, mgmt_class=mgmt_class, class_version=1,
-            method=mad.METHOD_GET if values is None else mad.METHOD_SET, tid=0x5F978201,
-            attr_id=vendor.ATTR_CONFIG_SPACE_ACCESS, attr_mod=attr_mod,
-            data=vendor.ConfigSpaceAccessMad.pack_dwords(values or [])).encode()
-        raw = self.reply(source, request, self.lids[target], client)
-        assert raw is not None
-        assert raw[1] == mgmt_class and raw[3] == mad.METHOD_GET_RESP
-        assert raw[8:16] == client.to_bytes(2, "big") + request[10:16]  # the TID, as tagged
-        status = int.from_bytes(raw[4:6], "big")
-        answer = vendor.ConfigSpaceAccessMad.decode(raw)
-        return status, list(answer.dwords(min(count, vendor.MAX_CR_DWORDS)))
+from tests.support.cx3_rig import CLIENT, KEY, Wire
 
 
 @pytest.fixture
