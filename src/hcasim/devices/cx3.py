@@ -10,6 +10,10 @@ control messages. Facts and their sources are in docs/secure-host.md; the short 
   (mtcr_ul/mtcr_tools_cif.c:48-53, cmdif/tools_cif.c:51,130-133).
 - Semaphores are read-to-acquire: a read returns the old value and leaves 1 behind; a
   write of 0 releases (mtcr_ul/mtcr_tools_cif.c:178-205, tools_res_mgmt/tools_res_mgmt.c).
+  This firmware adds leases and serves the longest waiter first, so that no holder keeps
+  another out for ever (docs/secure-host.md, choice 6).
+- A tools-HCR command's input parameters are cleared when it completes, and a locked
+  device's HCR is its semaphore holder's only: no key stays readable (choice 9).
 - The key in force is loaded from the FS2 image-info section at reset.
 
 What the same firmware does on the wire is in :mod:`hcasim.hosts.cx3_wire`: once the key
@@ -198,16 +202,16 @@ class FirmwareError(Exception):
         self.errno = err
 
 
-# -- semaphore leases (docs/secure-host.md, "Semaphores: who frees one") ---------------------
-#: Seconds a semaphore may be held while another party waits for it. The tools semaphore
+# -- semaphore leases (docs/secure-host.md, choice 6) -----------------------------------------
+#: Seconds a semaphore may be held while someone else wants it. The tools semaphore
 #: and sem63 guard one command each, which this firmware completes at once, so their lease
 #: runs from the moment they were taken; the flash semaphore is held for a whole flash
 #: session, so its lease runs from the holder's last access to the device.
 SEM_LEASE: Final = {SEM_TOOLS_HCR: 0.5, SEM_GPIO: 0.5, SEM_FLASH_PROGRAMMING: 15.0}
 SEM_IDLE_LEASE: Final = frozenset({SEM_FLASH_PROGRAMMING})
 #: An owner whose read found a semaphore taken counts as waiting for it this long after;
-#: mstflint polls every few milliseconds (mtcr_tools_cif.c:187-195), hcasim's flint every
-#: 50 ms at most.
+#: mstflint polls every few milliseconds (mtcr_ul/mtcr_tools_cif.c:185-195), hcasim's
+#: flint every 50 ms at most.
 SEM_WAIT_WINDOW: Final = 0.25
 
 
@@ -457,7 +461,7 @@ class Cx3Firmware:
 
     def _free_flash_semaphores(self) -> None:
         # CR-space locks: the holders of the flash semaphores cannot reach the gateway any
-        # more (mstflint releases its own before locking, mflash/mflash.c:3869-3871)
+        # more (mstflint releases its own before locking, mflash/mflash.c:3871-3873)
         for addr in (SEM_FLASH_PROGRAMMING, SEM_GPIO):
             self._free(addr)
 
