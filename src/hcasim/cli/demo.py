@@ -218,6 +218,13 @@ def _fabric_and_crypto(tmp: str, env: dict[str, str], hcasim: list[str], on: Any
         contains="sminfo: iberror: failed: query",
     )
     step(
+        "Nor may it query or set its own port (zero-hop SMPs are dropped too)",
+        on("node2", "smpquery", "-D", "portinfo", "0", "1"),
+        env,
+        expect=255,
+        contains="port info query failed",
+    )
+    step(
         "The rest of the subnet still sees node2 (its firmware answers)",
         on("node1", "ibnetdiscover"),
         env,
