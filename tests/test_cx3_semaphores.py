@@ -195,3 +195,19 @@ def test_a_reboot_frees_everything(wire: Wire, clock: FakeClock) -> None:
     assert who["inband"].read(SEM_TOOLS_HCR) == [1]
     fw.cold_boot()
     assert who["local2"].read(SEM_TOOLS_HCR) == [0]
+
+
+def test_only_the_holder_frees_a_semaphore(wire: Wire, clock: FakeClock) -> None:
+    # on a locked device anyone can write the tools semaphore; clearing the
+    # administrator's hold mid-command would make its tool time out
+    wire.lock("node1")
+    fw = wire.firmware["node1"]
+    who = parties(wire)
+    admin, untrusted = who["inband"], who["own-inband"]
+    assert admin.read(SEM_TOOLS_HCR) == [0]
+    for hog in (untrusted, who["local"]):
+        hog.write(SEM_TOOLS_HCR, [0])
+        assert hog.read(SEM_TOOLS_HCR) == [1]
+    assert fw.holds(owner(wire, admin), SEM_TOOLS_HCR)
+    admin.write(SEM_TOOLS_HCR, [0])
+    assert not fw.holds(owner(wire, admin), SEM_TOOLS_HCR)

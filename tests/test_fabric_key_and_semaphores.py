@@ -11,6 +11,7 @@ in-band hw_access out (docs/secure-host.md, choices 6 and 9).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -158,3 +159,33 @@ def test_a_control_session_holder_does_not_keep_the_administrator_out(lab: LabHa
     finally:
         session.close()
     ok(lab.flint("node1", "-d", CX3, "hw_access", "disable"))
+
+
+def test_a_host_that_clears_and_retakes_does_not_keep_the_administrator_out(
+        lab: LabHandle) -> None:
+    # node1's software keeps writing 0 to the tools semaphore and taking it again, as fast
+    # as it can: it can neither free the administrator's hold nor jump the queue
+    node1 = lid(lab, "node1")
+    assert lab.device_state("node1")["cr_space_locked"] is True
+    release = SEM_GET[:3] + b"\x02" + SEM_GET[4:]  # Set 0xf03bc = 0
+    stop = threading.Event()
+    taken = []
+
+    def hog() -> None:
+        with SimClient(lab.home, "node1") as client:
+            while not stop.is_set():
+                client.mad(release, node1)
+                reply = client.mad(SEM_GET, node1)
+                taken.append(reply is not None and reply.mad[32:36] == bytes(4))
+
+    thread = threading.Thread(target=hog)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        r = ok(lab.run("node2", "mstflint", "-d", f"lid-{node1}", "hw_access", "enable", KEY))
+        assert r.stdout == ENABLED
+    finally:
+        stop.set()
+        thread.join()
+    assert any(taken)  # the hog did hold it
+    ok(lab.run("node2", "mstflint", "-d", f"lid-{node1}", "hw_access", "disable"))

@@ -382,7 +382,10 @@ class Cx3Firmware:
         if self.secure.cr_locked and not self._reachable_while_locked(addr, owner):
             return  # writes to a locked CR-space are dropped
         if addr in SEMAPHORES:
-            if value == 0:  # whoever writes it, as on hardware (flint -clear_semaphore)
+            if value == 0 and self.holds(owner, addr):
+                # only its holder frees it: on hardware anyone may, which would let a
+                # locked host break the administrator's command (docs/secure-host.md,
+                # choice 6); the leases take clear_semaphore's place
                 self._free(addr)
             return
         if FLASH_GW_CMD <= addr < FLASH_GW_DATA + 4 * FLASH_GW_DATA_DWORDS:
