@@ -85,6 +85,9 @@ _FAST_PORT = re.compile(
 _KEYWORD_START = frozenset("SHCRshcrvdwemip")
 # Include depth (ibsim ``MAX_INCLUDE``, ``sim_net.c:60``).
 MAX_INCLUDE_DEPTH = 9
+#: Largest net file (or included file) read, in bytes: a 20,000-host fabric is a few MiB;
+#: the bound keeps /dev/zero or a runaway file from being read into memory.
+MAX_NETFILE_BYTES = 64 * 1024 * 1024
 # NumPorts is an 8-bit NodeInfo field (IBTA 14.2.5.3); 255 is not a valid port number.
 MAX_PORTS = 254
 # Module prefix length (ibsim ``NODEPREFIX``, ``sim.h:107``); node id length (``NODEIDLEN``
@@ -182,13 +185,23 @@ class _Parser:
     def parse_file(self, path: str, where: tuple[str, int] | None) -> None:
         """Parse ``path`` (an include when ``where`` names the including line)."""
         try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                data = f.read(MAX_NETFILE_BYTES + 1)
         except OSError as e:
             if where is None:
                 raise
             raise NetFileError(where[0], where[1],
                                f'cannot open included file "{path}": {e.strerror}') from e
+        if len(data) > MAX_NETFILE_BYTES:
+            raise NetFileError(*(where or (path, 0)),
+                               f'"{path}" is larger than {MAX_NETFILE_BYTES} bytes')
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            # Names become host names, file names and JSON: text, never undecodable bytes.
+            raise NetFileError(*(where or (path, 0)),
+                               f'"{path}" is not UTF-8 text (byte {data[e.start]:#04x} at '
+                               f"offset {e.start})") from None
         self.parse_text(text, path, os.path.dirname(path), where)
 
     def parse_text(self, text: str, filename: str, base_dir: str,
