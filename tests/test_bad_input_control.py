@@ -1,0 +1,329 @@
+"""Bad input on the control socket, by class: every operation the daemon serves, with fields
+of every wrong type, number domain, nesting, size and name-as-path, gets a reply (never an
+exception out of the endpoint), and a refused request changes nothing and writes nothing.
+
+The daemon's services run in-process here (the same :func:`start_services` the daemon
+runs), so a request that escaped as an exception fails the test with its own traceback, and
+a few hundred requests take a second. The socket itself (early disconnects, deep nesting) is
+tried against a real daemon at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import errno
+import json
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hcasim.lab.control import Session
+from hcasim.lab.daemon import Services, open_lab, start_services
+from hcasim.lab.home import LabHome
+from hcasim.lab.lab import Lab
+from hcasim.lab.protocol import MAX_DEPTH, ProtocolError, decode_body, encode
+from hcasim.testing import LabHandle
+
+CX3 = "/dev/mst/mt4099_pci_cr0"
+HOSTS = ("sm", "node1", "node2", "node3", "crypto1")
+#: Every request field any operation reads (the crypto ones included).
+FIELDS = (
+    "host", "path", "handle", "addr", "count", "values", "offset", "length", "data",
+    "options", "timeout", "device", "register_id", "method", "crypto", "direction",
+    "dek", "mkey", "key_size", "has_keytag", "key_purpose", "pd", "opaque", "key",
+    "comp_mask", "crypto_login", "credential", "credential_id", "import_kek_id", "attr",
+    "state", "login", "handle_id",
+)
+
+
+class InProcessDaemon:
+    """The daemon's services on an event loop of the test's own."""
+
+    def __init__(self, home: LabHome) -> None:
+        home.ensure()
+        self.home = home
+        self.loop = asyncio.new_event_loop()
+        self.lab: Lab = open_lab(home, None, None)
+        self.services: Services = self.loop.run_until_complete(
+            start_services(self.lab, home, on_shutdown=lambda: None)
+        )
+
+    def request(self, session: Session, message: dict[str, Any]) -> dict[str, Any]:
+        """One request as the wire carries it: encoded, decoded, dispatched."""
+        try:
+            body = json.dumps(message).encode()
+            request = decode_body(body)
+        except ProtocolError as exc:
+            return {"ok": False, "errno": errno.EPROTO, "error": str(exc)}
+        reply = self.services.control.dispatch(session, request)
+        if "pending" in reply:
+            pending = reply["pending"]
+            if request.get("op") == "sm_start":
+                # Arguments all accepted: the real OpenSM would start now; not in a fuzz.
+                pending.close()
+                return {"ok": True}
+            reply = self.loop.run_until_complete(self.services.control._finish(pending))
+        json.dumps(reply)  # a reply is always JSON
+        return reply
+
+    def state(self) -> Any:
+        """Everything a refused request must leave as it was."""
+        devices = {}
+        for ident, device in self.lab.devices.items():
+            firmware: Any = device.firmware
+            flash = getattr(firmware, "flash", None)
+            devices[ident] = (
+                json.dumps(self.lab.device_status(device), sort_keys=True),
+                None if flash is None else bytes(flash.contents),
+                list(getattr(firmware, "_hcr", [])),
+            )
+        store = self.lab.store
+        return devices, store.flash_images(), json.dumps(store.all_nv_objects(), sort_keys=True)
+
+    def close(self) -> None:
+        """Stop the services."""
+        self.services.stop()
+        self.lab.store.close()
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessDaemon]:
+    root = tmp_path_factory.mktemp("ctl")
+    running = InProcessDaemon(LabHome(root / "home"))
+    yield running
+    running.close()
+
+
+def _outside(daemon: InProcessDaemon) -> set[str]:
+    root = daemon.home.path.parent
+    return {str(p) for p in root.rglob("*") if daemon.home.path not in p.parents
+            and p != daemon.home.path}
+
+
+# Values of every class: wrong types, numbers outside every domain (huge, negative, float,
+# NaN, infinity, booleans), names like paths, deep nesting, and the right values too, so
+# that requests get past the first check.
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(1 << 70), max_value=1 << 70),
+    st.sampled_from([0, 1, 0xF0016, 0xF03A0, 0xF03BC, 0x80780, 0xFFFFFFFF, 1 << 32, 4096]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.5, 1.0, 1e308, -0.0]),
+    st.text(max_size=12),
+    st.sampled_from(
+        [*HOSTS, "../../x", "..", "/", "sm/../../x", "a\x00b", "\udcff", CX3,
+         "/dev/mst/mt4099_pciconf0", "/dev/mst/mt4125_pciconf0", "node1/mt4099",
+         "crypto1/mt4125", "mlx5_0", "", "AAAA", base64.b64encode(b"\0" * 48).decode(),
+         "-V", "--help"]
+    ),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(FIELDS), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for i in range(depth):
+        value = [value] if i % 2 else {"a": value}
+    return value
+
+
+@st.composite
+def _requests(draw: st.DrawFn, ops: list[str]) -> dict[str, Any]:
+    request: dict[str, Any] = {"op": draw(st.sampled_from(ops))}
+    for name in draw(st.lists(st.sampled_from(FIELDS), max_size=5, unique=True)):
+        request[name] = draw(_values)
+    if draw(st.integers(0, 9)) == 0:
+        request[draw(st.sampled_from(FIELDS))] = _nested(draw(st.integers(1, 3 * MAX_DEPTH)))
+    return request
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_operation_answers_and_a_refusal_changes_nothing(
+    daemon: InProcessDaemon, data: st.DataObject
+) -> None:
+    ops = sorted(op for op in daemon.services.control.handlers if op != "shutdown")
+    session = Session()
+    try:
+        # Half the sessions are bound to a host with its device open, so requests reach
+        # the checks behind hello and open.
+        if data.draw(st.booleans()):
+            host = data.draw(st.sampled_from(HOSTS))
+            assert daemon.request(session, {"op": "hello", "host": host})["ok"]
+            path = {"node3": "/dev/mst/mt4103_pci_cr0",
+                    "crypto1": "/dev/mst/mt4125_pci_cr0"}.get(host, CX3)
+            daemon.request(session, {"op": "open", "path": path})
+            if host == "crypto1":
+                daemon.request(session, {"op": "mlx5_open", "device": "mlx5_0"})
+        before_files = _outside(daemon)
+        for request in data.draw(st.lists(_requests(ops), min_size=1, max_size=4)):
+            if request["op"] in ("host_reboot", "driver_restart"):
+                request.setdefault("host", "nosuchhost")  # legitimate events change state
+            before = daemon.state()
+            reply = daemon.request(session, request)
+            assert isinstance(reply.get("ok"), bool), reply
+            if not reply["ok"]:
+                assert isinstance(reply["errno"], int) and isinstance(reply["error"], str)
+                assert "\n" not in reply["error"]
+                assert daemon.state() == before, request
+        assert _outside(daemon) == before_files
+    finally:
+        daemon.services.control.end_session(session)
+
+
+def test_cr_write_takes_integers_only(daemon: InProcessDaemon) -> None:
+    # A float once went into CR-space and failed a later in-band read.
+    session = Session()
+    daemon.request(session, {"op": "hello", "host": "node1"})
+    daemon.request(session, {"op": "open", "path": CX3})
+    before = daemon.state()
+    for values in ([1.0], [1.5], [True], [None], ["1"], [1 << 32], [-1], [[1]], []):
+        reply = daemon.request(
+            session, {"op": "cr_write", "handle": "node1/mt4099", "addr": 0x1000, "values": values}
+        )
+        assert reply == {
+            "ok": False, "errno": errno.EINVAL,
+            "error": "values must be a list of 1 to 4096 integers in [0, 4294967295]",
+        }
+    assert daemon.state() == before
+    daemon.services.control.end_session(session)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"timeout": float("nan")}, None),  # NaN never reaches a handler: not JSON
+        ({"timeout": 0}, "timeout must be 0 < seconds <= 3600"),
+        ({"timeout": True}, "timeout must be 0 < seconds <= 3600"),
+        ({"timeout": 1e308}, "timeout must be 0 < seconds <= 3600"),
+        ({"host": ""}, "host must be a non-empty string"),
+        ({"host": ["sm"]}, "host must be a non-empty string"),
+        ({"options": ["-V\x00x"]}, "options must be a list of at most 256 strings without NUL"),
+        ({"options": "-V"}, "options must be a list of at most 256 strings without NUL"),
+        ({"host": "../../x"}, "unknown host '../../x'"),
+    ],
+)
+def test_sm_start_refusals(daemon: InProcessDaemon, args: dict[str, Any],
+                           message: str | None) -> None:
+    reply = daemon.request(Session(), {"op": "sm_start", **args})
+    if message is None:
+        assert reply["ok"] is False and reply["errno"] == errno.EPROTO
+        assert reply["error"] == "malformed message: NaN is not a JSON number"
+    else:
+        assert reply["ok"] is False and reply["error"] == message
+    assert not any(p.name.startswith("opensm-") for p in daemon.home.path.iterdir())
+
+
+def test_sm_start_never_leaves_the_home_for_a_stored_host_named_like_a_path(
+    daemon: InProcessDaemon,
+) -> None:
+    # A lab stored before host names were checked: the SM service refuses on its own.
+    from hcasim.lab.lab import Host
+
+    daemon.lab.hosts["../../x"] = Host("../../x")
+    try:
+        reply = daemon.request(Session(), {"op": "sm_start", "host": "../../x"})
+    finally:
+        del daemon.lab.hosts["../../x"]
+    assert reply == {"ok": False, "errno": errno.EINVAL,
+                     "error": "host '../../x' cannot name a directory"}
+
+
+# --- the socket itself ---------------------------------------------------------------------
+
+
+def _raw(sock_path: Path, payload: bytes, *, read: bool = True) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(20)
+        s.connect(str(sock_path))
+        s.sendall(payload)
+        if not read:
+            return b""
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _replies(data: bytes) -> list[dict[str, Any]]:
+    out = []
+    while data:
+        (n,) = struct.unpack(">I", data[:4])
+        out.append(json.loads(data[4 : 4 + n]))
+        data = data[4 + n :]
+    return out
+
+
+def _frame(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+@settings(max_examples=12, deadline=None)
+@given(depth=st.integers(min_value=MAX_DEPTH + 1, max_value=200_000),
+       bracket=st.sampled_from(["[", '{"a":']))
+def test_deep_nesting_is_refused_with_eproto(
+    lab_for_socket: LabHandle, depth: int, bracket: str
+) -> None:
+    body = ('{"op":"ping","x":' + bracket * depth).encode()
+    replies = _replies(_raw(lab_for_socket.home / "hcasim.sock", _frame(body)))
+    assert replies == [{"ok": False, "errno": errno.EPROTO,
+                        "error": f"malformed message: nested deeper than {MAX_DEPTH}"}]
+
+
+@pytest.fixture(scope="module")
+def lab_for_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    from hcasim.testing import running_lab
+
+    with running_lab(tmp_path_factory.mktemp("sock") / "home") as lab:
+        yield lab
+
+
+def test_early_disconnects_and_bad_json_leave_no_traceback(lab_for_socket: LabHandle) -> None:
+    sock = lab_for_socket.home / "hcasim.sock"
+    big_status = encode({"op": "status"})
+    flash_read = b"".join(
+        encode(m) for m in (
+            {"op": "hello", "host": "node1"}, {"op": "open", "path": CX3},
+            {"op": "flash_read", "handle": "node1/mt4099", "offset": 0, "length": 1 << 24},
+        )
+    )
+    for payload in (
+        big_status * 200,  # disconnect with replies unread
+        flash_read,  # a 16 MiB reply to a client that is gone
+        big_status[:3],  # half a header
+        _frame(b'{"op":"ping"')[:-2],  # half a body
+        _frame(b'{"op":"cr_read","addr":NaN}'),
+        _frame(b'{"op":"ping","n":' + b"9" * 5000 + b"}"),
+        _frame(b'{"op":"ping","s":"\\ud800"}'),
+        _frame(b"\xff\xfe"),
+    ):
+        _raw(sock, payload, read=False)
+    for payload, error in (
+        (_frame(b'{"op":"cr_read","addr":NaN}'), "malformed message: NaN is not a JSON number"),
+        (_frame(b'{"op":"ping","a":-Infinity}'),
+         "malformed message: -Infinity is not a JSON number"),
+    ):
+        assert _replies(_raw(sock, payload)) == [
+            {"ok": False, "errno": errno.EPROTO, "error": error}
+        ]
+    assert lab_for_socket.hcasim("status").returncode == 0
+    log = (lab_for_socket.home / "daemon.log").read_text(errors="replace")
+    assert "Traceback" not in log
+    assert "Exception" not in log and "exception" not in log
+
