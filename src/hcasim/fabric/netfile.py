@@ -247,9 +247,9 @@ class _Parser:
                 if pos >= 0:
                     value = _c_number(line, pos + 1)
                     if value is None:
-                        raise err(f"bad number in {line.strip()!r}")
+                        raise err("bad number in assignment")
                     return value, sign
-            raise err(f"bad assignment: missing {'|'.join(signs)!r} sign in {line.strip()!r}")
+            raise err(f"bad assignment: missing {'|'.join(signs)!r} sign")
 
         if line.startswith("switchguid"):
             self.set_guid_base(NodeKind.SWITCH, *assigned("=+"), err)
@@ -438,7 +438,7 @@ class _Parser:
                     raise NetFileError(filename, lineno, "remote port 0 cannot be cabled "
                                        "(switch port 0 is the management port)")
                 if rp is None or rp < 0:
-                    raise NetFileError(filename, lineno, f"bad remote port number in {line!r}")
+                    raise NetFileError(filename, lineno, "bad remote port number")
                 remote_port = rp
             cables[key] = (filename, lineno, remote_id, remote_port, None)
         if fast is None:
@@ -534,10 +534,10 @@ class _Parser:
     def bad_port_line(line: str, body: str, node: Node, filename: str, lineno: int) -> None:
         """Raise the error that explains why a port line's head did not parse."""
         if body[:1] != "[":
-            raise NetFileError(filename, lineno, f"bad port line {line!r}")
+            raise NetFileError(filename, lineno, "bad port line")
         number = _c_atoi(body, 1)
         if number is None:
-            raise NetFileError(filename, lineno, f"bad port number in {line!r}")
+            raise NetFileError(filename, lineno, "bad port number")
         if number == 0:
             raise NetFileError(filename, lineno, "port 0 cannot be cabled (switch port 0 is "
                                "the management port)")

@@ -53,17 +53,30 @@ def acquire_home_lock(home: LabHome) -> int:
     return fd
 
 
-def open_lab(home: LabHome, topology: Path | None, labfile: Path | None) -> Lab:
-    """Open the home's lab, creating it on first start."""
+def read_lab_files(topology: Path | None, labfile: Path | None) -> dict[str, Any] | None:
+    """The lab a net file and lab file describe (None without a net file)."""
+    try:
+        return lab_from_files(topology, labfile) if topology else None
+    except SpecError as exc:
+        raise DaemonError(str(exc)) from None
+
+
+def open_lab(
+    home: LabHome,
+    topology: Path | None,
+    labfile: Path | None,
+    *,
+    wanted: dict[str, Any] | None = None,
+) -> Lab:
+    """Open the home's lab, creating it on first start (``wanted``: the lab files, already
+    read by :func:`read_lab_files`)."""
+    if wanted is None:
+        wanted = read_lab_files(topology, labfile)
     try:
         store = LabStore(home.database)
     except StoreError as exc:
         raise DaemonError(str(exc)) from None
     existing = store.lab_definition()
-    try:
-        wanted = lab_from_files(topology, labfile) if topology else None
-    except SpecError as exc:
-        raise DaemonError(str(exc)) from None
     if existing is not None:
         if wanted is not None and wanted != existing:
             raise DaemonError(
@@ -192,9 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.lab is not None and args.topology is None:
         parser.error("--lab needs --topology")
     try:
+        # The files first: bad input leaves no home behind (no directory, lock or store).
+        wanted = read_lab_files(args.topology, args.lab)
         home = LabHome.resolve(args.home)
         home.ensure()
-    except (LabHomeError, OSError) as exc:
+    except (DaemonError, LabHomeError, OSError) as exc:
         print(f"hcasim: {_describe(exc)}", file=sys.stderr)
         return 1
     logging.basicConfig(
@@ -205,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     layout.use_compiled_codecs()  # before the fabric's layouts generate theirs
     try:
         lock_fd = acquire_home_lock(home)
-        lab = open_lab(home, args.topology, args.lab)
+        lab = open_lab(home, args.topology, args.lab, wanted=wanted)
     except (DaemonError, OSError) as exc:
         print(f"hcasim: {_describe(exc)}", file=sys.stderr)
         return 1
