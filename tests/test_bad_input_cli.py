@@ -404,6 +404,60 @@ def test_output_to_a_closed_pipe(lab: LabHandle, command: list[str]) -> None:
     assert (result.returncode, result.stderr) == (141, b"")
 
 
+@settings(max_examples=3, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(command=st.sampled_from([["status"], ["driver", "show", "node1"],
+                                ["exec", "--host", "node1", "--", "flint", "-d", CX3, "q"]]),
+       closed=st.sampled_from([1, 2]))
+def test_output_to_a_closed_descriptor(lab: LabHandle, command: list[str], closed: int) -> None:
+    # `hcasim status >&-`: Python gets None for the stream; the writes go nowhere.
+    result = subprocess.run(
+        [sys.executable, "-m", "hcasim.cli.hcasim", "--home", str(lab.home), *command],
+        capture_output=True, env=lab.env(), timeout=60, close_fds=True,
+        preexec_fn=lambda: os.close(closed),
+    )
+    assert result.returncode == 0
+    assert b"Traceback" not in result.stdout + result.stderr
+
+
+# --- stdin --------------------------------------------------------------------------------
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_not_utf8, command=st.sampled_from(["set_key", "burn"]))
+def test_stdin_that_is_not_text(lab: LabHandle, fresh: Scratch, data: bytes,
+                                command: str) -> None:
+    work = fresh()
+    device = "/dev/mst/mt4103_pci_cr0"
+    if command == "set_key":
+        argv = ["-d", device, "set_key"]
+        # the same line twice (so both entries match) that is never a key: nothing is set
+        line = b"\xff" + bytes(b for b in data if b not in b"\n\r\x08\x7f")
+        data = line + b"\n" + line + b"\n"
+    else:
+        image = work / "same.img"
+        hcasim(lab, "fw", "build", "--ini", str(_ini(work)), "--device", "mt4103",
+               "-o", str(image))
+        argv = ["-d", device, "-i", str(image), "b"]  # the same version: asks first
+        data = b"n" + data
+    before = lab_state(lab)
+    result = subprocess.run(
+        [sys.executable, "-m", "hcasim.cli.hcasim", "--home", str(lab.home), "exec",
+         "--host", "node3", "--", "flint", *argv],
+        input=data, capture_output=True, env=lab.env(), timeout=60,
+    )
+    assert b"Traceback" not in result.stdout + result.stderr
+    if command == "set_key":
+        assert result.returncode == 1
+        assert result.stdout.endswith(b"-E- Invalid Key syntax, it should contain only hexa "
+                                      b"numbers and of appropriate length.\n")
+    else:
+        assert result.returncode == 7
+        assert result.stdout.endswith(b"-E- Aborted by user\n")
+    assert lab_state(lab) == before
+
+
 # --- nesting and type (lab files) ---------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ may end in a Python traceback (docs/user-guide.md, "Errors"):
 
 * its output goes to a pipe whose reader went away (``hcasim status | head -1``): the command
   stops silently with status 141, what a shell reports for a C tool killed by SIGPIPE;
+* it was started with standard output or error closed: what it writes there goes nowhere;
 * the system refuses a file operation (a missing directory, a name too long, a full disk):
   one line naming the file and the system's reason, status 1.
 
@@ -36,6 +37,12 @@ def run_guarded(body: Callable[[], int], report: Callable[[str], None]) -> int:
     ``report`` prints one error line in the command's own style (``hcasim: ...`` on stderr,
     flint's ``-E- ...`` on stdout).
     """
+    # Started with stdout or stderr closed (`cmd >&-`), Python has None there; a C tool's
+    # writes would fail unseen, so ours go to /dev/null.
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="surrogateescape")
