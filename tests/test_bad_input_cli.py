@@ -712,3 +712,33 @@ def test_example_daemon_command_line_refusals(work: Path) -> None:
                                 capture_output=True, text=True, timeout=60)
         assert (result.returncode, result.stdout, result.stderr) == (1, "", f"hcasim: {line}\n")
     assert not (work / "h").exists()
+
+
+@pytest.mark.parametrize("reply", [b"\x00\x00\x00\x02[]", b"\x00\x00\x00\x03NaN",
+                                   b"\xff\xff\xff\xff", b"\x00\x00\x00\x01\xff"])
+def test_something_else_on_the_socket(tmp_path: Path, reply: bytes) -> None:
+    # Whatever answers on HOME/hcasim.sock, the client says so in one line.
+    import socket
+    import threading
+
+    home = tmp_path / "h"
+    home.mkdir()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(home / "hcasim.sock"))
+    server.listen()
+
+    def answer() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(reply)
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        ran = run(hcasim_cli.main, ["--home", str(home), "driver", "show", "node1"])
+    finally:
+        server.close()
+    assert ran.status == 1 and ran.out == "" and ran.err.count("\n") == 1, ran
+    assert ran.err.startswith(f"hcasim: no lab daemon at {home / 'hcasim.sock'}: ")
