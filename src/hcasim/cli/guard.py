@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 #: Exit status of a command whose output pipe was closed: 128 + SIGPIPE.
 EXIT_BROKEN_PIPE = 141
+#: Exit status of a command interrupted by Ctrl-C: 128 + SIGINT.
+EXIT_INTERRUPTED = 130
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -52,6 +54,8 @@ def run_guarded(body: Callable[[], int], report: Callable[[str], None]) -> int:
         return status
     except BrokenPipeError:
         return _broken_pipe()
+    except KeyboardInterrupt:  # Ctrl-C: the shell's 128 + SIGINT, without a traceback
+        return EXIT_INTERRUPTED
     except OSError as exc:
         try:
             report(describe_os_error(exc))
