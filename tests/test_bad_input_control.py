@@ -108,31 +108,44 @@ def _outside(daemon: InProcessDaemon) -> set[str]:
             and p != daemon.home.path}
 
 
-# Values of every class: wrong types, numbers outside every domain (huge, negative, float,
-# NaN, infinity, booleans), names like paths, deep nesting, and the right values too, so
-# that requests get past the first check.
-_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(1 << 70), max_value=1 << 70),
-    st.sampled_from([0, 1, 0xF0016, 0xF03A0, 0xF03BC, 0x80780, 0xFFFFFFFF, 1 << 32, 4096]),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([0.5, 1.0, 1e308, -0.0]),
-    st.text(max_size=12),
-    st.sampled_from(
-        [*HOSTS, "../../x", "..", "/", "sm/../../x", "a\x00b", "\udcff", CX3,
-         "/dev/mst/mt4099_pciconf0", "/dev/mst/mt4125_pciconf0", "node1/mt4099",
-         "crypto1/mt4125", "mlx5_0", "", "AAAA", base64.b64encode(b"\0" * 48).decode(),
-         "-V", "--help"]
-    ),
+# Field values by class of bad input; each class also mixes in right values (real hosts,
+# paths, handles, addresses) so that requests get past the first check to the next.
+_right = st.sampled_from(
+    [*HOSTS, CX3, "/dev/mst/mt4099_pciconf0", "/dev/mst/mt4103_pci_cr0",
+     "/dev/mst/mt4125_pci_cr0", "node1/mt4099", "node3/mt4103", "crypto1/mt4125", "mlx5_0",
+     0, 1, 4, 0xF0016, 0xF03A0, 0xF03BC, 0x80780, 0xC002, 0xC004, 0xC005, "AAAA",
+     base64.b64encode(b"\0" * 48).decode(), [0], [1, 2], True, False]
 )
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(FIELDS), inner, max_size=4)
-    ),
-    max_leaves=8,
-)
+_CLASSES: dict[str, st.SearchStrategy[Any]] = {
+    # wrong JSON types for every field
+    "type": st.one_of(st.none(), st.booleans(), st.text(max_size=6),
+                      st.lists(st.integers(), max_size=3),
+                      st.dictionaries(st.sampled_from(FIELDS), st.integers(), max_size=3),
+                      st.lists(st.sampled_from([1.0, "1", None, True, [1], {}]), min_size=1,
+                               max_size=3)),
+    # numbers outside every domain: huge, negative, fractional, integral floats, NaN and
+    # infinities (not JSON: refused as malformed), booleans as numbers
+    "number": st.one_of(st.integers(min_value=-(1 << 70), max_value=1 << 70),
+                        st.sampled_from([-1, 1 << 32, 1 << 64, 4097, 0xFFFFFFFF, 1e308, -0.0,
+                                         1.0, 0.5, float("nan"), float("inf"), True]),
+                        st.floats(), st.lists(st.floats(allow_nan=False), min_size=1,
+                                              max_size=3)),
+    # nesting: values deeper than the protocol allows, or just within it
+    "nesting": st.integers(1, 3 * MAX_DEPTH).map(lambda d: _nested(d)),
+    # names like paths where a name is expected
+    "name-as-path": st.sampled_from(["../../x", "..", ".", "/", "sm/../../x", "/etc/passwd",
+                                     "node1/../node2", "opensm-sm", "a\x00b", "~", "-V",
+                                     "/dev/mst/../mst/mt4099_pci_cr0", "mlx5_0/../x"]),
+    # sizes: long strings and lists, base64 of more than any register or flash holds
+    "size": st.one_of(st.integers(0, 200_000).map(lambda n: "A" * n),
+                      st.integers(4000, 5000).map(lambda n: [0] * n),
+                      st.integers(300, 2000).map(lambda n: ["-V"] * n),
+                      st.integers(1 << 12, 1 << 14).map(
+                          lambda n: base64.b64encode(b"\0" * n).decode())),
+    # text that is not what it seems: lone surrogates, NUL, control characters, non-ASCII
+    "encoding": st.one_of(st.text(max_size=8), st.sampled_from(["\ud800", "\udcff", "\x00",
+                                                                "\u202e", "\ufeffsm", "ｓｍ"])),
+}
 
 
 def _nested(depth: int) -> Any:
@@ -143,19 +156,19 @@ def _nested(depth: int) -> Any:
 
 
 @st.composite
-def _requests(draw: st.DrawFn, ops: list[str]) -> dict[str, Any]:
+def _requests(draw: st.DrawFn, ops: list[str], bad: st.SearchStrategy[Any]) -> dict[str, Any]:
     request: dict[str, Any] = {"op": draw(st.sampled_from(ops))}
     for name in draw(st.lists(st.sampled_from(FIELDS), max_size=5, unique=True)):
-        request[name] = draw(_values)
-    if draw(st.integers(0, 9)) == 0:
-        request[draw(st.sampled_from(FIELDS))] = _nested(draw(st.integers(1, 3 * MAX_DEPTH)))
+        request[name] = draw(st.one_of(bad, _right))
     return request
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("klass", sorted(_CLASSES))
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_every_operation_answers_and_a_refusal_changes_nothing(
-    daemon: InProcessDaemon, data: st.DataObject
+    daemon: InProcessDaemon, klass: str, data: st.DataObject
 ) -> None:
     ops = sorted(op for op in daemon.services.control.handlers if op != "shutdown")
     session = Session()
@@ -171,7 +184,8 @@ def test_every_operation_answers_and_a_refusal_changes_nothing(
             if host == "crypto1":
                 daemon.request(session, {"op": "mlx5_open", "device": "mlx5_0"})
         before_files = _outside(daemon)
-        for request in data.draw(st.lists(_requests(ops), min_size=1, max_size=4)):
+        requests = st.lists(_requests(ops, _CLASSES[klass]), min_size=1, max_size=4)
+        for request in data.draw(requests):
             if request["op"] in ("host_reboot", "driver_restart"):
                 request.setdefault("host", "nosuchhost")  # legitimate events change state
             before = daemon.state()
