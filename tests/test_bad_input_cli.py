@@ -742,3 +742,26 @@ def test_something_else_on_the_socket(tmp_path: Path, reply: bytes) -> None:
         server.close()
     assert ran.status == 1 and ran.out == "" and ran.err.count("\n") == 1, ran
     assert ran.err.startswith(f"hcasim: no lab daemon at {home / 'hcasim.sock'}: ")
+
+
+@pytest.mark.parametrize(
+    ("make", "line"),
+    [
+        (lambda home: (home / "lab.db").mkdir(), "{home}/lab.db: unable to open database file"),
+        (lambda home: (home / "lab.db").write_bytes(b"SQLite format 3\0" + b"\xa5" * 4096),
+         "{home}/lab.db: file is not a database"),
+        (lambda home: (home / "daemon.log").mkdir(), "{home}/daemon.log: Is a directory"),
+    ],
+)
+def test_a_home_holding_something_else(tmp_path: Path, make: Any, line: str) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    make(home)
+    before = files(home)
+    ran = run(hcasim_cli.main, ["--home", str(home), "up"],
+              {"HCASIM_DAEMON_WATCH_PID": str(os.getpid())})
+    refused(ran, line.format(home=home))
+    log = home / "daemon.log"
+    if log.is_file():
+        assert "Traceback" not in log.read_text(errors="replace")
+    assert files(home) - {log, home / "daemon.lock"} == before - {log}
