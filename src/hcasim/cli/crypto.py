@@ -22,6 +22,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import string
 import sys
 from collections.abc import Callable, Sequence
@@ -452,6 +453,8 @@ def _officer_login(p: argparse.ArgumentParser) -> None:
 
 
 def _id(text: str) -> int:
+    if not re.fullmatch(r"0[xX][0-9a-fA-F]{1,6}|[0-9]{1,8}", text):  # ASCII, as strtoul
+        raise ValueError(text)
     value = int(text, 0)
     if not 0 <= value < 1 << 24:
         raise ValueError(text)

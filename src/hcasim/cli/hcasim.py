@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -322,15 +323,19 @@ def cmd_fw_build(args: argparse.Namespace, home: LabHome) -> int:
 
 
 def _parse_version(text: str) -> tuple[int, int, int]:
+    # ASCII digits only, as strtoul reads them: Python's int() would also take blanks, a
+    # sign, '_' and the digits of every script.
     parts = text.split(".")
-    try:
-        major, minor, sub = (int(p) for p in parts)
-    except ValueError:
-        raise CliError(f"bad --fw-version {text!r}: expected MAJOR.MINOR.SUBMINOR") from None
-    if not (0 <= major <= 0xFFFF and 0 <= minor <= 0xFFFF and 0 <= sub <= 0xFFFF):
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise CliError(f"bad --fw-version {text!r}: expected MAJOR.MINOR.SUBMINOR")
+    digits = [p.lstrip("0") or "0" for p in parts]  # int() refuses over 4300 digits
+    if any(len(d) > 5 or int(d) > 0xFFFF for d in digits):
         raise CliError(f"bad --fw-version {text!r}: each part must be 0..65535")
+    major, minor, sub = (int(d) for d in digits)
     return major, minor, sub
 
+
+_HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{1,16}")
 
 #: The longest wait for SUBNET UP the daemon accepts (``sm_start``'s ``timeout``).
 MAX_SM_TIMEOUT = 3600.0
@@ -358,6 +363,8 @@ _psid.__name__ = "PSID"  # argparse says "invalid PSID value: ..."
 
 
 def _guid(text: str) -> int:
+    if not _HEX.fullmatch(text):  # int(text, 16) would take blanks, '_' and other scripts
+        raise ValueError(text)
     value = int(text, 16)
     if not 0 <= value < 1 << 64:
         raise ValueError(text)
