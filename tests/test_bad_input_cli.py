@@ -769,3 +769,12 @@ def test_a_home_holding_something_else(tmp_path: Path, make: Any, line: str) -> 
     if log.is_file():
         assert "Traceback" not in log.read_text(errors="replace")
     assert files(home) - {log, home / "daemon.lock"} == before - {log}
+
+
+def test_a_byte_order_mark_is_no_part_of_the_text(work: Path) -> None:
+    net = work / "bom.net"
+    net.write_bytes(b"\xef\xbb\xbf" + NET.encode())
+    labfile = work / "bom.toml"
+    labfile.write_bytes(b'\xef\xbb\xbf[hosts.alpha]\ndevice = "mt4103"\n')
+    definition = lab_from_files(net, labfile)
+    assert [(h["name"], h["device"]) for h in definition["hosts"]] == [("alpha", "mt4103")]

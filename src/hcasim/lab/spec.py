@@ -190,7 +190,8 @@ def read_text(path: Path, limit: int = MAX_LAB_FILE_BYTES) -> str:
     if len(data) > limit:
         raise SpecError(f"{path}: larger than {limit} bytes")
     try:
-        return data.decode("utf-8")
+        # A byte-order mark (editors on other systems write one) is no part of the text.
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise SpecError(
             f"{path}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
