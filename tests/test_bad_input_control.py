@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hcasim.lab.control import Session
+from hcasim.lab.crypto_protocol import OPERATIONS
 from hcasim.lab.daemon import Services, open_lab, start_services
 from hcasim.lab.home import LabHome
 from hcasim.lab.lab import Lab
@@ -39,8 +40,21 @@ FIELDS = (
     "options", "timeout", "device", "register_id", "method", "crypto", "direction",
     "dek", "mkey", "key_size", "has_keytag", "key_purpose", "pd", "opaque", "key",
     "comp_mask", "crypto_login", "credential", "credential_id", "import_kek_id", "attr",
-    "state", "login", "handle_id",
+    "state", "login", "create_flags", "max_entries",
 )
+#: The fields each operation reads, so that most requests aim at what the handler checks.
+OP_FIELDS: dict[str, tuple[str, ...]] = {
+    "hello": ("host",), "open": ("path",), "cr_read": ("handle", "addr", "count"),
+    "cr_write": ("handle", "addr", "values"), "flash_info": ("handle",),
+    "flash_read": ("handle", "offset", "length"), "flash_write": ("handle", "data"),
+    "host_reboot": ("host",), "driver_restart": ("host",), "driver_show": ("host",),
+    "sm_start": ("host", "options", "timeout"), "mlx5_open": ("device",),
+    "mlx5_reg": ("device", "register_id", "method", "data"),
+    "mlx5_dek_create": ("key_size", "has_keytag", "key_purpose", "pd", "opaque", "key",
+                        "comp_mask", "crypto_login"),
+    **{op.control_op: tuple(a.field for a in op.args if a.field is not None)
+       for op in OPERATIONS.values() if op.name != "dek_create"},
+}
 
 
 class InProcessDaemon:
@@ -116,6 +130,20 @@ _right = st.sampled_from(
      0, 1, 4, 0xF0016, 0xF03A0, 0xF03BC, 0x80780, 0xC002, 0xC004, 0xC005, "AAAA",
      base64.b64encode(b"\0" * 48).decode(), [0], [1, 2], True, False]
 )
+#: Right values of the fields whose right values are few.
+_RIGHT: dict[str, st.SearchStrategy[Any]] = {
+    "host": st.sampled_from(HOSTS),
+    "path": st.sampled_from([CX3, "/dev/mst/mt4103_pci_cr0", "/dev/mst/mt4125_pci_cr0"]),
+    "handle": st.sampled_from(["node1/mt4099", "node3/mt4103", "sm/mt4099", "crypto1/mt4125"]),
+    "device": st.just("mlx5_0"),
+    "register_id": st.sampled_from([0xC002, 0xC004, 0xC005]),
+    "method": st.sampled_from([0, 1]),
+    "addr": st.sampled_from([0xF0016, 0xF03A0, 0xF03BC, 0x80780, 0x1000]),
+    "count": st.integers(1, 4),
+    "offset": st.integers(0, 64),
+    "length": st.integers(0, 64),
+    "values": st.lists(st.integers(0, 0xFFFFFFFF), min_size=1, max_size=2),
+}
 _CLASSES: dict[str, st.SearchStrategy[Any]] = {
     # wrong JSON types for every field
     "type": st.one_of(st.none(), st.booleans(), st.text(max_size=6),
@@ -156,15 +184,21 @@ def _nested(depth: int) -> Any:
 
 
 @st.composite
-def _requests(draw: st.DrawFn, ops: list[str], bad: st.SearchStrategy[Any]) -> dict[str, Any]:
-    request: dict[str, Any] = {"op": draw(st.sampled_from(ops))}
-    for name in draw(st.lists(st.sampled_from(FIELDS), max_size=5, unique=True)):
-        request[name] = draw(st.one_of(bad, _right))
+def _requests(draw: st.DrawFn, ops: list[str], bad: st.SearchStrategy[Any],
+              handle: str | None) -> dict[str, Any]:
+    op = draw(st.sampled_from(ops))
+    request: dict[str, Any] = {"op": op}
+    own = OP_FIELDS.get(op, ())
+    names = draw(st.lists(st.sampled_from(own), unique=True)) if own else []
+    names += draw(st.lists(st.sampled_from(FIELDS), max_size=2, unique=True))
+    for name in names:
+        right = st.just(handle) if name == "handle" and handle else _RIGHT.get(name, _right)
+        request[name] = draw(st.one_of(bad, right))
     return request
 
 
 @pytest.mark.parametrize("klass", sorted(_CLASSES))
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=80, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_every_operation_answers_and_a_refusal_changes_nothing(
@@ -173,18 +207,19 @@ def test_every_operation_answers_and_a_refusal_changes_nothing(
     ops = sorted(op for op in daemon.services.control.handlers if op != "shutdown")
     session = Session()
     try:
-        # Half the sessions are bound to a host with its device open, so requests reach
-        # the checks behind hello and open.
-        if data.draw(st.booleans()):
+        # Most sessions are bound to a host with its device open, so requests reach the
+        # checks behind hello and open.
+        handle = None
+        if data.draw(st.integers(0, 3)):
             host = data.draw(st.sampled_from(HOSTS))
             assert daemon.request(session, {"op": "hello", "host": host})["ok"]
             path = {"node3": "/dev/mst/mt4103_pci_cr0",
                     "crypto1": "/dev/mst/mt4125_pci_cr0"}.get(host, CX3)
-            daemon.request(session, {"op": "open", "path": path})
+            handle = daemon.request(session, {"op": "open", "path": path}).get("handle")
             if host == "crypto1":
                 daemon.request(session, {"op": "mlx5_open", "device": "mlx5_0"})
         before_files = _outside(daemon)
-        requests = st.lists(_requests(ops, _CLASSES[klass]), min_size=1, max_size=4)
+        requests = st.lists(_requests(ops, _CLASSES[klass], handle), min_size=1, max_size=4)
         for request in data.draw(requests):
             if request["op"] in ("host_reboot", "driver_restart"):
                 request.setdefault("host", "nosuchhost")  # legitimate events change state

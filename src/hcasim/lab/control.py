@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import errno
 import itertools
 import logging
@@ -260,7 +259,7 @@ class ControlEndpoint:
         firmware = self._cx3(session, args)
         try:
             image = base64.b64decode(str_arg(args, "data"), validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, and a string that is not ASCII at all
             raise ControlError(errno.EINVAL, "data is not valid base64") from None
         firmware.flash_write_image(image, session)
         return {}
