@@ -481,7 +481,8 @@ def test_nesting_in_a_lab_file(lab: LabHandle, fresh: Scratch, depth: int, openi
     assert not home.exists()
 
 
-_TOML_VALUES = ["1", "1.5", "nan", "inf", "true", "[]", '["x"]', "{}", '""', "1979-05-27"]
+_TOML_VALUES = ["1", "1.5", "nan", "inf", "true", "[]", '["x"]', "{}", '""', "1979-05-27",
+                '"a\\u0000b"']
 
 
 @EXAMPLES
@@ -778,3 +779,12 @@ def test_a_byte_order_mark_is_no_part_of_the_text(work: Path) -> None:
     labfile.write_bytes(b'\xef\xbb\xbf[hosts.alpha]\ndevice = "mt4103"\n')
     definition = lab_from_files(net, labfile)
     assert [(h["name"], h["device"]) for h in definition["hosts"]] == [("alpha", "mt4103")]
+
+
+def test_an_include_naming_a_nul(work: Path) -> None:
+    net = work / "nul.net"
+    net.write_text(NET + 'include "a\0b"\n')
+    with pytest.raises(SpecError) as caught:
+        lab_from_files(net, None)
+    assert str(caught.value) == (
+        f'{net}:7: cannot open included file "{work}/a\\0b": embedded NUL byte')

@@ -187,11 +187,13 @@ class _Parser:
         try:
             with open(path, "rb") as f:
                 data = f.read(MAX_NETFILE_BYTES + 1)
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a NUL in the name
             if where is None:
                 raise
+            reason = e.strerror if isinstance(e, OSError) else "embedded NUL byte"
+            shown = path.replace("\0", "\\0")
             raise NetFileError(where[0], where[1],
-                               f'cannot open included file "{path}": {e.strerror}') from e
+                               f'cannot open included file "{shown}": {reason}') from None
         if len(data) > MAX_NETFILE_BYTES:
             raise NetFileError(*(where or (path, 0)),
                                f'"{path}" is larger than {MAX_NETFILE_BYTES} bytes')

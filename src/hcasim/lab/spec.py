@@ -228,9 +228,10 @@ def _read_labfile(path: Path) -> dict[str, tuple[str, bool]]:
             )
         secure = False
         if "firmware_ini" in entry:
-            if not isinstance(entry["firmware_ini"], str) or not entry["firmware_ini"]:
+            ini_name = entry["firmware_ini"]
+            if not isinstance(ini_name, str) or not ini_name or "\0" in ini_name:
                 raise SpecError(f"{path}: hosts.{name}: firmware_ini must be a file name")
-            ini_path = path.parent / entry["firmware_ini"]
+            ini_path = path.parent / ini_name
             try:
                 ini = parse_ini(read_text(ini_path), str(ini_path))
             except SpecError as exc:
