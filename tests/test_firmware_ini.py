@@ -62,23 +62,23 @@ def test_crlf_bom_and_blanks() -> None:
 
 
 @pytest.mark.parametrize(("text", "line", "reason"), [
-    ("cr_protection_en = true\n", 1, "'cr_protection_en' comes before the first [SECTION]"),
-    ("; hi\n\nfoo = 1\n[HCA]\n", 3, "'foo' comes before the first [SECTION]"),
+    ("cr_protection_en = true\n", 1, "a key comes before the first [SECTION]"),
+    ("; hi\n\nfoo = 1\n[HCA]\n", 3, "a key comes before the first [SECTION]"),
     ("[HCA]\ncr_protection_en = yes\n", 2, "cr_protection_en must be true, false, 1 or 0, "
                                            "not 'yes'"),
     ("[HCA]\ncr_protection_en =\n", 2, "cr_protection_en must be true, false, 1 or 0, not ''"),
     ("[HCA]\na = 1\nb = 2\nA = 3\n", 4, "duplicate key 'A' in [HCA] (first at line 2)"),
     ("[HCA]\n[IB]\n[hca]\n", 3, "duplicate section [hca] (first at line 1)"),
-    ("[HCA]\njust words\n", 2, "malformed line 'just words' (expected 'key = value', "
+    ("[HCA]\njust words\n", 2, "malformed line (expected 'key = value', "
                                "'[SECTION]' or a ';' comment)"),
-    ("[HCA\n", 1, "malformed section header '[HCA' (expected [NAME] with letters, digits, "
+    ("[HCA\n", 1, "malformed section header (expected [NAME] with letters, digits, "
                   "'_', '.' or '-')"),
-    ("[]\n", 1, "malformed section header '[]' (expected [NAME] with letters, digits, '_', "
+    ("[]\n", 1, "malformed section header (expected [NAME] with letters, digits, '_', "
                 "'.' or '-')"),
-    ("[HCA] x\n", 1, "malformed section header '[HCA] x' (expected [NAME] with letters, "
+    ("[HCA] x\n", 1, "malformed section header (expected [NAME] with letters, "
                      "digits, '_', '.' or '-')"),
-    ("[HCA]\n= 1\n", 2, "malformed key '' (expected letters, digits, '_', '.' or '-')"),
-    ("[HCA]\ncr protection = 1\n", 2, "malformed key 'cr protection' (expected letters, "
+    ("[HCA]\n= 1\n", 2, "malformed key (expected letters, digits, '_', '.' or '-')"),
+    ("[HCA]\ncr protection = 1\n", 2, "malformed key (expected letters, "
                                       "digits, '_', '.' or '-')"),
     ("[IB]\ncr_protection_en = true\n", 2, "cr_protection_en belongs in [HCA], not in [IB]"),
 ])
@@ -88,6 +88,17 @@ def test_errors_name_file_and_line(text: str, line: int, reason: str) -> None:
     assert str(caught.value) == f"conf/fw.ini:{line}: {reason}"
     assert (caught.value.filename, caught.value.line, caught.value.reason) == (
         "conf/fw.ini", line, reason)
+
+
+def test_errors_never_quote_a_file_that_is_no_ini() -> None:
+    # firmware_ini naming some other file (a password file, a key) must not print its
+    # lines: until a line is ini syntax, an error quotes nothing from the file.
+    for text in ("root:x:0:0:root:/root:/bin/bash\n", "secret = hunter2\n", "[s3cret\n",
+                 "[HCA]\npass word = hunter2\n"):
+        with pytest.raises(IniError) as caught:
+            parse_ini(text, "other")
+        for word in ("root", "secret", "hunter2", "s3cret", "pass"):
+            assert word not in str(caught.value)
 
 
 def test_sections_are_read_only() -> None:

@@ -343,7 +343,7 @@ Switch 4 "sw"
          'duplicate GUID 0x0000000000000010: already used by node "a"'),
         ('caguid=0x10\nCa 2 "a"\n\ncaguid=0x12\nCa 1 "b"\n', 5,
          'duplicate GUID 0x0000000000000012: already used by node "a"'),
-        ("switchguid=zz\n", 1, "bad number in 'switchguid=zz'"),
+        ("switchguid=zz\n", 1, "bad number in assignment"),
         ("vendid 5\n", 1, "bad assignment: missing '=' sign"),
         ("width=32\n", 1, "bad enabled link width 32"),
         ('Switch "s"\n', 1, "missing number of ports"),

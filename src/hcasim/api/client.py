@@ -8,11 +8,12 @@ contexts it opens end when it disconnects, as when a process holding a device fi
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import socket
 from typing import Any
 
-from hcasim.lab.protocol import HEADER, body_length, decode_body, encode
+from hcasim.lab.protocol import HEADER, ProtocolError, body_length, decode_body, encode
 
 
 class LabError(Exception):
@@ -57,11 +58,17 @@ class ControlClient:
         """Send one request and return the reply, raising LabError on refusal."""
         args["op"] = op
         try:
-            self._sock.sendall(encode(args))
+            request = encode(args)
+        except ProtocolError as exc:  # too big for one message: refused before sending
+            raise LabError(errno.EMSGSIZE, str(exc)) from None
+        try:
+            self._sock.sendall(request)
             header = self._recv_exact(HEADER.size)
             reply = decode_body(self._recv_exact(body_length(header)))
         except OSError as exc:
             raise LabUnavailable(f"lab daemon connection lost: {exc}") from None
+        except ProtocolError as exc:  # whatever answers on the socket is no lab daemon
+            raise LabUnavailable(f"no lab daemon at {self.path}: {exc}") from None
         if not reply.get("ok"):
             raise LabError(int(reply.get("errno", 5)), str(reply.get("error", "error")))
         return reply

@@ -22,10 +22,10 @@ import argparse
 import base64
 import json
 import os
+import re
 import string
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hcasim.api.client import ControlClient, LabError, LabUnavailable, b64
@@ -41,6 +41,8 @@ __all__ = ["CryptoCliError", "add_parser", "read_hex_file", "status_lines"]
 CREDENTIAL_BYTES = 40
 #: Bytes of a 128-bit and of a 256-bit import KEK.
 KEK_BYTES = (16, 32)
+#: Largest secret file read (hex digits and white space; a secret is at most 80 digits).
+MAX_SECRET_FILE = 64 * 1024
 _ROLES = {"officer": 0, "user": 1}
 _ROLE_NAMES = {v: k for k, v in _ROLES.items()}
 
@@ -55,9 +57,12 @@ class CryptoCliError(Exception):
 def read_hex_file(path: str, what: str, sizes: tuple[int, ...]) -> bytes:
     """Read a hex secret file (format in the module docstring); the error never shows content."""
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SECRET_FILE + 1)  # never more: /dev/zero is a file too
     except OSError as exc:
         raise CryptoCliError(f"{path}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SECRET_FILE:
+        raise CryptoCliError(f"{path}: larger than {MAX_SECRET_FILE} bytes: not {what} file")
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
@@ -448,6 +453,8 @@ def _officer_login(p: argparse.ArgumentParser) -> None:
 
 
 def _id(text: str) -> int:
+    if not re.fullmatch(r"0[xX][0-9a-fA-F]{1,6}|[0-9]{1,8}", text):  # ASCII, as strtoul
+        raise ValueError(text)
     value = int(text, 0)
     if not 0 <= value < 1 << 24:
         raise ValueError(text)

@@ -347,8 +347,15 @@ def command_spec(name: str) -> CommandSpec | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run flint; return its exit status."""
+    """Run flint; return its exit status (a closed output pipe or a refused file operation
+    ends it cleanly: :func:`hcasim.cli.guard.run_guarded`)."""
+    from hcasim.cli.guard import run_guarded
+
     args = sys.argv[1:] if argv is None else argv
+    return run_guarded(lambda: _main(args), lambda message: out(f"-E- {message}\n"))
+
+
+def _main(args: list[str]) -> int:
     try:
         opts = parse_args(args)
     except UsageExit as exc:

@@ -35,8 +35,10 @@ def ask_user(opts: Options) -> bool:
     if opts.no:
         out("n\n")
         return False
-    answer = sys.stdin.readline().rstrip("\n")
-    return answer.lower() in ("y", "yes")
+    # Bytes, not text: an answer that is not UTF-8 is just not "y" (no decoding error).
+    stdin = sys.stdin.buffer if sys.stdin is not None else None
+    answer = stdin.readline().rstrip(b"\n") if stdin is not None else b""
+    return answer.lower() in (b"y", b"yes")
 
 
 def version_text(version: tuple[int, int, int]) -> str:

@@ -81,11 +81,20 @@ def open_for_access(dev: str, *, allow_locked: bool = False) -> MstDevice | int:
 
 def read_image_file(path: str) -> bytes | int:
     """Read an image file as FwOperations does, printing mstflint's errors."""
+    from hcasim.devices.flash import FLASH_SIZE
+
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            # No more than a flash holds, plus one byte to tell a file that is bigger: a
+            # huge file (or /dev/zero) is refused without being read into memory.
+            data = f.read(FLASH_SIZE + 1)
     except OSError as exc:
         return err(f'Cannot open Image: {path}. Can not open file "{path}" - {exc.strerror}')
+    if len(data) > FLASH_SIZE:
+        return err(
+            f"Cannot open Image: {path}. Image is larger than the flash "
+            f"({FLASH_SIZE:#x} bytes): no device can hold it"
+        )
     if len(data) % 4:
         return err(
             f"Cannot open Image: {path}. Image size should be 4-bytes aligned. "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -18,9 +19,12 @@ from typing import Any
 
 from hcasim.api.client import ControlClient, LabError, LabUnavailable
 from hcasim.cli import crypto as crypto_cli
-from hcasim.lab.home import LabHome
+from hcasim.cli.guard import run_guarded
+from hcasim.lab.home import LabHome, LabHomeError
 
 START_TIMEOUT = 60.0
+#: Characters of a PSID (PSID_LEN, mstflint mlxfwops_com.h).
+PSID_LEN = 16
 STOP_TIMEOUT = 15.0
 
 
@@ -67,6 +71,8 @@ def is_up(home: LabHome) -> bool:
 
 def cmd_up(args: argparse.Namespace, home: LabHome) -> int:
     """Start the lab daemon and wait until it serves; do nothing if it already does."""
+    if args.lab and not args.topology:
+        raise CliError("--lab needs --topology (the lab file describes the hosts of a net file)")
     if is_up(home):
         if args.topology:
             raise CliError(f"a lab is already running at {home.path}; 'hcasim down' first")
@@ -288,14 +294,12 @@ def cmd_fw_build(args: argparse.Namespace, home: LabHome) -> int:
     from hcasim.devices import fs2
     from hcasim.devices.cx3 import KINDS
     from hcasim.devices.firmware_ini import IniError, parse_ini
-    from hcasim.lab.spec import DEFAULT_PSID, DEFAULT_RELEASE_DATE
+    from hcasim.lab.spec import DEFAULT_PSID, DEFAULT_RELEASE_DATE, SpecError, read_text
 
     try:
-        text = Path(args.ini).read_text()
-    except OSError as exc:
-        raise CliError(f"{args.ini}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise CliError(f"{args.ini}: not a text file") from None
+        text = read_text(Path(args.ini))
+    except SpecError as exc:
+        raise CliError(str(exc)) from None
     try:
         ini = parse_ini(text, args.ini)
     except IniError as exc:
@@ -319,21 +323,55 @@ def cmd_fw_build(args: argparse.Namespace, home: LabHome) -> int:
 
 
 def _parse_version(text: str) -> tuple[int, int, int]:
+    # ASCII digits only, as strtoul reads them: Python's int() would also take blanks, a
+    # sign, '_' and the digits of every script.
     parts = text.split(".")
-    try:
-        major, minor, sub = (int(p) for p in parts)
-    except ValueError:
-        raise CliError(f"bad --fw-version {text!r}: expected MAJOR.MINOR.SUBMINOR") from None
-    if not (0 <= major <= 0xFFFF and 0 <= minor <= 0xFFFF and 0 <= sub <= 0xFFFF):
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise CliError(f"bad --fw-version {text!r}: expected MAJOR.MINOR.SUBMINOR")
+    digits = [p.lstrip("0") or "0" for p in parts]  # int() refuses over 4300 digits
+    if any(len(d) > 5 or int(d) > 0xFFFF for d in digits):
         raise CliError(f"bad --fw-version {text!r}: each part must be 0..65535")
+    major, minor, sub = (int(d) for d in digits)
     return major, minor, sub
 
 
+_HEX = re.compile(r"(?:0[xX])?[0-9a-fA-F]{1,16}")
+
+#: The longest wait for SUBNET UP the daemon accepts (``sm_start``'s ``timeout``).
+MAX_SM_TIMEOUT = 3600.0
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds in (0, MAX_SM_TIMEOUT]: not nan, inf, zero or negative."""
+    value = float(text)
+    if not 0 < value <= MAX_SM_TIMEOUT:  # False for nan as well
+        raise ValueError(text)
+    return value
+
+
+_seconds.__name__ = "seconds"  # argparse says "invalid seconds value: 'nan'"
+
+
+def _psid(text: str) -> str:
+    """A PSID as the FS2 image holds it: 1 to 16 printable ASCII characters."""
+    if not 1 <= len(text) <= PSID_LEN or not (text.isascii() and text.isprintable()):
+        raise ValueError(text)
+    return text
+
+
+_psid.__name__ = "PSID"  # argparse says "invalid PSID value: ..."
+
+
 def _guid(text: str) -> int:
+    if not _HEX.fullmatch(text):  # int(text, 16) would take blanks, '_' and other scripts
+        raise ValueError(text)
     value = int(text, 16)
     if not 0 <= value < 1 << 64:
         raise ValueError(text)
     return value
+
+
+_guid.__name__ = "GUID"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -375,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm = sub.add_parser("sm", help="the subnet manager (real OpenSM) on a lab host")
     sm.add_argument("action", choices=("start", "stop", "status"))
     sm.add_argument("--host", default="sm", help="host OpenSM runs on (default: sm)")
-    sm.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for SUBNET UP")
+    sm.add_argument("--timeout", type=_seconds, default=120.0,
+                    help=f"seconds to wait for SUBNET UP (at most {MAX_SM_TIMEOUT:.0f})")
     sm.set_defaults(func=cmd_sm)
 
     fw = sub.add_parser("fw", help="firmware images")
@@ -383,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = fw_sub.add_parser("build", help="build an FS2 image from an mlxburn-style ini")
     build.add_argument("--ini", required=True)
     build.add_argument("--fw-version", default="2.42.5000")
-    build.add_argument("--psid")
+    build.add_argument("--psid", type=_psid, help="1 to 16 printable ASCII characters")
     build.add_argument("--device", choices=("mt4099", "mt4103"), default="mt4099")
     build.add_argument("--guid", type=_guid, default=0x0002C90300000000, help="base GUID (hex)")
     build.add_argument("-o", "--output", required=True)
@@ -414,16 +453,22 @@ def main(argv: list[str] | None = None) -> int:
     if at is not None and argv[at] == "sm" and "--" in argv[at:]:
         cut = argv.index("--", at)
         argv, sm_options = argv[:cut], argv[cut + 1 :]
+    return run_guarded(lambda: _run(argv, sm_options), _report)
+
+
+def _report(message: str) -> None:
+    print(f"hcasim: {message}", file=sys.stderr)
+
+
+def _run(argv: list[str], sm_options: list[str]) -> int:
+    """Parse the command line and run the subcommand; its refusals become one line."""
     args = build_parser().parse_args(argv)
     args.sm_options = sm_options
-    home = LabHome.resolve(args.home)
     try:
+        home = LabHome.resolve(args.home)
         return int(args.func(args, home))
-    except CliError as exc:
-        print(f"hcasim: {exc}", file=sys.stderr)
-        return 1
-    except LabUnavailable as exc:
-        print(f"hcasim: {exc}", file=sys.stderr)
+    except (CliError, LabUnavailable, LabHomeError) as exc:
+        _report(str(exc))
         return 1
 
 

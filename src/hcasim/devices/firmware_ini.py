@@ -91,7 +91,7 @@ def parse_ini(text: str, filename: str) -> FirmwareIni:
         if line.startswith("["):
             match = _SECTION.fullmatch(line)
             if match is None:
-                raise IniError(filename, number, f"malformed section header {line!r} "
+                raise IniError(filename, number, "malformed section header "
                                "(expected [NAME] with letters, digits, '_', '.' or '-')")
             name = match.group(1)
             folded = name.casefold()
@@ -105,13 +105,13 @@ def parse_ini(text: str, filename: str) -> FirmwareIni:
         key, equals, value = line.partition("=")
         key = key.strip()
         if not equals:
-            raise IniError(filename, number, f"malformed line {line!r} "
+            raise IniError(filename, number, "malformed line "
                            "(expected 'key = value', '[SECTION]' or a ';' comment)")
         if not _KEY.fullmatch(key):
-            raise IniError(filename, number, f"malformed key {key!r} "
+            raise IniError(filename, number, "malformed key "
                            "(expected letters, digits, '_', '.' or '-')")
         if current is None:
-            raise IniError(filename, number, f"'{key}' comes before the first [SECTION]")
+            raise IniError(filename, number, "a key comes before the first [SECTION]")
         where = (current.casefold(), key.casefold())
         if where in key_lines:
             raise IniError(filename, number, f"duplicate key '{key}' in [{current}] "

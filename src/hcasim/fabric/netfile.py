@@ -85,6 +85,9 @@ _FAST_PORT = re.compile(
 _KEYWORD_START = frozenset("SHCRshcrvdwemip")
 # Include depth (ibsim ``MAX_INCLUDE``, ``sim_net.c:60``).
 MAX_INCLUDE_DEPTH = 9
+#: Largest net file (or included file) read, in bytes: a 20,000-host fabric is a few MiB;
+#: the bound keeps /dev/zero or a runaway file from being read into memory.
+MAX_NETFILE_BYTES = 64 * 1024 * 1024
 # NumPorts is an 8-bit NodeInfo field (IBTA 14.2.5.3); 255 is not a valid port number.
 MAX_PORTS = 254
 # Module prefix length (ibsim ``NODEPREFIX``, ``sim.h:107``); node id length (``NODEIDLEN``
@@ -182,13 +185,25 @@ class _Parser:
     def parse_file(self, path: str, where: tuple[str, int] | None) -> None:
         """Parse ``path`` (an include when ``where`` names the including line)."""
         try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
-        except OSError as e:
+            with open(path, "rb") as f:
+                data = f.read(MAX_NETFILE_BYTES + 1)
+        except (OSError, ValueError) as e:  # ValueError: a NUL in the name
             if where is None:
                 raise
+            reason = e.strerror if isinstance(e, OSError) else "embedded NUL byte"
+            shown = path.replace("\0", "\\0")
             raise NetFileError(where[0], where[1],
-                               f'cannot open included file "{path}": {e.strerror}') from e
+                               f'cannot open included file "{shown}": {reason}') from None
+        if len(data) > MAX_NETFILE_BYTES:
+            raise NetFileError(*(where or (path, 0)),
+                               f'"{path}" is larger than {MAX_NETFILE_BYTES} bytes')
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            # Names become host names, file names and JSON: text, never undecodable bytes.
+            raise NetFileError(*(where or (path, 0)),
+                               f'"{path}" is not UTF-8 text (byte {data[e.start]:#04x} at '
+                               f"offset {e.start})") from None
         self.parse_text(text, path, os.path.dirname(path), where)
 
     def parse_text(self, text: str, filename: str, base_dir: str,
@@ -234,9 +249,9 @@ class _Parser:
                 if pos >= 0:
                     value = _c_number(line, pos + 1)
                     if value is None:
-                        raise err(f"bad number in {line.strip()!r}")
+                        raise err("bad number in assignment")
                     return value, sign
-            raise err(f"bad assignment: missing {'|'.join(signs)!r} sign in {line.strip()!r}")
+            raise err(f"bad assignment: missing {'|'.join(signs)!r} sign")
 
         if line.startswith("switchguid"):
             self.set_guid_base(NodeKind.SWITCH, *assigned("=+"), err)
@@ -425,7 +440,7 @@ class _Parser:
                     raise NetFileError(filename, lineno, "remote port 0 cannot be cabled "
                                        "(switch port 0 is the management port)")
                 if rp is None or rp < 0:
-                    raise NetFileError(filename, lineno, f"bad remote port number in {line!r}")
+                    raise NetFileError(filename, lineno, "bad remote port number")
                 remote_port = rp
             cables[key] = (filename, lineno, remote_id, remote_port, None)
         if fast is None:
@@ -521,10 +536,10 @@ class _Parser:
     def bad_port_line(line: str, body: str, node: Node, filename: str, lineno: int) -> None:
         """Raise the error that explains why a port line's head did not parse."""
         if body[:1] != "[":
-            raise NetFileError(filename, lineno, f"bad port line {line!r}")
+            raise NetFileError(filename, lineno, "bad port line")
         number = _c_atoi(body, 1)
         if number is None:
-            raise NetFileError(filename, lineno, f"bad port number in {line!r}")
+            raise NetFileError(filename, lineno, "bad port number")
         if number == 0:
             raise NetFileError(filename, lineno, "port 0 cannot be cabled (switch port 0 is "
                                "the management port)")

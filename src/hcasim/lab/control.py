@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import errno
 import itertools
 import logging
@@ -47,18 +46,63 @@ class Session:
         return f"Session({self.ident}, host={self.host})"
 
 
-def _int(args: dict[str, Any], name: str, lo: int, hi: int) -> int:
+# The argument checks of every control operation (the crypto operations have theirs in
+# hcasim.lab.crypto_protocol): JSON gives a handler whatever the client sent, so each field
+# is taken through one of these, which refuse with EINVAL before anything is touched.
+
+
+def int_arg(args: dict[str, Any], name: str, lo: int, hi: int) -> int:
+    """An integer in ``[lo, hi]``; booleans and floats (even integral ones) are refused."""
     value = args.get(name)
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise ControlError(errno.EINVAL, f"{name} must be an integer in [{lo}, {hi}]")
     return value
 
 
-def _str(args: dict[str, Any], name: str) -> str:
+def int_list_arg(args: dict[str, Any], name: str, lo: int, hi: int, max_len: int) -> list[int]:
+    """A list of 1 to ``max_len`` integers in ``[lo, hi]`` (no booleans, no floats): what a
+    device stores must be what a later read can return."""
+    values = args.get(name)
+    if (
+        not isinstance(values, list)
+        or not 1 <= len(values) <= max_len
+        or not all(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+                   for v in values)
+    ):
+        raise ControlError(
+            errno.EINVAL, f"{name} must be a list of 1 to {max_len} integers in [{lo}, {hi}]"
+        )
+    return values
+
+
+def str_arg(args: dict[str, Any], name: str) -> str:
+    """A non-empty string."""
     value = args.get(name)
     if not isinstance(value, str) or not value:
         raise ControlError(errno.EINVAL, f"{name} must be a non-empty string")
     return value
+
+
+def str_list_arg(args: dict[str, Any], name: str, max_len: int) -> list[str]:
+    """A list of at most ``max_len`` strings without NUL (they become a program's argv)."""
+    values = args.get(name, [])
+    if (
+        not isinstance(values, list)
+        or len(values) > max_len
+        or not all(isinstance(v, str) and "\0" not in v for v in values)
+    ):
+        raise ControlError(
+            errno.EINVAL, f"{name} must be a list of at most {max_len} strings without NUL"
+        )
+    return values
+
+
+def seconds_arg(args: dict[str, Any], name: str, default: float, most: float) -> float:
+    """A finite duration in ``(0, most]`` seconds, integer or float, never a boolean."""
+    value = args.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= most:
+        raise ControlError(errno.EINVAL, f"{name} must be 0 < seconds <= {most:g}")
+    return float(value)
 
 
 class ControlEndpoint:
@@ -105,6 +149,10 @@ class ControlEndpoint:
                 await writer.drain()
         except asyncio.CancelledError:
             pass  # the daemon is stopping
+        except ConnectionError:
+            # The client went away before its reply was written: what it asked for is done
+            # (or refused) all the same, exactly as if it had read the reply and then closed.
+            pass
         finally:
             self.end_session(session)
             writer.close()
@@ -153,12 +201,12 @@ class ControlEndpoint:
 
     # ---------------------------------------------------------------- operations
     def hello(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        host = self.lab.host(_str(args, "host"))
+        host = self.lab.host(str_arg(args, "host"))
         session.host = host.name
         return {"host": host.name, "devices": [d.mst_paths[0] for d in host.devices]}
 
     def open(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        path = _str(args, "path")
+        path = str_arg(args, "path")
         if session.host is None:
             raise ControlError(errno.ENOENT, "No such file or directory")
         device = self.lab.host(session.host).device_at(path)
@@ -184,16 +232,14 @@ class ControlEndpoint:
 
     def cr_read(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         firmware = self._cx3(session, args)
-        addr = _int(args, "addr", 0, 0xFFFFFFFF)
-        count = _int(args, "count", 1, MAX_CR_DWORDS)
+        addr = int_arg(args, "addr", 0, 0xFFFFFFFF)
+        count = int_arg(args, "count", 1, MAX_CR_DWORDS)
         return {"values": firmware.cr_read(addr, count, session)}
 
     def cr_write(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         firmware = self._cx3(session, args)
-        addr = _int(args, "addr", 0, 0xFFFFFFFF)
-        values = args.get("values")
-        if not isinstance(values, list) or not 1 <= len(values) <= MAX_CR_DWORDS:
-            raise ControlError(errno.EINVAL, "values must be a list of 1 to 4096 dwords")
+        addr = int_arg(args, "addr", 0, 0xFFFFFFFF)
+        values = int_list_arg(args, "values", 0, 0xFFFFFFFF, MAX_CR_DWORDS)
         firmware.cr_write(addr, values, session)
         return {}
 
@@ -204,26 +250,26 @@ class ControlEndpoint:
     def flash_read(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         firmware = self._cx3(session, args)
         size = firmware.flash.size
-        offset = _int(args, "offset", 0, size)
-        length = _int(args, "length", 0, size - offset)
+        offset = int_arg(args, "offset", 0, size)
+        length = int_arg(args, "length", 0, size - offset)
         data = firmware.flash_read(offset, length, session)
         return {"data": base64.b64encode(data).decode()}
 
     def flash_write(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         firmware = self._cx3(session, args)
         try:
-            image = base64.b64decode(_str(args, "data"), validate=True)
-        except binascii.Error:
+            image = base64.b64decode(str_arg(args, "data"), validate=True)
+        except ValueError:  # binascii.Error, and a string that is not ASCII at all
             raise ControlError(errno.EINVAL, "data is not valid base64") from None
         firmware.flash_write_image(image, session)
         return {}
 
     def host_reboot(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        self.lab.reboot_host(_str(args, "host"))
+        self.lab.reboot_host(str_arg(args, "host"))
         return {}
 
     def driver_restart(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
-        self.lab.restart_driver(_str(args, "host"))
+        self.lab.restart_driver(str_arg(args, "host"))
         return {}
 
     def shutdown(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,6 @@ arguments, no context on the connection, unknown device) are ordinary ``ok: fals
 from __future__ import annotations
 
 import base64
-import binascii
 import errno
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -117,7 +116,7 @@ def get_bytes(args: Mapping[str, Any], name: str, max_len: int) -> bytes:
         raise WireError(f"{name} must be base64 of at most {max_len} bytes")
     try:
         return base64.b64decode(value, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, and a string that is not ASCII at all
         raise WireError(f"{name} is not valid base64") from None
 
 

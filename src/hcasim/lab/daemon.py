@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import errno
 import fcntl
 import functools
 import gc
@@ -25,12 +24,11 @@ from typing import Any
 from hcasim.hosts import cx6_wire
 from hcasim.hosts.cx3_wire import Cx3Fabric
 from hcasim.ib import layout
-from hcasim.lab.control import ControlEndpoint, Session
+from hcasim.lab.control import ControlEndpoint, Session, str_arg
 from hcasim.lab.crypto_service import CryptoService, bind_storage_keys
-from hcasim.lab.home import LabHome
+from hcasim.lab.home import LabHome, LabHomeError
 from hcasim.lab.ibsim_server import IbsimServer, build_engine
 from hcasim.lab.lab import Lab
-from hcasim.lab.protocol import ControlError
 from hcasim.lab.sm_service import SubnetManager
 from hcasim.lab.spec import SpecError, default_lab, lab_from_files
 from hcasim.lab.store import LabStore, StoreError
@@ -55,17 +53,30 @@ def acquire_home_lock(home: LabHome) -> int:
     return fd
 
 
-def open_lab(home: LabHome, topology: Path | None, labfile: Path | None) -> Lab:
-    """Open the home's lab, creating it on first start."""
+def read_lab_files(topology: Path | None, labfile: Path | None) -> dict[str, Any] | None:
+    """The lab a net file and lab file describe (None without a net file)."""
+    try:
+        return lab_from_files(topology, labfile) if topology else None
+    except SpecError as exc:
+        raise DaemonError(str(exc)) from None
+
+
+def open_lab(
+    home: LabHome,
+    topology: Path | None,
+    labfile: Path | None,
+    *,
+    wanted: dict[str, Any] | None = None,
+) -> Lab:
+    """Open the home's lab, creating it on first start (``wanted``: the lab files, already
+    read by :func:`read_lab_files`)."""
+    if wanted is None:
+        wanted = read_lab_files(topology, labfile)
     try:
         store = LabStore(home.database)
     except StoreError as exc:
         raise DaemonError(str(exc)) from None
     existing = store.lab_definition()
-    try:
-        wanted = lab_from_files(topology, labfile) if topology else None
-    except SpecError as exc:
-        raise DaemonError(str(exc)) from None
     if existing is not None:
         if wanted is not None and wanted != existing:
             raise DaemonError(
@@ -128,10 +139,7 @@ async def start_services(lab: Lab, home: LabHome, on_shutdown: Callable[[], None
 def _driver_show(lab: Lab, cx3: Cx3Fabric, session: Session,
                  args: dict[str, Any]) -> dict[str, Any]:
     """Control op ``driver_show``: what the mlx4 drivers of one host know (no key material)."""
-    host = args.get("host")
-    if not isinstance(host, str) or not host:
-        raise ControlError(errno.EINVAL, "host must be a non-empty string")
-    name = lab.host(host).name  # ENOENT for an unknown host
+    name = lab.host(str_arg(args, "host")).name  # ENOENT for an unknown host
     return {"host": name, "devices": cx3.show_drivers(name)}
 
 
@@ -179,6 +187,14 @@ async def _stop_when_gone(pid: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(1.0)
 
 
+def _describe(exc: Exception) -> str:
+    """One line for a start-up failure: ``FILE: reason`` for the system's refusals."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        return f"{os.fsdecode(exc.filename)}: {reason}" if exc.filename is not None else reason
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the daemon process."""
     parser = argparse.ArgumentParser(prog="hcasim-daemon")
@@ -186,8 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topology", type=Path)
     parser.add_argument("--lab", type=Path)
     args = parser.parse_args(argv)
-    home = LabHome.resolve(args.home)
-    home.ensure()
+    if args.lab is not None and args.topology is None:
+        parser.error("--lab needs --topology")
+    try:
+        # The files first: bad input leaves no home behind (no directory, lock or store).
+        wanted = read_lab_files(args.topology, args.lab)
+        home = LabHome.resolve(args.home)
+        home.ensure()
+    except (DaemonError, LabHomeError, OSError) as exc:
+        print(f"hcasim: {_describe(exc)}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -196,12 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     layout.use_compiled_codecs()  # before the fabric's layouts generate theirs
     try:
         lock_fd = acquire_home_lock(home)
-        lab = open_lab(home, args.topology, args.lab)
-    except DaemonError as exc:
-        print(f"hcasim: {exc}", file=sys.stderr)
+        lab = open_lab(home, args.topology, args.lab, wanted=wanted)
+    except (DaemonError, OSError) as exc:
+        print(f"hcasim: {_describe(exc)}", file=sys.stderr)
         return 1
     try:
         asyncio.run(serve(home, lab))
+    except OSError as exc:  # the socket cannot be bound (a full disk, a read-only home)
+        print(f"hcasim: {_describe(exc)}", file=sys.stderr)
+        return 1
     finally:
         lab.store.close()
         os.close(lock_fd)

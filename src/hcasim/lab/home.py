@@ -7,8 +7,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The longest path a Unix socket can be bound to (``sizeof(sun_path)`` less the NUL).
+MAX_SOCKET_PATH = 107
+#: The longest name one directory entry may have (Linux ``NAME_MAX``).
+NAME_MAX = 255
+
 #: Debian libumad2sim0's preload library, through which libibumad programs reach the lab.
 UMAD2SIM = "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so"
+
+
+class LabHomeError(ValueError):
+    """A lab home that cannot hold a lab (its path cannot be created or bound to)."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +30,26 @@ class LabHome:
     def resolve(cls, explicit: str | None = None) -> LabHome:
         """Pick the home the way every hcasim command does."""
         chosen = explicit or os.environ.get("HCASIM_HOME") or ".hcasim"
-        return cls(Path(chosen).absolute())
+        home = cls(Path(chosen).absolute())
+        home.check()
+        return home
+
+    def check(self) -> None:
+        """Refuse a home the system could never hold a lab in, before anything is created.
+
+        Checked up front because both limits otherwise show only deep inside the daemon:
+        a directory name longer than NAME_MAX, and a control socket path longer than a Unix
+        socket address holds.
+        """
+        for part in self.path.parts:
+            if len(os.fsencode(part)) > NAME_MAX:
+                raise LabHomeError(f"lab home {self.path}: File name too long")
+        length = len(os.fsencode(self.socket))
+        if length > MAX_SOCKET_PATH:
+            raise LabHomeError(
+                f"lab home {self.path}: its control socket path would be {length} bytes, "
+                f"more than the {MAX_SOCKET_PATH} a Unix socket allows"
+            )
 
     @property
     def socket(self) -> Path:

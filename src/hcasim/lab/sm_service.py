@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hcasim.lab.control import seconds_arg, str_arg, str_list_arg
 from hcasim.lab.home import LabHome
 from hcasim.lab.lab import Lab
 from hcasim.lab.protocol import ControlError
@@ -26,6 +27,10 @@ from hcasim.lab.protocol import ControlError
 log = logging.getLogger("hcasim.sm")
 
 DEFAULT_SM_HOST = "sm"
+#: Longest wait for SUBNET UP (``timeout``), in seconds.
+MAX_TIMEOUT = 3600.0
+#: Most OpenSM arguments one request may pass.
+MAX_OPTIONS = 256
 SUBNET_UP = b"SUBNET UP"
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -74,18 +79,11 @@ class SubnetManager:
 
     def start(self, session: Any, args: dict[str, Any]) -> dict[str, Any]:
         """``sm_start``: start OpenSM on a host and wait for SUBNET UP (asynchronously)."""
-        host = args.get("host") or DEFAULT_SM_HOST
-        options = args.get("options") or []
-        timeout = args.get("timeout", 120)
-        if (
-            not isinstance(host, str)
-            or not isinstance(options, list)
-            or not all(isinstance(o, str) for o in options)
-        ):
-            raise ControlError(errno.EINVAL, "host must be a name and options a list of strings")
-        if not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
-            raise ControlError(errno.EINVAL, "timeout must be 0 < seconds <= 3600")
+        host = str_arg(args, "host") if args.get("host") is not None else DEFAULT_SM_HOST
+        options = str_list_arg(args, "options", MAX_OPTIONS)
+        timeout = seconds_arg(args, "timeout", 120.0, MAX_TIMEOUT)
         self.lab.host(host)  # ENOENT for an unknown host
+        self._workdir(host)  # a host named like a path never gets a directory
         if self.running():
             assert self.proc is not None
             raise ControlError(
@@ -94,12 +92,23 @@ class SubnetManager:
         binary = shutil.which("opensm", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
         if binary is None:
             raise ControlError(errno.ENOENT, "opensm is not installed (Debian package opensm)")
-        return {"pending": self._run(binary, host, options, float(timeout))}
+        return {"pending": self._run(binary, host, options, timeout)}
+
+    def _workdir(self, host: str) -> Path:
+        """``HOME/opensm-HOST``, refused unless it is a directory right inside the home.
+
+        Lab files refuse such names (hcasim.lab.spec.check_host_name); this keeps a lab
+        stored before that check from writing outside its home all the same.
+        """
+        workdir = self.home.path / f"opensm-{host}"
+        if "/" in host or "\0" in host or workdir.parent != self.home.path or host in (".", ".."):
+            raise ControlError(errno.EINVAL, f"host {host!r} cannot name a directory")
+        return workdir
 
     async def _run(
         self, binary: str, host: str, options: list[str], timeout: float
     ) -> dict[str, Any]:
-        workdir = self.home.path / f"opensm-{host}"
+        workdir = self._workdir(host)
         (workdir / "cache").mkdir(parents=True, exist_ok=True)
         log_path = workdir / "opensm.log"
         log_path.unlink(missing_ok=True)

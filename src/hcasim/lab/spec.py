@@ -113,20 +113,21 @@ def default_lab() -> dict[str, Any]:
 
 def lab_from_files(netfile: Path, labfile: Path | None) -> dict[str, Any]:
     """Build a lab definition from a net file and an optional TOML lab file."""
-    from hcasim.fabric.netfile import NetFileError, parse_netfile_text
+    from hcasim.fabric.netfile import MAX_NETFILE_BYTES, NetFileError, parse_netfile_text
     from hcasim.fabric.topology import NodeKind
 
-    try:
-        text = netfile.read_text()
-    except OSError as exc:
-        raise SpecError(f"{netfile}: {exc.strerror}") from None
+    text = read_text(netfile, MAX_NETFILE_BYTES)
     try:
         topology = parse_netfile_text(text, str(netfile), include_dir=netfile.parent)
     except NetFileError as exc:
         raise SpecError(str(exc)) from None
+    cas = {node.id: node for node in topology.nodes if node.kind is NodeKind.CA}
+    if not cas:
+        raise SpecError(f"{netfile}: no hosts (a lab needs at least one Hca or Ca node)")
+    for name in cas:
+        check_host_name(name, str(netfile))
     _parsed[text] = topology  # the ibsim endpoint takes it instead of parsing again
     settings = _read_labfile(labfile) if labfile else {}
-    cas = {node.id: node for node in topology.nodes if node.kind is NodeKind.CA}
     for name in settings:
         if name not in cas:
             raise SpecError(f"{labfile}: host {name!r} is not a CA in {netfile}")
@@ -150,15 +151,62 @@ def take_parsed_topology(text: str) -> Any:
     return topology
 
 
+#: The longest host name (Linux ``HOST_NAME_MAX``).
+HOST_NAME_MAX = 64
+
+
+def check_host_name(name: str, where: str) -> None:
+    """Refuse a host name that could not serve as one.
+
+    A host's name names files too (``HOME/opensm-HOST``) and travels in environment
+    variables (``SIM_HOST``), so it must be a single, printable path component: 1 to
+    HOST_NAME_MAX bytes, no ``/``, no control character, not ``.`` or ``..``.
+    """
+    if (
+        not name
+        or len(name.encode("utf-8", "surrogatepass")) > HOST_NAME_MAX
+        or "/" in name
+        or name in (".", "..")
+        or not name.isprintable()
+    ):
+        raise SpecError(
+            f"{where}: host name {name!r} cannot name a host (1 to {HOST_NAME_MAX} bytes, "
+            "printable, no '/', not '.' or '..')"
+        )
+
+
+#: Largest lab file or firmware ini read, in bytes (net files: MAX_NETFILE_BYTES).
+MAX_LAB_FILE_BYTES = 1024 * 1024
+
+
+def read_text(path: Path, limit: int = MAX_LAB_FILE_BYTES) -> str:
+    """A lab's input file as UTF-8 text of at most ``limit`` bytes; anything else (unreadable,
+    larger, not UTF-8) is one SpecError line."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)  # never more: /dev/zero is a file too
+    except OSError as exc:
+        raise SpecError(f"{path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise SpecError(f"{path}: larger than {limit} bytes")
+    try:
+        # A byte-order mark (editors on other systems write one) is no part of the text.
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+
+
 def _read_labfile(path: Path) -> dict[str, tuple[str, bool]]:
     from hcasim.devices.firmware_ini import IniError, parse_ini
 
     try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise SpecError(f"{path}: {exc.strerror}") from None
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: arrays or tables nested too deeply") from None
     hosts = data.get("hosts", {})
     unknown = set(data) - {"hosts"}
     if unknown:
@@ -180,11 +228,14 @@ def _read_labfile(path: Path) -> dict[str, tuple[str, bool]]:
             )
         secure = False
         if "firmware_ini" in entry:
-            ini_path = path.parent / str(entry["firmware_ini"])
+            ini_name = entry["firmware_ini"]
+            if not isinstance(ini_name, str) or not ini_name or "\0" in ini_name:
+                raise SpecError(f"{path}: hosts.{name}: firmware_ini must be a file name")
+            ini_path = path.parent / ini_name
             try:
-                ini = parse_ini(ini_path.read_text(), str(ini_path))
-            except OSError as exc:
-                raise SpecError(f"{path}: hosts.{name}: {ini_path}: {exc.strerror}") from None
+                ini = parse_ini(read_text(ini_path), str(ini_path))
+            except SpecError as exc:
+                raise SpecError(f"{path}: hosts.{name}: {exc}") from None
             except IniError as exc:
                 raise SpecError(str(exc)) from None
             secure = ini.cr_protection_en
