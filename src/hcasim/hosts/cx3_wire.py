@@ -108,6 +108,10 @@ class Cx3Wire(NodeFirmware):
         self.driver = driver
         self.owner_of = owner_of
         self._active = port is not None and port.state == smp_attrs.PORT_STATE_ACTIVE
+        #: SMPs the host sent that the firewall dropped, and SMPs (SMInfo, traps) it kept
+        #: from the host: plain counters, read by the lab's web view outside the MAD path.
+        self.dropped_from_host: int = 0
+        self.withheld_from_host: int = 0
 
     @property
     def firewall(self) -> bool:
@@ -127,6 +131,7 @@ class Cx3Wire(NodeFirmware):
         if (cls == mad.CLASS_SUBN_DIRECTED_ROUTE and raw[7] == 0
                 and ctx.attr_id != mad.ATTR_SM_INFO and not mad.is_response(raw[3])):
             return Action.PASS  # handled inside the HCA, like mlx4's local MAD_IFC path
+        self.dropped_from_host += 1
         return Action.TIMED_OUT
 
     def smp_received(self, ctx: MadContext) -> Action | Answer:
@@ -139,6 +144,7 @@ class Cx3Wire(NodeFirmware):
         method = ctx.method
         if not ctx.from_host and (attr_id in (mad.ATTR_SM_INFO, mad.ATTR_NOTICE)
                                   or method == mad.METHOD_TRAP):
+            self.withheld_from_host += 1
             return Action.DROP  # the firmware owns QP0: nothing is forwarded to the host
         if attr_id == mad.ATTR_GUID_INFO and method == mad.METHOD_SET and ctx.attr_mod == 0:
             smp = ctx.mad

@@ -1,0 +1,158 @@
+"""The lab's web view (issue 13) in a real headless Chromium against the real daemon: the
+page finds every host, shows a key coming into force on node1 without a reload, keeps
+its timeline and history, answers on loopback only, and never shows a secret; the SVG
+of ``hcasim show`` names every host.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hcasim.testing import LabHandle, running_lab
+from tests.support.browser import headless_chromium, page_ready, wait_for
+from tests.support.flint import CX3, KEY
+
+DEFAULT_HOSTS = ("sm", "node1", "node2", "node3", "crypto1")
+#: The key in every spelling a leak could take (flint prints keys as hex or decimal).
+KEY_SPELLINGS = (KEY, KEY.upper(), f"{int(KEY, 16):#x}", str(int(KEY, 16)))
+
+
+@pytest.fixture(scope="module")
+def web_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabHandle, str]]:
+    """The default lab with its web view served; (lab, url)."""
+    with running_lab(tmp_path_factory.mktemp("web") / "home") as lab:
+        result = lab.hcasim("web")
+        assert result.returncode == 0, result.stderr
+        url = result.stdout.strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+        yield lab, url
+
+
+def fetch(url: str, host: str | None = None) -> tuple[int, str]:
+    """GET a URL (optionally with another Host header): status and body."""
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def tile(driver: Any, host: str) -> dict[str, str]:
+    """What node ``host``'s tile says of itself (its data attributes)."""
+    data: dict[str, str] = driver.execute_script(
+        "const g = document.querySelector(`g.host[data-host=\"${arguments[0]}\"]`);"
+        "return g ? {...g.dataset} : null;", host)
+    return data
+
+
+def assert_no_key(text: str, where: str) -> None:
+    """No spelling of the test key appears in ``text``."""
+    lowered = text.lower()
+    for spelling in KEY_SPELLINGS:
+        assert spelling.lower() not in lowered, f"the key appears in {where}"
+
+
+def test_page_shows_key_coming_into_force_live(
+        web_lab: tuple[LabHandle, str], tmp_path: Path) -> None:
+    lab, url = web_lab
+    with headless_chromium() as driver:
+        driver.get(url)
+        page_ready(driver)
+        shown = driver.execute_script(
+            "return [...document.querySelectorAll('g.host')].map(g => g.dataset.host)")
+        assert sorted(shown) == sorted(DEFAULT_HOSTS)
+        assert tile(driver, "node1")["summary"] == "open"
+        assert tile(driver, "node1")["cr"] == "open"
+        # a mark that only survives if the page is never reloaded
+        driver.execute_script("window.noReload = 'still here'")
+
+        r = lab.flint("node1", "-d", CX3, "set_key", KEY)
+        assert r.returncode == 0, r.stdout
+        wait_for(lambda: tile(driver, "node1")["summary"] == "pending",
+                 what="node1 waiting for its driver restart")
+        lab.restart_driver("node1")
+        wait_for(lambda: tile(driver, "node1")["cr"] == "locked", what="node1 locked")
+        node1 = tile(driver, "node1")
+        assert (node1["summary"], node1["firewall"], node1["key"]) == ("secured", "on", "active")
+        assert driver.execute_script("return window.noReload") == "still here"
+        for other in ("node2", "sm"):
+            assert tile(driver, other)["summary"] == "open"
+
+        # the timeline, filtered to node1, tells what happened in order; the history too
+        driver.find_element("id", "filter-host").send_keys("node1")
+        texts = wait_for(lambda: driver.execute_script(
+            "return [...document.querySelectorAll('#events li')].map(li => "
+            "[li.dataset.host, li.querySelector('.text').textContent]).reverse()"),
+            what="node1's events")
+        assert {host for host, _ in texts} == {"node1"}
+        words = [text for _, text in texts]
+        order = [next(i for i, t in enumerate(words) if t.startswith(prefix)) for prefix in (
+            "key set, waiting for a driver restart", "driver restarted",
+            "mlx4_core 0000:01:00.0: HCA operating in secure-host mode", "key active",
+            "CR-space locked", "SMP firewall on")]
+        assert order[:2] == sorted(order[:2]) and order[1] < min(order[2:])
+        driver.find_element("css selector", 'g.host[data-host="node1"]').click()
+        history = driver.find_element("id", "history").text
+        assert "CR-space locked" in history and "driver restarted" in history
+        details = driver.find_element("id", "details").text
+        assert "SMP firewall\non" in details and "CR-space\nlocked" in details
+
+        # a locked CR-space read is a refused attempt, on the timeline without a reload
+        assert lab.flint("node1", "-d", CX3, "-qq", "q").returncode == 1
+        wait_for(lambda: driver.execute_script(
+            "return [...document.querySelectorAll('#events li.refused')].length > 0"),
+            what="the refused CR-space access")
+
+        # search by LID-less GUID part finds the host and selects it
+        search = driver.find_element("id", "search")
+        search.send_keys("node2")
+        wait_for(lambda: tile(driver, "node2").get("summary") and driver.execute_script(
+            "return document.querySelector('g.host[data-host=\"node2\"]')"
+            ".classList.contains('match')"), what="node2 found")
+
+        shot = tmp_path / "web-view.png"
+        assert driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+
+        page = driver.page_source
+        assert_no_key(page, "the page")
+        stream = driver.execute_script("return JSON.stringify(state.events)")
+        assert "secure-host mode" in stream
+        assert_no_key(stream, "the event stream")
+    status, body = fetch(url + "api/snapshot")
+    assert status == 200
+    assert_no_key(body, "the snapshot")
+    assert {h["name"] for h in json.loads(body)["hosts"]} == set(DEFAULT_HOSTS)
+
+
+def test_view_answers_on_loopback_only(web_lab: tuple[LabHandle, str]) -> None:
+    _lab, url = web_lab
+    assert fetch(url)[0] == 200
+    # a page elsewhere reaching the port through another name (DNS rebinding) is refused
+    status, body = fetch(url + "api/snapshot", host="lab.example.org")
+    assert status == 403 and "hosts" not in body
+    assert url.startswith("http://127.0.0.1:")
+
+
+def test_svg_names_every_host(web_lab: tuple[LabHandle, str], tmp_path: Path) -> None:
+    lab, _url = web_lab
+    out = tmp_path / "lab.svg"
+    result = lab.hcasim("show", "--svg", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    root = ET.fromstring(text)
+    ns = "{http://www.w3.org/2000/svg}"
+    words = {t.text for t in root.iter(f"{ns}text")}
+    for host in DEFAULT_HOSTS:
+        assert host in words, host
+    assert "sw1  LID 0" in words or any(w and w.startswith("sw1") for w in words)
+    assert_no_key(text, "the SVG")
