@@ -156,3 +156,30 @@ def test_svg_names_every_host(web_lab: tuple[LabHandle, str], tmp_path: Path) ->
         assert host in words, host
     assert "sw1  LID 0" in words or any(w and w.startswith("sw1") for w in words)
     assert_no_key(text, "the SVG")
+
+
+def test_opensm_sweep_shows_without_reload(web_lab: tuple[LabHandle, str]) -> None:
+    lab, url = web_lab
+    with headless_chromium() as driver:
+        driver.get(url)
+        page_ready(driver)
+        assert driver.find_element("id", "sm").text == "OpenSM: not running"
+        driver.execute_script("window.noReload = 'still here'")
+        r = lab.hcasim("sm", "start", timeout=180)
+        assert r.returncode == 0, r.stderr
+        try:
+            # the SM's sweep gives every host a LID and brings its port up, live
+            wait_for(lambda: all(tile(driver, h)["lid"] != "0" for h in DEFAULT_HOSTS),
+                     what="every host's LID")
+            wait_for(lambda: driver.find_element("id", "sm").text.startswith("OpenSM on sm"),
+                     what="OpenSM in the header")
+            events = driver.execute_script(
+                "return state.events.map(e => [e.host, e.kind, e.text])")
+            assert any(kind == "opensm" for _, kind, _ in events)
+            assert any(h == "node2" and text == "port Active (was Init)"
+                       for h, _, text in events)
+            assert driver.execute_script("return window.noReload") == "still here"
+            lids = {h: int(tile(driver, h)["lid"]) for h in DEFAULT_HOSTS}
+            assert len(set(lids.values())) == len(DEFAULT_HOSTS)
+        finally:
+            assert lab.hcasim("sm", "stop").returncode == 0
