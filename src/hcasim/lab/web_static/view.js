@@ -298,7 +298,14 @@ function renderDetails() {
   box.textContent = "";
   const h2 = document.createElement("h2");
   box.appendChild(h2);
-  if (!host) { h2.textContent = "Host"; return; }
+  if (!host) {
+    h2.textContent = "Host";
+    const hint = document.createElement("p");
+    hint.className = "muted";
+    hint.textContent = "Click a host, or find one by name, GUID or LID above.";
+    box.appendChild(hint);
+    return;
+  }
   const st = host.state;
   h2.textContent = `${host.name} `;
   const badge = document.createElement("span");
