@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint
-# Needed by the tests only: the web view's browser tests drive this Chromium (no download).
-TEST_DEBS := chromium chromium-driver
+# Needed by the tests only: the web view's browser tests drive this Chromium (no download),
+# and hcasim show --svg FILE.png renders through rsvg-convert.
+TEST_DEBS := chromium chromium-driver librsvg2-bin
 STAMP := $(VENV)/.installed
 NATIVE := $(VENV)/.native
 # The modules src/hcasim/native.py compiles with mypyc (its MODULES), as paths.

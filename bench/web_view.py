@@ -89,6 +89,7 @@ def main() -> int:
             if result.returncode != 0:
                 raise SystemExit(f"hcasim web failed: {result.stderr}")
             url = result.stdout.strip()
+            served = memory_mib(pid)
             status_s: list[float] = []
             page_s: list[float] = []
             inner_s: list[float] = []
@@ -112,6 +113,7 @@ def main() -> int:
           + ", ".join(f"{s:.2f}" for s in inner_s) + ")")
     print(f"ratio page / status: {page_m / status_m:.2f}")
     print(f"daemon RSS: {before['VmRSS']:.0f} MiB before hcasim web, "
+          f"{served['VmRSS']:.0f} MiB serving it, "
           f"{opened['VmRSS']:.0f} MiB with the page open "
           f"(+{opened['VmRSS'] - before['VmRSS']:.0f} MiB); peak {opened['VmHWM']:.0f} MiB")
     return 0

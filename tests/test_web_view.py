@@ -20,6 +20,8 @@ from hcasim.testing import LabHandle, running_lab
 from tests.support.browser import headless_chromium, page_ready, wait_for
 from tests.support.flint import CX3, KEY
 
+#: A key that is not node1's.
+OTHER_KEY = "0123456789abcdef"
 DEFAULT_HOSTS = ("sm", "node1", "node2", "node3", "crypto1")
 #: The key in every spelling a leak could take (flint prints keys as hex or decimal).
 KEY_SPELLINGS = (KEY, KEY.upper(), f"{int(KEY, 16):#x}", str(int(KEY, 16)))
@@ -112,7 +114,20 @@ def test_page_shows_key_coming_into_force_live(
             "return [...document.querySelectorAll('#events li.refused')].length > 0"),
             what="the refused CR-space access")
 
-        # search by LID-less GUID part finds the host and selects it
+        # hw_access: a wrong key is refused (on the timeline), the right one opens CR-space
+        r = lab.flint("node1", "-d", CX3, "hw_access", "enable", OTHER_KEY)
+        assert r.returncode == 1
+        wait_for(lambda: driver.execute_script(
+            "return [...document.querySelectorAll('#events li.refused .text')]"
+            ".some(t => t.textContent.includes('wrong key'))"), what="the wrong key")
+        assert lab.flint("node1", "-d", CX3, "hw_access", "enable", KEY).returncode == 0
+        wait_for(lambda: tile(driver, "node1")["summary"] == "unlocked", what="node1 opened")
+        assert tile(driver, "node1")["firewall"] == "on"
+        assert lab.flint("node1", "-d", CX3, "hw_access", "disable").returncode == 0
+        wait_for(lambda: tile(driver, "node1")["summary"] == "secured", what="node1 locked")
+        assert "CR-space opened" in driver.find_element("id", "history").text
+
+        # search finds a host by name and marks it
         search = driver.find_element("id", "search")
         search.send_keys("node2")
         wait_for(lambda: tile(driver, "node2").get("summary") and driver.execute_script(
@@ -183,3 +198,11 @@ def test_opensm_sweep_shows_without_reload(web_lab: tuple[LabHandle, str]) -> No
             assert len(set(lids.values())) == len(DEFAULT_HOSTS)
         finally:
             assert lab.hcasim("sm", "stop").returncode == 0
+
+
+def test_png_through_rsvg_convert(web_lab: tuple[LabHandle, str], tmp_path: Path) -> None:
+    lab, _url = web_lab
+    out = tmp_path / "lab.png"
+    result = lab.hcasim("show", "--svg", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

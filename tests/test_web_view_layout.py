@@ -5,6 +5,7 @@ the state differences that become timeline events, and the bounded event log."""
 from __future__ import annotations
 
 import asyncio
+import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from hcasim.fabric.fattree import fat_tree
 from hcasim.fabric.subnet import Subnet
 from hcasim.lab.view import DETAILED_MAX_HOSTS, compute_layout, render_svg, topology
-from hcasim.lab.web import EventLog, diff_host
+from hcasim.lab.web import BATCH_HOSTS, Batch, EventLog, diff_host
 
 
 def fabric_layout(hcas: int) -> tuple[Subnet, Any, list[tuple[str, list[str]]]]:
@@ -100,3 +101,37 @@ def test_event_log_is_bounded_and_drops_a_page_that_falls_behind() -> None:
     assert queue not in events.subscribers
     drained = [queue.get_nowait() for _ in range(queue.qsize())]
     assert drained[-1] is None
+
+
+def test_a_sweep_of_many_hosts_is_summed_up_and_reloads_the_pages() -> None:
+    events = EventLog()
+    queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=100)
+    events.subscribers.add(queue)
+    batch = Batch()
+    for i in range(BATCH_HOSTS + 1):
+        new = host(port_state="Active", lid=i + 1)
+        batch.add(f"H{i:05d}", new, diff_host(host(), new))
+    batch.add("node1", host(), [("lock", "CR-space locked")])
+    batch.flush(events)
+    texts = [(e["host"], e["text"]) for e in events.events]
+    assert texts == [("node1", "CR-space locked"),
+                     ("", f"port Active (was Init) on {BATCH_HOSTS + 1} hosts"),
+                     ("", f"LID changed on {BATCH_HOSTS + 1} hosts")]
+    messages = [json.loads(m) for m in (queue.get_nowait() for _ in range(queue.qsize()))
+                if m is not None]
+    assert messages[-1] == {"type": "reload"}
+    assert not any(m["type"] == "host" for m in messages)
+
+
+def test_a_few_changes_go_to_the_pages_one_by_one() -> None:
+    events = EventLog()
+    queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=100)
+    events.subscribers.add(queue)
+    batch = Batch()
+    new = host(port_state="Active", lid=3)
+    batch.add("node2", new, diff_host(host(), new))
+    batch.flush(events)
+    messages = [json.loads(m) for m in (queue.get_nowait() for _ in range(queue.qsize()))
+                if m is not None]
+    assert [m["type"] for m in messages] == ["event", "event", "host"]
+    assert messages[-1]["name"] == "node2" and messages[-1]["state"]["lid"] == 3

@@ -42,6 +42,14 @@ SUMMARY_STYLE: dict[str, tuple[str, str]] = {
 }
 
 
+#: Key states in a few words, for a host's tile (the panel and the timeline say it all).
+SHORT_KEY = {
+    "set, waiting for a driver restart": "on flash, restart pending",
+    "active; a new key waits for a driver restart": "active, new key pending",
+    "active (cleared on flash)": "active, cleared on flash",
+}
+
+
 def link_label(port: PortState | None) -> str:
     """``4X QDR`` for a trained link, ``down`` otherwise."""
     if port is None or port.peer is None or not port.link_up:
@@ -173,7 +181,7 @@ def compute_layout(spines: list[str], groups: list[tuple[str, list[str]]]) -> La
     has hosts, its hosts as tiles inside; boxes flow in rows of a roughly square picture."""
     total = sum(len(hosts) for _, hosts in groups)
     detailed = total <= DETAILED_MAX_HOSTS
-    tile_w, tile_h, gap = (176.0, 104.0, 14.0) if detailed else (14.0, 14.0, 3.0)
+    tile_w, tile_h, gap = (190.0, 104.0, 14.0) if detailed else (14.0, 14.0, 3.0)
     header = 46.0 if detailed else 20.0
     pad = 16.0 if detailed else 6.0
     out = Layout(detailed)
@@ -212,7 +220,10 @@ def compute_layout(spines: list[str], groups: list[tuple[str, list[str]]]) -> La
                                tile_w, tile_h)
         x += width + 2 * gap
         row_h = max(row_h, height)
-    out.width = max(row_width + 2 * margin, x + margin)
+    # the picture is as wide as what it holds (a small lab fills the page when fitted)
+    right = [bx + bw for _s, bx, _by, bw, _bh in out.groups]
+    right += [sx + sw for sx, _sy, sw, _sh in out.switches.values()]
+    out.width = max(right, default=0.0) + margin
     out.height = y + row_h + margin
     return out
 
@@ -277,6 +288,7 @@ def snapshot(lab: Lab, subnet: Subnet) -> dict[str, Any]:
         "links": links,
         "layout": compute_layout(spines, groups).to_json(),
         "legend": {name: list(style) for name, style in SUMMARY_STYLE.items()},
+        "short_key": SHORT_KEY,
     }
 
 
@@ -297,7 +309,7 @@ def _device_lines(state: dict[str, Any]) -> list[str]:
     dev = devices[0]
     lines = [f"{dev['model']}  fw {dev['fw']}"]
     if dev["kind"] == "cx3":
-        lines.append(f"key: {dev['key']}")
+        lines.append(f"key: {SHORT_KEY.get(dev['key'], dev['key'])}")
         firewall = "on" if dev["smp_firewall"] else "off"
         lines.append(f"CR-space {dev['cr_space']} · firewall {firewall}")
     elif dev["kind"] == "mlx5":

@@ -49,6 +49,10 @@ SUBSCRIBER_BACKLOG = 10000
 #: The watcher's period: at least this, and at least ``COST_FACTOR`` times its last cost.
 MIN_PERIOD = 0.25
 COST_FACTOR = 40.0
+#: A pass changing more hosts than this makes the pages reload; more port events than
+#: this are summed up (:class:`Batch`).
+BATCH_HOSTS = 500
+BATCH_EVENTS = 50
 #: Event kinds that make a host's history (when it was locked, unlocked, re-keyed, rebooted).
 HISTORY_KINDS = frozenset({"key", "lock", "reboot", "driver"})
 #: The files of the page, served as they are (package data beside this module).
@@ -146,6 +150,45 @@ def diff_host(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]
     return out
 
 
+class Batch:
+    """What one pass over every host found. A sweep of a big fabric changes every host at
+    once: past :data:`BATCH_HOSTS` hosts the pages are told to reload the snapshot instead
+    of getting each host, and past :data:`BATCH_EVENTS` port events those are summed up
+    per kind of change (``port Active (was Init) on 20000 hosts``) so the timeline keeps
+    what else happened."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, dict[str, Any]] = {}
+        self.events: list[tuple[str, str, str]] = []
+
+    def add(self, name: str, state: dict[str, Any], changes: list[tuple[str, str]]) -> None:
+        """One host's new state and its events."""
+        self.hosts[name] = state
+        self.events.extend((name, kind, text) for kind, text in changes)
+
+    def flush(self, log: EventLog) -> None:
+        """Record the events and tell the pages."""
+        port = [e for e in self.events if e[1] == "port"]
+        if len(port) > BATCH_EVENTS:
+            summed: dict[str, int] = {}
+            for _name, _kind, text in port:
+                key = "LID changed" if text.startswith("LID ") else text
+                summed[key] = summed.get(key, 0) + 1
+            others = [e for e in self.events if e[1] != "port"]
+            for name, kind, text in others:
+                log.add(name, kind, text)
+            for text, count in summed.items():
+                log.add("", "port", f"{text} on {count} hosts")
+        else:
+            for name, kind, text in self.events:
+                log.add(name, kind, text)
+        if len(self.hosts) > BATCH_HOSTS:
+            log.publish({"type": "reload"})
+            return
+        for name, state in self.hosts.items():
+            log.publish({"type": "host", "name": name, "state": state})
+
+
 class LabWatcher:
     """Turns state changes into events (module docstring) and tells the pages."""
 
@@ -168,8 +211,9 @@ class LabWatcher:
         proc = self.sm.proc
         return {"running": True, "host": self.sm.host, "pid": proc.pid if proc else 0}
 
-    def check_host(self, name: str) -> None:
-        """Compare one host with what was last seen; log and publish what changed."""
+    def check_host(self, name: str, batch: Batch | None = None) -> None:
+        """Compare one host with what was last seen; log and publish what changed (or,
+        within a pass over every host, collect it in ``batch``)."""
         node = self.by_name.get(name)
         if node is None:
             return
@@ -178,15 +222,21 @@ class LabWatcher:
         if new == old:
             return
         self.states[name] = new
-        for kind, text in diff_host(old, new):
+        changes = diff_host(old, new)
+        if batch is not None:
+            batch.add(name, new, changes)
+            return
+        for kind, text in changes:
             self.events.add(name, kind, text)
         self.events.publish({"type": "host", "name": name, "state": new})
 
     def check_all(self) -> None:
         """One pass over every host and OpenSM."""
         start = time.perf_counter()
+        batch = Batch()
         for name in self.by_name:
-            self.check_host(name)
+            self.check_host(name, batch)
+        batch.flush(self.events)
         sm = self._sm_state()
         if sm != self.sm_state:
             self.sm_state = sm

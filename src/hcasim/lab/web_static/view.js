@@ -40,7 +40,7 @@ function deviceLines(st) {
   const d = devices[0];
   const lines = [`${d.model}  fw ${d.fw}`];
   if (d.kind === "cx3") {
-    lines.push(`key: ${d.key}`);
+    lines.push(`key: ${state.snap.short_key[d.key] || d.key}`);
     lines.push(`CR-space ${d.cr_space} · firewall ${d.smp_firewall ? "on" : "off"}`);
   } else if (d.kind === "mlx5") {
     lines.push(`crypto: ${d.mode}`);
@@ -61,6 +61,7 @@ function draw() {
   const snap = state.snap;
   const svg = $("fabric");
   svg.textContent = "";
+  svg.setAttribute("preserveAspectRatio", "xMidYMin meet");  // the picture starts at the top
   const L = snap.layout;
   const detailed = L.detailed;
   state.full = { x: 0, y: 0, w: L.width, h: L.height };
@@ -70,8 +71,8 @@ function draw() {
     "text{font-family:'DejaVu Sans','Liberation Sans',Arial,sans-serif}" +
     ".sw{font-weight:700;fill:#fff}.swinfo{fill:#c9d1e0}.name{font-weight:700;fill:#fff}" +
     ".line{fill:#fff}.lid{fill:#fff}.lbl{fill:#55607a}";
+  const boxes = el("g", { id: "groups" }, svg);  // first: the links are drawn over them
   const links = el("g", { id: "links" }, svg);
-  const boxes = el("g", { id: "groups" }, svg);
   const sws = el("g", { id: "switches" }, svg);
   const hostsG = el("g", { id: "hosts" }, svg);
   for (const [, x, y, w, h] of L.groups) {
@@ -131,6 +132,7 @@ function draw() {
     state.tiles.set(host.name, { g, box, detailed });
     paintHost(host.name, false);
   }
+  if (state.selected) state.tiles.get(state.selected)?.g.classList.add("selected");
   fillLegend();
   applyView();
 }
@@ -459,6 +461,8 @@ function onMessage(msg) {
     if (msg.event.seq > state.seq) { state.seq = msg.event.seq; addEvent(msg.event); }
   } else if (msg.type === "sm") {
     showSm(msg.sm);
+  } else if (msg.type === "reload") {
+    load();  // a sweep changed many hosts at once: one snapshot beats thousands of messages
   }
 }
 
