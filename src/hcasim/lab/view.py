@@ -10,6 +10,7 @@ here from the firmware models' state: a key, a credential or a KEK never has a f
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
@@ -265,8 +266,12 @@ def topology(subnet: Subnet) -> tuple[list[dict[str, Any]], list[tuple[str, list
     return switches, groups, spines, links
 
 
-def snapshot(lab: Lab, subnet: Subnet) -> dict[str, Any]:
-    """The whole picture as data: topology, layout and every host's state (no secret)."""
+def snapshot(lab: Lab, subnet: Subnet,
+             states: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The whole picture as data: topology, layout and every host's state (no secret).
+
+    ``states``: the hosts' states as :func:`host_state` just made them (the web view's
+    watcher keeps them), so a snapshot of a big lab does not build them all again."""
     switches, groups, spines, links = topology(subnet)
     hosts: list[dict[str, Any]] = []
     for node in subnet.nodes:
@@ -280,7 +285,7 @@ def snapshot(lab: Lab, subnet: Subnet) -> dict[str, Any]:
             "port_guid": f"{port.guid:#018x}" if port else "",
             "switch": peer.node.id if peer is not None and peer.node.is_switch else "",
             "switch_port": peer.number if peer is not None else 0,
-            "state": host_state(lab, node),
+            "state": states[node.id] if states is not None else host_state(lab, node),
         })
     return {
         "switches": switches,

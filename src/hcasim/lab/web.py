@@ -310,7 +310,8 @@ class WebView:
 
     def snapshot(self) -> dict[str, Any]:
         """Topology, layout, every host's state, OpenSM, the timeline and host histories."""
-        snap = snapshot(self.lab, self.subnet)
+        self.watcher.check_all()  # states current (and their events logged) first
+        snap = snapshot(self.lab, self.subnet, self.watcher.states)
         snap["sm"] = self.watcher.sm_state
         snap["events"] = list(self.events.events)
         snap["history"] = {h: list(d) for h, d in self.events.history.items()}
