@@ -18,6 +18,7 @@ import pytest
 
 from hcasim.testing import LabHandle, running_lab
 from tests.support.browser import headless_chromium, page_ready, wait_for
+from tests.support.crypto_helpers import ADMIN, CryptoLab
 from tests.support.flint import CX3, KEY
 
 #: A key that is not node1's.
@@ -206,3 +207,30 @@ def test_png_through_rsvg_convert(web_lab: tuple[LabHandle, str], tmp_path: Path
     result = lab.hcasim("show", "--svg", str(out))
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_crypto_commissioning_shows_live_and_no_credential_or_kek(
+        web_lab: tuple[LabHandle, str], tmp_path: Path) -> None:
+    lab, url = web_lab
+    officer = CryptoLab(lab, tmp_path / "files")
+    secrets = [ADMIN.credential.hex(), ADMIN.kek.hex()]
+    with headless_chromium() as driver:
+        driver.get(url)
+        page_ready(driver)
+        assert tile(driver, "crypto1")["summary"] == "crypto-commissioning"
+        officer.commission()
+        wait_for(lambda: tile(driver, "crypto1")["summary"] == "crypto-operational",
+                 what="crypto1 operational")
+        driver.find_element("css selector", 'g.host[data-host="crypto1"]').click()
+        details = driver.find_element("id", "details").text
+        assert "crypto engine\noperational" in details
+        assert "1 credentials, 1 import KEKs" in details
+        seen = driver.page_source + driver.execute_script(
+            "return JSON.stringify([state.snap, state.events])")
+    status, snap = fetch(url + "api/snapshot")
+    out = tmp_path / "lab.svg"
+    assert lab.hcasim("show", "--svg", str(out)).returncode == 0
+    for text, where in ((seen, "the page"), (snap, "the snapshot"),
+                        (out.read_text(), "the SVG")):
+        for secret in secrets:
+            assert secret.lower() not in text.lower(), f"a secret appears in {where}"
