@@ -30,10 +30,7 @@ from pathlib import Path
 from hcasim.fabric.fattree import fat_tree
 from hcasim.fabric.netfile import format_netfile
 from hcasim.lab.home import LabHome
-from hcasim.testing import LabHandle
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.browser import headless_chromium, page_ready  # noqa: E402
+from hcasim.testing import LabHandle, headless_chromium, page_ready
 
 RADIX = 36
 

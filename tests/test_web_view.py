@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from hcasim.testing import LabHandle, running_lab
-from tests.support.browser import headless_chromium, page_ready, wait_for
+from hcasim.testing import LabHandle, headless_chromium, page_ready, running_lab
+from tests.support.browser import wait_for
 from tests.support.crypto_helpers import ADMIN, CryptoLab
 from tests.support.flint import CX3, KEY
 
