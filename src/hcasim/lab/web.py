@@ -49,6 +49,8 @@ SUBSCRIBER_BACKLOG = 10000
 #: The watcher's period: at least this, and at least ``COST_FACTOR`` times its last cost.
 MIN_PERIOD = 0.25
 COST_FACTOR = 40.0
+#: Hosts the timer's pass looks at before it lets the loop run (about 12 ms at 20,000).
+CHUNK = 1000
 #: A pass changing more hosts than this makes the pages reload; more port events than
 #: this are summed up (:class:`Batch`).
 BATCH_HOSTS = 500
@@ -231,11 +233,31 @@ class LabWatcher:
         self.events.publish({"type": "host", "name": name, "state": new})
 
     def check_all(self) -> None:
-        """One pass over every host and OpenSM."""
+        """One pass over every host and OpenSM, at once (a page asked for a snapshot)."""
         start = time.perf_counter()
         batch = Batch()
         for name in self.by_name:
             self.check_host(name, batch)
+        self._finish_pass(batch)
+        self.last_cost = time.perf_counter() - start
+
+    async def check_all_in_chunks(self) -> None:
+        """The timer's pass: :data:`CHUNK` hosts at a time, letting the loop serve MADs and
+        clients in between, so a big lab's pass never holds them up for long."""
+        busy = 0.0
+        batch = Batch()
+        names = list(self.by_name)
+        for first in range(0, len(names), CHUNK):
+            start = time.perf_counter()
+            for name in names[first:first + CHUNK]:
+                self.check_host(name, batch)
+            busy += time.perf_counter() - start
+            await asyncio.sleep(0)
+        start = time.perf_counter()
+        self._finish_pass(batch)
+        self.last_cost = busy + time.perf_counter() - start
+
+    def _finish_pass(self, batch: Batch) -> None:
         batch.flush(self.events)
         sm = self._sm_state()
         if sm != self.sm_state:
@@ -246,7 +268,6 @@ class LabWatcher:
             else:
                 self.events.add("", "opensm", "OpenSM stopped")
             self.events.publish({"type": "sm", "sm": sm})
-        self.last_cost = time.perf_counter() - start
 
     def host_event(self, host: str, event: str) -> None:
         """A lab host listener: a reboot or driver restart, then its effects (checked once
@@ -272,7 +293,7 @@ class LabWatcher:
         while True:
             await asyncio.sleep(max(MIN_PERIOD, COST_FACTOR * self.last_cost))
             try:
-                self.check_all()
+                await self.check_all_in_chunks()
             except Exception:  # a model's state the view does not expect: keep serving
                 log.exception("web view: state check failed")
 
