@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from hcasim.fabric.fattree import fat_tree
+from hcasim.fabric.netfile import format_netfile
 from hcasim.testing import LabHandle, headless_chromium, page_ready, running_lab
 from tests.support.browser import wait_for
 from tests.support.crypto_helpers import ADMIN, CryptoLab
@@ -234,3 +236,33 @@ def test_crypto_commissioning_shows_live_and_no_credential_or_kek(
                         (out.read_text(), "the SVG")):
         for secret in secrets:
             assert secret.lower() not in text.lower(), f"a secret appears in {where}"
+
+
+def test_a_1024_hca_fat_tree_is_usable(tmp_path: Path) -> None:
+    net = tmp_path / "ft1024.net"
+    net.write_text(format_netfile(fat_tree(1024, 36)))
+    with running_lab(tmp_path / "home", up_args=("--topology", str(net))) as lab:
+        url = lab.hcasim("web").stdout.strip()
+        with headless_chromium() as driver:
+            driver.get(url)
+            page_ready(driver)
+            assert driver.execute_script(
+                "return document.querySelectorAll('g.host').length") == 1024
+            # hosts are grouped under their leaf switch
+            assert driver.execute_script(
+                "return state.hosts.get('H00300').switch") == "leaf17"
+            guid = driver.execute_script("return state.hosts.get('H00300').guid")
+            search = driver.find_element("id", "search")
+            search.send_keys(guid[-8:])  # a part of its GUID finds it
+            wait_for(lambda: driver.find_element("id", "search-result").text == "1 match",
+                     what="one match")
+            assert driver.find_element("id", "details").text.startswith("H00300")
+            # zoomed in on it, the tiles in view carry their names
+            labels = wait_for(lambda: driver.execute_script(
+                "return [...document.querySelectorAll('#labels text')]"
+                ".map(t => t.textContent)"), what="names on the zoomed tiles")
+            assert "H00300" in labels and len(labels) < 1024
+            driver.find_element("id", "zoom-fit").click()
+            wait_for(lambda: driver.execute_script(
+                "return document.querySelectorAll('#labels text').length === 0"),
+                what="no names when the whole fabric is in view")

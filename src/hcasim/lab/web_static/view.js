@@ -70,11 +70,15 @@ function draw() {
   style.textContent =
     "text{font-family:'DejaVu Sans','Liberation Sans',Arial,sans-serif}" +
     ".sw{font-weight:700;fill:#fff}.swinfo{fill:#c9d1e0}.name{font-weight:700;fill:#fff}" +
-    ".line{fill:#fff}.lid{fill:#fff}.lbl{fill:#55607a}";
-  const boxes = el("g", { id: "groups" }, svg);  // first: the links are drawn over them
+    ".line{fill:#fff}.lid{fill:#fff}.lbl{fill:#55607a}.tiny{fill:#fff}";
+  // switch-to-switch links under the boxes (they would cross other switches' hosts), the
+  // links of a switch to its own hosts over its box
+  const swLinks = el("g", { id: "switch-links" }, svg);
+  const boxes = el("g", { id: "groups" }, svg);
   const links = el("g", { id: "links" }, svg);
   const sws = el("g", { id: "switches" }, svg);
   const hostsG = el("g", { id: "hosts" }, svg);
+  el("g", { id: "labels" }, svg);
   for (const [, x, y, w, h] of L.groups) {
     el("rect", { x, y, width: w, height: h, rx: 8, fill: "#fff", stroke: "#c9ced8" }, boxes);
   }
@@ -104,7 +108,7 @@ function draw() {
       const [ax, ay, aw, ah] = sw[a];
       const [bx, by, bw] = sw[b];
       const line = el("line", { x1: ax + aw / 2, y1: ay + ah, x2: bx + bw / 2, y2: by,
-        stroke: "#9aa3b2", "stroke-width": detailed ? 2 : 0.6 }, links);
+        stroke: "#9aa3b2", "stroke-width": detailed ? 2 : 0.6 }, swLinks);
       el("title", {}, line).textContent = `${a} – ${b}: ${label}`;
     }
     $("note").textContent = "";
@@ -213,6 +217,30 @@ function fillLegend() {
 function applyView() {
   const v = state.view;
   $("fabric").setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+  if (!state.labelFrame) {
+    state.labelFrame = requestAnimationFrame(() => { state.labelFrame = 0; labelVisible(); });
+  }
+}
+
+// Small tiles carry no text (20,000 labels would slow every frame); once zoomed in far
+// enough, the tiles in view get their names, a few hundred at most.
+function labelVisible() {
+  const layer = $("labels");
+  if (!layer) return;
+  layer.textContent = "";
+  const svg = $("fabric");
+  const v = state.view;
+  const scale = Math.min(svg.clientWidth / v.w, svg.clientHeight / v.h);
+  if (state.snap.layout.detailed || scale < 1.8) return;
+  let shown = 0;
+  for (const [name, tile] of state.tiles) {
+    const [x, y, w, h] = tile.box;
+    if (x + w < v.x || x > v.x + v.w || y + h < v.y || y > v.y + v.h) continue;
+    if (++shown > 600) break;
+    const t = text(layer, x + w / 2, y + h / 2 + 1.1, name, "tiny");
+    t.setAttribute("font-size", Math.min(3.2, (w * 1.7) / Math.max(4, name.length)));
+    t.setAttribute("text-anchor", "middle");
+  }
 }
 
 function zoom(factor, cx, cy) {
@@ -260,7 +288,7 @@ function focusOn(name) {
   const tile = state.tiles.get(name);
   if (!tile) return;
   const [x, y, w, h] = tile.box;
-  const span = Math.max(w, h) * (tile.detailed ? 5 : 30);
+  const span = Math.max(w, h) * (tile.detailed ? 5 : 24);
   const svg = $("fabric");
   const aspect = svg.clientHeight / Math.max(1, svg.clientWidth);
   state.view = { x: x + w / 2 - span / 2, y: y + h / 2 - (span * aspect) / 2, w: span,
