@@ -6,6 +6,7 @@ of ``hcasim show`` names every host.
 
 from __future__ import annotations
 
+import errno
 import json
 import urllib.error
 import urllib.request
@@ -16,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from hcasim.api.client import ControlClient, LabError
 from hcasim.fabric.fattree import fat_tree
 from hcasim.fabric.netfile import format_netfile
+from hcasim.lab.home import LabHome
 from hcasim.testing import LabHandle, headless_chromium, page_ready, running_lab
 from tests.support.browser import wait_for
 from tests.support.crypto_helpers import ADMIN, CryptoLab
@@ -129,6 +132,11 @@ def test_page_shows_key_coming_into_force_live(
         assert lab.flint("node1", "-d", CX3, "hw_access", "disable").returncode == 0
         wait_for(lambda: tile(driver, "node1")["summary"] == "secured", what="node1 locked")
         assert "CR-space opened" in driver.find_element("id", "history").text
+        # a reboot is history too; the host comes back locked
+        lab.reboot("node1")
+        wait_for(lambda: "host rebooted" in driver.find_element("id", "history").text,
+                 what="the reboot in node1's history")
+        assert tile(driver, "node1")["summary"] == "secured"
 
         # search finds a host by name and marks it
         search = driver.find_element("id", "search")
@@ -159,6 +167,14 @@ def test_view_answers_on_loopback_only(web_lab: tuple[LabHandle, str]) -> None:
     status, body = fetch(url + "api/snapshot", host="lab.example.org")
     assert status == 403 and "hosts" not in body
     assert url.startswith("http://127.0.0.1:")
+
+
+def test_a_host_session_cannot_start_the_view(web_lab: tuple[LabHandle, str]) -> None:
+    lab, _url = web_lab
+    with ControlClient(str(LabHome(lab.home).socket), host="node1") as client:
+        with pytest.raises(LabError) as refused:
+            client.call("web_start", port=0)
+    assert refused.value.errno == errno.EPERM
 
 
 def test_svg_names_every_host(web_lab: tuple[LabHandle, str], tmp_path: Path) -> None:
