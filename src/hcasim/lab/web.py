@@ -318,6 +318,9 @@ class WebView:
         lab.flash_listeners.append(self.watcher.flash_written)
         for drivers in cx3.drivers.values():
             for driver in drivers:
+                # what the drivers logged as the lab booted (before this service existed)
+                for line in driver.dmesg:
+                    self.events.add(driver.host, "driver-log", line)
                 driver.listeners.append(self.watcher.driver_line)
         self.watcher.start()
         self._runner: web.AppRunner | None = None
