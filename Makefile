@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint
+# Needed by the tests only: the web view's browser tests drive this Chromium (no download),
+# and hcasim show --svg FILE.png renders through rsvg-convert.
+TEST_DEBS := chromium chromium-driver librsvg2-bin
 STAMP := $(VENV)/.installed
 NATIVE := $(VENV)/.native
 # The modules src/hcasim/native.py compiles with mypyc (its MODULES), as paths.
 NATIVE_SOURCES := $(shell sed -n 's/^    "\(hcasim\.[a-z0-9_.]*\)",$$/\1/p' src/hcasim/native.py \
 	| tr . / | sed 's|^|src/|;s|$$|.py|')
 
-.PHONY: install debs test lint demo bench clean
+.PHONY: install debs test-debs apt-install test lint demo bench clean
 
 install: $(STAMP) $(NATIVE)
 
@@ -31,7 +34,13 @@ $(NATIVE): $(STAMP) src/hcasim/native.py $(NATIVE_SOURCES)
 
 # Debian packages for the real tools the lab is tested against (CI runs as root).
 debs:
-	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(DEBS)"
+
+test-debs:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_DEBS)"
+
+apt-install:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -42,13 +51,13 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
 
-test: install debs lint
+test: install debs test-debs lint
 	$(BIN)/python -m pytest -q tests
 
 demo: install debs
 	$(BIN)/python -m hcasim.cli.demo
 
-bench: install debs
+bench: install debs test-debs
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:

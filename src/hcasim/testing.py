@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +114,50 @@ class LabHandle:
     def down(self) -> None:
         """Stop the lab daemon."""
         self._check(self.hcasim("down"))
+
+
+#: Debian's Chromium and its WebDriver (packages chromium, chromium-driver).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+@contextmanager
+def headless_chromium(width: int = 1400, height: int = 900) -> Iterator[Any]:
+    """A Selenium WebDriver on Debian's headless Chromium (for the web view), quit on exit.
+
+    Nothing is downloaded: the driver's path is given, so Selenium Manager is not asked to
+    find or fetch one (and is told to stay offline should it run). Without the packages
+    this raises, naming the one to install (``make test`` installs both).
+    """
+    from selenium import webdriver  # a test dependency (the dev extra), loaded on use
+    from selenium.webdriver.chrome.service import Service
+
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not path.exists():
+            raise RuntimeError(f"{path} is missing: install the Debian package {package}")
+    os.environ.setdefault("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--disable-gpu", f"--window-size={width},{height}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options,
+                              service=Service(executable_path=str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_ready(driver: Any, timeout: float = 60.0) -> float:
+    """Wait until the web view has drawn its first snapshot; return the page's own time
+    from fetching the snapshot to the drawn picture (ms)."""
+    deadline = time.monotonic() + timeout
+    while not driver.execute_script("return document.body.dataset.ready === '1'"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the web view did not draw within {timeout} s")
+        time.sleep(0.05)
+    return float(driver.execute_script("return document.body.dataset.renderMs"))
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -289,6 +290,43 @@ def cmd_sm(args: argparse.Namespace, home: LabHome) -> int:
     return 0
 
 
+def cmd_web(args: argparse.Namespace, home: LabHome) -> int:
+    """Serve the lab's web view on loopback (or stop it) and print its address."""
+    with connect(home) as client:
+        try:
+            if args.stop:
+                reply = client.call("web_stop")
+                print("hcasim: web view stopped" if reply["stopped"] else "hcasim: no web view")
+                return 0
+            reply = client.call("web_start", port=args.port)
+        except LabError as exc:
+            raise CliError(exc.message) from None
+    print(reply["url"])
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, home: LabHome) -> int:
+    """Write the web view's picture of the lab as SVG (or PNG, through rsvg-convert)."""
+    from hcasim.lab.view import render_svg  # only this command draws
+
+    with connect(home) as client:
+        snap = client.call("web_snapshot")
+    svg = render_svg(snap, title=f"hcasim lab {home.path.name}")
+    out = Path(args.svg)
+    if out.suffix.lower() != ".png":
+        out.write_text(svg)
+        return 0
+    # PNG where a renderer is installed (Debian librsvg2-bin); nothing is downloaded
+    converter = shutil.which("rsvg-convert")
+    if converter is None:
+        raise CliError("PNG needs rsvg-convert (Debian package librsvg2-bin); write .svg instead")
+    result = subprocess.run([converter, "-f", "png", "-o", str(out)], input=svg.encode(),
+                            capture_output=True)
+    if result.returncode != 0:
+        raise CliError(f"rsvg-convert failed: {result.stderr.decode(errors='replace').strip()}")
+    return 0
+
+
 def cmd_fw_build(args: argparse.Namespace, home: LabHome) -> int:
     """Build an FS2 firmware image from an mlxburn-style ini."""
     from hcasim.devices import fs2
@@ -416,6 +454,15 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--timeout", type=_seconds, default=120.0,
                     help=f"seconds to wait for SUBNET UP (at most {MAX_SM_TIMEOUT:.0f})")
     sm.set_defaults(func=cmd_sm)
+
+    web = sub.add_parser("web", help="serve the lab's live web view on 127.0.0.1")
+    web.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")
+    web.add_argument("--stop", action="store_true", help="stop serving the page")
+    web.set_defaults(func=cmd_web)
+    show_cmd = sub.add_parser("show", help="the web view's picture of the lab, as a file")
+    show_cmd.add_argument("--svg", required=True, metavar="FILE",
+                          help="write SVG (PNG if FILE ends in .png and rsvg-convert exists)")
+    show_cmd.set_defaults(func=cmd_show)
 
     fw = sub.add_parser("fw", help="firmware images")
     fw_sub = fw.add_subparsers(dest="action", required=True)

@@ -234,6 +234,17 @@ class SecureHostState:
 
 
 @dataclass
+class Refusals:
+    """How many attempts the firmware has refused since the lab started (never reset, so a
+    watcher sees new refusals as a difference; the lab's web view turns them into events)."""
+
+    #: CR-space reads or writes that met a locked CR-space (one per access, not per dword).
+    locked_cr_accesses: int = 0
+    #: ``hw_access enable`` with a key other than the one in force.
+    wrong_keys: int = 0
+
+
+@dataclass
 class Cx3Firmware:
     """One ConnectX-3 device as the firmware sees it."""
 
@@ -253,6 +264,10 @@ class Cx3Firmware:
         default_factory=dict, repr=False)
     _hcr: list[int] = field(default_factory=lambda: [0] * TOOLS_HCR_DWORDS, repr=False)
     _gateway: FlashGateway | None = field(default=None, repr=False)
+    refusals: Refusals = field(default_factory=Refusals)
+    #: The flash contents last parsed for its key, and what they held (the flash is
+    #: immutable bytes replaced on write, so identity says whether it changed).
+    _key_cache: tuple[bytes, bool, KeyVerifier | None] | None = field(default=None, repr=False)
 
     # ----------------------------------------------------------------- resets
     def cold_boot(self) -> None:
@@ -292,11 +307,24 @@ class Cx3Firmware:
             return None
 
     def _flash_key(self) -> KeyVerifier | None:
+        return self.flash_key_state()[1]
+
+    def flash_key_state(self) -> tuple[bool, KeyVerifier | None]:
+        """Whether the flashed image supports Secure Host, and the key it holds (a verifier,
+        never the key), parsed once per flash contents: a status poll of thousands of
+        devices then costs no image parse."""
+        contents = self.flash.contents
+        cached = self._key_cache
+        if cached is not None and cached[0] is contents:
+            return cached[1], cached[2]
         info = self._flash_info()
-        if info is None or not info.hw_access_key:
-            return None
-        seal = fs2.image_info_tag(self.flash.contents, fs2.TAG_KEY_DIGEST_SEAL)
-        return verifier_from_tags(info.hw_access_key, seal, info.guids[0].to_bytes(8, "big"))
+        capable = info is not None and info.hw_access_key is not None
+        key: KeyVerifier | None = None
+        if info is not None and info.hw_access_key:
+            seal = fs2.image_info_tag(contents, fs2.TAG_KEY_DIGEST_SEAL)
+            key = verifier_from_tags(info.hw_access_key, seal, info.guids[0].to_bytes(8, "big"))
+        self._key_cache = (contents, capable, key)
+        return capable, key
 
     # ----------------------------------------------------------------- state
     @property
@@ -324,8 +352,7 @@ class Cx3Firmware:
     @property
     def supports_secure_host(self) -> bool:
         """Whether the flashed firmware was built with cr_protection_en (has the key tag)."""
-        info = self._flash_info()
-        return info is not None and info.hw_access_key is not None
+        return self.flash_key_state()[0]
 
     # ----------------------------------------------------------------- CR-space
     def cr_read(self, addr: int, count: int, owner: object) -> list[int]:
@@ -333,6 +360,8 @@ class Cx3Firmware:
         self._check_range(addr, count)
         if self._holds:
             self._touch(owner)
+        if self.secure.cr_locked and not self._reachable_while_locked(addr, owner):
+            self.refusals.locked_cr_accesses += 1
         return [self._read_dword(addr + 4 * i, owner) for i in range(count)]
 
     def cr_write(self, addr: int, values: list[int], owner: object) -> None:
@@ -340,6 +369,8 @@ class Cx3Firmware:
         self._check_range(addr, len(values))
         if self._holds:
             self._touch(owner)
+        if self.secure.cr_locked and not self._reachable_while_locked(addr, owner):
+            self.refusals.locked_cr_accesses += 1
         for i, value in enumerate(values):
             if not 0 <= value <= 0xFFFFFFFF:
                 raise FirmwareError(errno.EINVAL, f"value {value!r} is not a 32-bit dword")
@@ -509,6 +540,7 @@ class Cx3Firmware:
             return HcrStatus.BAD_OP
         if unlock:
             if not active.matches(key):
+                self.refusals.wrong_keys += 1
                 return HcrStatus.BAD_PARAM
             self.secure.cr_locked = False
         else:

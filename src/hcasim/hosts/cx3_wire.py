@@ -115,6 +115,10 @@ class Cx3Wire(NodeFirmware):
         self.driver = driver
         self.owner_of = owner_of
         self._active = port is not None and port.state == smp_attrs.PORT_STATE_ACTIVE
+        #: SMPs the host sent that the firewall dropped, and SMPs (SMInfo, traps) it kept
+        #: from the host: plain counters, read by the lab's web view outside the MAD path.
+        self.dropped_from_host: int = 0
+        self.withheld_from_host: int = 0
 
     @property
     def firewall(self) -> bool:
@@ -133,6 +137,7 @@ class Cx3Wire(NodeFirmware):
         refuses the rest (docs/fabric.md §2).
         """
         if self.firewall and ctx.raw[1] in _SMP_CLASSES:
+            self.dropped_from_host += 1
             return Action.TIMED_OUT
         return Action.PASS
 
@@ -146,6 +151,7 @@ class Cx3Wire(NodeFirmware):
         method = ctx.method
         if not ctx.from_host and (attr_id in (mad.ATTR_SM_INFO, mad.ATTR_NOTICE)
                                   or method == mad.METHOD_TRAP):
+            self.withheld_from_host += 1
             return Action.DROP  # the firmware owns QP0: nothing is forwarded to the host
         if attr_id == mad.ATTR_GUID_INFO and method == mad.METHOD_SET and ctx.attr_mod == 0:
             smp = ctx.mad

@@ -174,11 +174,16 @@ class Mlx4Driver:
         self.events: deque[str] = deque(maxlen=HISTORY)
         self.dmesg: deque[str] = deque(maxlen=HISTORY)
         self.starts = 0
+        #: Called as ``listener(host, line)`` for each kernel log line and each event the
+        #: driver handles (the lab's web view keeps them in its timeline).
+        self.listeners: list[Callable[[str, str], None]] = []
 
     def _log(self, level: int, message: str) -> None:
         line = f"mlx4_core {self.pci_address}: {message}"
         self.dmesg.append(line)
         log.log(level, "%s: %s", self.host, line)
+        for listener in self.listeners:
+            listener(self.host, line)
 
     def start(self, boot: bool = False) -> None:
         """Driver load (lab start, driver restart, host reboot): MAD_DEMUX, then the port.
@@ -216,7 +221,10 @@ class Mlx4Driver:
             return
         header = Eqe.decode(eqe)
         etype, subtype = header.type, header.subtype
-        self.events.append(describe_eqe(eqe))
+        described = describe_eqe(eqe)
+        self.events.append(described)
+        for listener in self.listeners:
+            listener(self.host, described)
         if etype == EQE_TYPE_PORT_CHANGE:
             if subtype == PORT_CHANGE_ACTIVE:
                 self.port.state = PORT_STATE_ACTIVE

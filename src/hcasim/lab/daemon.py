@@ -32,6 +32,7 @@ from hcasim.lab.lab import Lab
 from hcasim.lab.sm_service import SubnetManager
 from hcasim.lab.spec import SpecError, default_lab, lab_from_files
 from hcasim.lab.store import LabStore, StoreError
+from hcasim.lab.web import WebView
 
 log = logging.getLogger("hcasim.daemon")
 
@@ -103,9 +104,17 @@ class Services:
     cx6_hosts: list[str]
     #: The real OpenSM on a lab host, on request.
     sm: SubnetManager
+    #: The operator's web view: its timeline from the start, its page on request.
+    web: WebView
+
+    async def close(self) -> None:
+        """Close what needs the event loop to close (the web view's server), then stop."""
+        await self.web.close()
+        self.stop()
 
     def stop(self) -> None:
         """Stop every service, the last started first."""
+        self.web.stop()
         self.sm.kill_now()
         self.ibsim.close()
         self.crypto.stop()
@@ -128,7 +137,9 @@ async def start_services(lab: Lab, home: LabHome, on_shutdown: Callable[[], None
     log.info("ibsim endpoint %s ready (%d nodes; ConnectX-6 Dx on the wire: %s)", ibsim.base,
              len(engine.subnet.nodes), ", ".join(cx6_hosts) or "none")
     sm = SubnetManager(lab, home)
-    services = Services(control, crypto, ibsim, cx3, cx6_hosts, sm)
+    web = WebView(lab, engine.subnet, cx3, sm)
+    web.register(control)
+    services = Services(control, crypto, ibsim, cx3, cx6_hosts, sm, web)
     control.register("driver_show", functools.partial(_driver_show, lab, cx3))
     control.register("sm_start", sm.start)
     control.register("sm_stop", sm.stop)
@@ -168,7 +179,7 @@ async def serve(home: LabHome, lab: Lab) -> None:
         loop.create_task(_stop_when_gone(int(watched), stop))
     async with server:
         await stop.wait()
-    services.stop()
+    await services.close()
     home.socket.unlink(missing_ok=True)
     log.info("lab daemon stopped")
 

@@ -62,6 +62,9 @@ class Lab:
         #: Called as ``listener(host, event)`` after a ``"reboot"`` or ``"driver_restart"``
         #: (the host's driver models load again; hcasim.hosts.cx3_wire).
         self.host_listeners: list[Callable[[str, str], None]] = []
+        #: Called as ``listener(host)`` after a device's flash was written (a new image, a
+        #: key set or cleared), once the write is durable.
+        self.flash_listeners: list[Callable[[str], None]] = []
         flashes = store.flash_images()
         nv_objects = store.all_nv_objects()
         for raw in definition["hosts"]:
@@ -92,6 +95,8 @@ class Lab:
         def persist(image: bytes) -> None:
             self.store.write_flash(ident, image)
             log.info("flash of %s written (%d bytes)", ident, len(image))
+            for listener in self.flash_listeners:
+                listener(ident.split("/", 1)[0])
 
         return persist
 
