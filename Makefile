@@ -2,16 +2,33 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint
+DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint libibverbs-dev ibverbs-providers
+# What only the tests need: the tools that build rdma-core's pyverbs and its libraries.
+TEST_DEBS := cmake ninja-build pkg-config libnl-3-dev libnl-route-3-dev libudev-dev
 STAMP := $(VENV)/.installed
 NATIVE := $(VENV)/.native
 # The modules src/hcasim/native.py compiles with mypyc (its MODULES), as paths.
 NATIVE_SOURCES := $(shell sed -n 's/^    "\(hcasim\.[a-z0-9_.]*\)",$$/\1/p' src/hcasim/native.py \
 	| tr . / | sed 's|^|src/|;s|$$|.py|')
 
-.PHONY: install debs test lint demo bench clean
+# The verbs preload (docs/crypto.md §11): libibverbs / libmlx5 programs on a lab host.
+PRELOAD := build/preload/libhcaverbs.so
+PRELOAD_SOURCES := $(wildcard preload/*.c preload/*.h)
+# rdma-core's pyverbs and tests, from the PyPI sdist, built once (docs/crypto.md §11).
+RDMA_VERSION := 59.0
+RDMA := build/rdma
+RDMA_STAMP := $(RDMA)/.built-$(RDMA_VERSION)
 
-install: $(STAMP) $(NATIVE)
+.PHONY: install debs test-debs preload rdma-core test lint demo bench clean
+
+install: $(STAMP) $(NATIVE) $(PRELOAD)
+
+preload: $(PRELOAD)
+
+$(PRELOAD): $(PRELOAD_SOURCES) | debs
+	mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
+	  -o $@ preload/labwire.c preload/hcaverbs.c -lpthread
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +55,29 @@ debs:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+test-debs:
+	@$(MAKE) -s debs DEBS="$(TEST_DEBS)"
+
+# The pyverbs sdist carries the whole rdma-core tree: its libraries (pyverbs needs the
+# matching libibverbs), pyverbs itself and tests/, all of one version. Cython < 3.1 builds it.
+rdma-core: $(RDMA_STAMP)
+
+$(RDMA_STAMP): | test-debs
+	rm -rf $(RDMA) && mkdir -p $(RDMA)
+	$(PYTHON) -m venv $(RDMA)/venv
+	$(RDMA)/venv/bin/pip install -q 'cython>=3.0.12,<3.1'
+	$(RDMA)/venv/bin/pip download -q --no-deps --no-binary :all: pyverbs==$(RDMA_VERSION) -d $(RDMA)
+	tar -xzf $(RDMA)/pyverbs-$(RDMA_VERSION).tar.gz -C $(RDMA)
+	cd $(RDMA)/pyverbs-$(RDMA_VERSION)/rdma-core && mkdir -p build && cd build \
+	  && cmake -GNinja -DNO_MAN_PAGES=1 -DPYTHON_EXECUTABLE=$(abspath $(RDMA))/venv/bin/python .. >/dev/null \
+	  && ninja >/dev/null
+	touch $@
+
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
 
-test: install debs lint
+test: install debs test-debs rdma-core lint
 	$(BIN)/python -m pytest -q tests
 
 demo: install debs

@@ -18,7 +18,7 @@ from typing import Any
 
 from hcasim.api.client import ControlClient, LabError, LabUnavailable
 from hcasim.cli import crypto as crypto_cli
-from hcasim.lab.home import LabHome
+from hcasim.lab.home import LabHome, verbs_preload
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -194,7 +194,12 @@ def host_environment(home: LabHome, host: str) -> dict[str, str]:
     env["HCASIM_HOST"] = host
     scripts = sysconfig.get_path("scripts")
     env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
-    return home.fabric_environment(env, host)
+    env = home.fabric_environment(env, host)
+    verbs = verbs_preload()
+    if verbs is not None:  # libibverbs / libmlx5 programs see the host's verbs devices
+        preload = [p for p in env["LD_PRELOAD"].split() if p != verbs]
+        env["LD_PRELOAD"] = " ".join([*preload, verbs])
+    return env
 
 
 def cmd_exec(args: argparse.Namespace, home: LabHome) -> int:

@@ -11,6 +11,8 @@ storage key, and :class:`CryptoService` serves the crypto control operations of
   login session, login objects, DEKs and MKeys (``session.on_close``).
 * ``mlx5_<op>`` for each operation of :data:`hcasim.lab.crypto_protocol.OPERATIONS` (one per
   :class:`hcasim.mlx5dv.CryptoTransport` engine operation), on that context.
+* ``mlx5_devices``: the verbs devices of the session's host, ``[{name, node_guid}]`` in verbs
+  order (what ``ibv_get_device_list`` shows a program of that host; the verbs preload asks).
 * ``mlx5_reg {device, register_id, method, data}``: one crypto-officer access register
   (CRYPTO_OPERATIONAL, IMPORT_KEK_HANDLE, CREDENTIAL_HANDLE) of a device of the session's host;
   the reply carries the register status and bytes, never a secret (write-only fields read 0).
@@ -160,6 +162,7 @@ class CryptoService:
 
     def register(self, endpoint: ControlEndpoint) -> None:
         """Add every ``mlx5_*`` operation to the control endpoint."""
+        endpoint.register(OP_PREFIX + "devices", self.devices)
         endpoint.register(OP_PREFIX + "open", self.open)
         endpoint.register(OP_PREFIX + "close_context", self.close_context)
         endpoint.register(OP_PREFIX + "reg", self.register_access)
@@ -173,6 +176,23 @@ class CryptoService:
             for d in self.lab.host(host).devices
             if isinstance(d.firmware, Mlx5CryptoFirmware)
         ]
+
+    def devices(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``mlx5_devices``: the session's host's verbs devices with their node GUIDs."""
+        if session.host is None:
+            raise ControlError(errno.ENOENT, "no host on this connection (hello first)")
+        guids = {
+            spec.get("name"): spec.get("guid", 0)
+            for spec in self.lab.definition.get("hosts", [])
+            if isinstance(spec, dict)
+        }
+        guid = guids.get(session.host, 0)
+        return {
+            "devices": [
+                {"name": firmware.verbs_name, "node_guid": guid if isinstance(guid, int) else 0}
+                for firmware in self.crypto_devices(session.host)
+            ]
+        }
 
     def _device(self, session: Session, args: dict[str, Any]) -> Mlx5CryptoFirmware:
         name = _wire(get_str, args, "device")
