@@ -14,6 +14,7 @@ NATIVE_SOURCES := $(shell sed -n 's/^    "\(hcasim\.[a-z0-9_.]*\)",$$/\1/p' src/
 # The verbs preload (docs/crypto.md §11): libibverbs / libmlx5 programs on a lab host.
 PRELOAD := build/preload/libhcaverbs.so
 PRELOAD_SOURCES := $(wildcard preload/*.c preload/*.h)
+RDMA_SHIM := build/preload/bin/rdma
 # rdma-core's pyverbs and tests, from the PyPI sdist, built once (docs/crypto.md §11).
 RDMA_VERSION := 59.0
 RDMA := build/rdma
@@ -21,14 +22,20 @@ RDMA_STAMP := $(RDMA)/.built-$(RDMA_VERSION)
 
 .PHONY: install debs test-debs preload rdma-core test lint demo bench clean
 
-install: $(STAMP) $(NATIVE) $(PRELOAD)
+install: $(STAMP) $(NATIVE) preload
 
-preload: $(PRELOAD)
+preload: $(PRELOAD) $(RDMA_SHIM)
 
 $(PRELOAD): $(PRELOAD_SOURCES) | debs
 	mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
-	  -o $@ preload/labwire.c preload/hcaverbs.c -lpthread
+	  -o $@ preload/labwire.c preload/hcaverbs.c preload/datapath.c -lpthread
+
+# Beside it, the host's `rdma` (hcasim.cli.rdma), which `hcasim exec` puts first on PATH.
+$(RDMA_SHIM):
+	mkdir -p $(dir $@)
+	printf '#!/bin/sh\n# iproute2 rdma on a lab host (hcasim.cli.rdma)\nexec "$${HCASIM_PYTHON:-python3}" -m hcasim.cli.rdma "$$@"\n' > $@
+	chmod 755 $@
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

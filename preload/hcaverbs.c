@@ -27,34 +27,12 @@
 #include <infiniband/mlx5dv.h>
 #include <infiniband/verbs.h>
 
-#include "labwire.h"
+#include "hcaverbs.h"
 
-#define HV_EXPORT __attribute__((visibility("default")))
 #define HV_MAX_DEVICES 16
 
-/* A device of the host, as ibv_get_device_list hands it out; kept for the process's life. */
-struct hv_device {
-	struct ibv_device dev; /* first: ibv_device pointers are hv_device pointers */
-	uint64_t node_guid;
-	int index;
-};
-
-/* A verbs context: one control connection that is one device context in the daemon. */
-struct hv_context {
-	struct ibv_context ctx; /* first: ibv_context pointers are hv_context pointers */
-	int fd;
-	pthread_mutex_t lock; /* one request in flight per connection */
-	struct mlx5dv_crypto_caps caps; /* read once, at open, as the provider does */
-	uint32_t next_pdn;
-	struct hv_device *device;
-};
-
+/* A login object: the engine's id on its context. */
 struct mlx5dv_crypto_login_obj {
-	struct hv_context *hctx;
-	uint64_t id;
-};
-
-struct mlx5dv_dek {
 	struct hv_context *hctx;
 	uint64_t id;
 };
@@ -68,22 +46,6 @@ static const char *lab_host(void)
 	const char *host = getenv("HCASIM_HOST");
 
 	return host && *host ? host : NULL;
-}
-
-static struct hv_context *hctx_of(struct ibv_context *ctx)
-{
-	return (struct hv_context *)ctx;
-}
-
-/* One request on the context's connection; 0 or the errno to report. */
-static int ctx_call(struct hv_context *h, struct lw_buf *req, struct lw_buf *reply)
-{
-	int err;
-
-	pthread_mutex_lock(&h->lock);
-	err = lw_call(h->fd, req, reply);
-	pthread_mutex_unlock(&h->lock);
-	return err;
 }
 
 /* A device entry for name (found or added); NULL when the table is full. */
@@ -261,6 +223,7 @@ HV_EXPORT struct ibv_context *ibv_open_device(struct ibv_device *device)
 	h->ctx.num_comp_vectors = 1;
 	h->device = (struct hv_device *)device;
 	h->next_pdn = 1;
+	hv_datapath_ops(&h->ctx);
 	return &h->ctx;
 }
 

@@ -83,7 +83,8 @@ static int buf_string(struct lw_buf *buf, const char *text)
 
 static int req_key(struct lw_buf *req, const char *key)
 {
-	if (buf_puts(req, ","))
+	/* the first member of a nested object takes no comma */
+	if (req->data[req->len - 1] != '{' && buf_puts(req, ","))
 		return ENOMEM;
 	if (buf_string(req, key))
 		return ENOMEM;
@@ -125,6 +126,18 @@ int lw_req_bool(struct lw_buf *req, const char *key, bool value)
 	if (req_key(req, key))
 		return ENOMEM;
 	return buf_puts(req, value ? "true" : "false");
+}
+
+int lw_req_begin(struct lw_buf *req, const char *key)
+{
+	if (req_key(req, key))
+		return ENOMEM;
+	return buf_puts(req, "{");
+}
+
+int lw_req_end(struct lw_buf *req)
+{
+	return buf_puts(req, "}");
 }
 
 int lw_req_null(struct lw_buf *req, const char *key)

@@ -29,6 +29,9 @@ int lw_req_int(struct lw_buf *req, const char *key, uint64_t value);
 int lw_req_str(struct lw_buf *req, const char *key, const char *value);
 int lw_req_b64(struct lw_buf *req, const char *key, const void *data, size_t len);
 int lw_req_bool(struct lw_buf *req, const char *key, bool value);
+/* A nested object member: lw_req_begin, its fields, lw_req_end. */
+int lw_req_begin(struct lw_buf *req, const char *key);
+int lw_req_end(struct lw_buf *req);
 int lw_req_null(struct lw_buf *req, const char *key);
 void lw_buf_free(struct lw_buf *buf);
 

@@ -9,6 +9,7 @@ login-object API, DEKs; a flipped credential word gives the real EINVAL.
 from __future__ import annotations
 
 import errno
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +113,18 @@ def test_no_secret_reaches_the_output(shared: CryptoLab, program: Path) -> None:
         assert secret.hex() not in text
     log = (shared.lab.home / "daemon.log").read_text().lower()
     assert keys.wrapped_credential().hex() not in log
+
+
+def test_rdma_link_show_answers_for_the_host(shared: CryptoLab, program: Path) -> None:
+    result = shared.lab.run(HOST, "rdma", "link", "show", "-j")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {"ifindex": 0, "ifname": "mlx5_0", "port": 1, "state": "ACTIVE",
+         "physical_state": "LINK_UP"}
+    ]
+    assert shared.lab.run(HOST, "rdma", "link").stdout == (
+        "link mlx5_0/1 state ACTIVE physical_state LINK_UP\n"
+    )
+    assert shared.lab.run(HOST, "rdma", "link", "show", "mlx5_9/1").returncode == 1
+    assert json.loads(shared.lab.run("node1", "rdma", "link", "show", "-j").stdout) == []
+    assert shared.lab.run(HOST, "rdma", "dev").returncode == 1

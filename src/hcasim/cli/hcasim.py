@@ -199,6 +199,9 @@ def host_environment(home: LabHome, host: str) -> dict[str, str]:
     if verbs is not None:  # libibverbs / libmlx5 programs see the host's verbs devices
         preload = [p for p in env["LD_PRELOAD"].split() if p != verbs]
         env["LD_PRELOAD"] = " ".join([*preload, verbs])
+        # beside it, the host's `rdma` (hcasim.cli.rdma), run by this Python
+        env["PATH"] = str(Path(verbs).parent / "bin") + os.pathsep + env["PATH"]
+        env["HCASIM_PYTHON"] = sys.executable
     return env
 
 
