@@ -32,9 +32,9 @@ $(PRELOAD): $(PRELOAD_SOURCES) | debs
 	  -o $@ preload/labwire.c preload/hcaverbs.c preload/datapath.c -lpthread
 
 # Beside it, the host's `rdma` (hcasim.cli.rdma), which `hcasim exec` puts first on PATH.
-$(RDMA_SHIM):
+$(RDMA_SHIM): Makefile
 	mkdir -p $(dir $@)
-	printf '#!/bin/sh\n# iproute2 rdma on a lab host (hcasim.cli.rdma)\nexec "$${HCASIM_PYTHON:-python3}" -m hcasim.cli.rdma "$$@"\n' > $@
+	printf '#!/bin/sh\n# iproute2 rdma on a lab host (hcasim.cli.rdma)\nPYTHONPATH="$(abspath src)$${PYTHONPATH:+:$$PYTHONPATH}" exec "$${HCASIM_PYTHON:-python3}" -m hcasim.cli.rdma "$$@"\n' > $@
 	chmod 755 $@
 
 $(STAMP): pyproject.toml
