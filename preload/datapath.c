@@ -2,9 +2,12 @@
  * The data path of libhcaverbs: CQs, MRs, RC QPs, crypto MKeys and the work requests that
  * rdma-core's crypto traffic tests post (docs/crypto.md §11).
  *
- * Queues live in the process: an RC QP is connected to a QP of the same process (the two
- * players of a test), found by the destination QP number ibv_modify_qp set. A SEND or RDMA
- * WRITE copies bytes from the sender's memory into the receiver's; where an address is an
+ * Queues live in the process. QP numbers are lab-wide (the daemon hands them out); a SEND or
+ * RDMA WRITE to a QP of the same process (the two players of a test) is carried at once, one
+ * to a QP elsewhere (another process, another host) goes through the daemon's relay
+ * (mlx5_qp_send) and lands when the receiving process next polls a CQ of that QP
+ * (mlx5_qp_fetch). A SEND or RDMA WRITE copies bytes from the sender's memory into the
+ * receiver's; where an address is an
  * MKey's, the bytes cross the MKey in the lab's device model (mlx5_mkey_transfer: memory to
  * wire on the sending side, wire to memory on the receiving side), so encryption and
  * decryption happen in the daemon and the DEK never leaves it. A refusal of the engine is
@@ -48,11 +51,14 @@ static int cq_push(struct ibv_cq *cq, const struct ibv_wc *wc)
 	return err;
 }
 
+static void poll_relay(struct ibv_cq *cq);
+
 static int hv_poll_cq(struct ibv_cq *cq, int num, struct ibv_wc *wc)
 {
 	struct hv_cq *c = (struct hv_cq *)cq;
 	int n = 0;
 
+	poll_relay(cq);
 	pthread_mutex_lock(&c->lock);
 	while (n < num && c->count) {
 		wc[n++] = c->ring[c->head];
@@ -393,11 +399,19 @@ struct hv_qp {
 	struct hv_pending pending[HV_MAX_PENDING];
 	int num_pending;
 	int wr_err;
+	/* relayed SENDs that came before a receive was posted: wire bytes, oldest first */
+	struct hv_inbound *backlog, *backlog_tail;
+};
+
+struct hv_inbound {
+	struct hv_inbound *next;
+	uint32_t src_qpn;
+	size_t len;
+	char data[];
 };
 
 static pthread_mutex_t qps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hv_qp *qps[1024];
-static uint32_t next_qpn = 0x100;
 
 static struct hv_qp *qp_of(struct ibv_qp *qp)
 {
@@ -490,39 +504,24 @@ static enum ibv_wc_status scatter_one(uint32_t key, uint64_t addr, char *data, s
 	return status;
 }
 
-/* One SEND or RDMA WRITE from qp; the sender's completion status. */
-static enum ibv_wc_status execute(struct hv_qp *qp, struct ibv_send_wr *wr, uint32_t *len_out)
+/* A SEND's wire bytes into the receiver's next posted receive; its completion status.
+ * Returns -1 (nothing done) when no receive is posted. */
+static int deliver_send(struct hv_qp *peer, uint32_t src_qpn, char *data, size_t len)
 {
-	struct hv_qp *peer = qp_by_num(qp->dest_qpn);
-	enum ibv_wc_status status;
+	enum ibv_wc_status status = IBV_WC_SUCCESS;
 	struct hv_recv recv;
-	size_t len = 0, at = 0;
-	char *data = NULL;
+	size_t at = 0;
 	int i;
 
-	*len_out = 0;
-	if (!peer || qp->qpx.qp_base.state != IBV_QPS_RTS)
-		return IBV_WC_RETRY_EXC_ERR; /* nobody answers at the other end */
-	status = gather(wr, &data, &len);
-	if (status != IBV_WC_SUCCESS)
-		return status;
-	*len_out = (uint32_t)len;
-	if (wr->opcode == IBV_WR_RDMA_WRITE) {
-		status = scatter_one(wr->wr.rdma.rkey, wr->wr.rdma.remote_addr, data, len);
-		free(data);
-		return status == IBV_WC_SUCCESS ? status : IBV_WC_REM_ACCESS_ERR;
-	}
 	pthread_mutex_lock(&peer->lock);
 	if (!peer->rq_count) {
 		pthread_mutex_unlock(&peer->lock);
-		free(data);
-		return IBV_WC_RNR_RETRY_EXC_ERR;
+		return -1;
 	}
 	recv = peer->rq[peer->rq_head];
 	peer->rq_head = (peer->rq_head + 1) % peer->rq_cap;
 	peer->rq_count--;
 	pthread_mutex_unlock(&peer->lock);
-	status = IBV_WC_SUCCESS;
 	for (i = 0; i < recv.num_sge && at < len && status == IBV_WC_SUCCESS; i++) {
 		size_t n = len - at < recv.sge[i].length ? len - at : recv.sge[i].length;
 
@@ -532,9 +531,153 @@ static enum ibv_wc_status execute(struct hv_qp *qp, struct ibv_send_wr *wr, uint
 	if (status == IBV_WC_SUCCESS && at < len)
 		status = IBV_WC_LOC_LEN_ERR;
 	complete(peer->qpx.qp_base.recv_cq, recv.wr_id, status, IBV_WC_RECV, (uint32_t)len,
-		 peer->qpx.qp_base.qp_num, qp->qpx.qp_base.qp_num);
+		 peer->qpx.qp_base.qp_num, src_qpn);
+	return status;
+}
+
+/* Hand a work request to the daemon's relay for a QP of another process. */
+static enum ibv_wc_status relay(struct hv_qp *qp, struct ibv_send_wr *wr, char *data,
+				size_t len)
+{
+	struct lw_buf req = { 0 }, reply = { 0 };
+	bool write = wr->opcode == IBV_WR_RDMA_WRITE;
+	int err;
+
+	err = lw_req_start(&req, "mlx5_qp_send") ||
+			      lw_req_int(&req, "qpn", qp->qpx.qp_base.qp_num) ||
+			      lw_req_int(&req, "dest_qpn", qp->dest_qpn) ||
+			      lw_req_str(&req, "opcode", write ? "write" : "send") ||
+			      lw_req_b64(&req, "data", data, len) ||
+			      lw_req_int(&req, "rkey", write ? wr->wr.rdma.rkey : 0) ||
+			      lw_req_int(&req, "remote_addr", write ? wr->wr.rdma.remote_addr : 0)
+		      ? ENOMEM
+		      : ctx_call(qp->h, &req, &reply);
+	lw_buf_free(&req);
+	lw_buf_free(&reply);
+	/* no such QP in the lab: the peer never answers */
+	return err ? IBV_WC_RETRY_EXC_ERR : IBV_WC_SUCCESS;
+}
+
+/* One SEND or RDMA WRITE from qp; the sender's completion status. */
+static enum ibv_wc_status execute(struct hv_qp *qp, struct ibv_send_wr *wr, uint32_t *len_out)
+{
+	struct hv_qp *peer = qp_by_num(qp->dest_qpn);
+	enum ibv_wc_status status;
+	size_t len = 0;
+	char *data = NULL;
+	int delivered;
+
+	*len_out = 0;
+	if (qp->qpx.qp_base.state != IBV_QPS_RTS)
+		return IBV_WC_RETRY_EXC_ERR;
+	status = gather(wr, &data, &len);
+	if (status != IBV_WC_SUCCESS)
+		return status;
+	*len_out = (uint32_t)len;
+	if (!peer) {
+		status = relay(qp, wr, data, len);
+		free(data);
+		return status;
+	}
+	if (wr->opcode == IBV_WR_RDMA_WRITE) {
+		status = scatter_one(wr->wr.rdma.rkey, wr->wr.rdma.remote_addr, data, len);
+		free(data);
+		return status == IBV_WC_SUCCESS ? status : IBV_WC_REM_ACCESS_ERR;
+	}
+	delivered = deliver_send(peer, qp->qpx.qp_base.qp_num, data, len);
 	free(data);
-	return status == IBV_WC_SUCCESS ? status : IBV_WC_REM_OP_ERR;
+	if (delivered < 0)
+		return IBV_WC_RNR_RETRY_EXC_ERR;
+	return delivered == IBV_WC_SUCCESS ? IBV_WC_SUCCESS : IBV_WC_REM_OP_ERR;
+}
+
+/* Deliver relayed SENDs waiting for a receive, as far as receives are posted. */
+static void drain_backlog(struct hv_qp *qp)
+{
+	while (qp->backlog) {
+		struct hv_inbound *in = qp->backlog;
+
+		if (deliver_send(qp, in->src_qpn, in->data, in->len) < 0)
+			return;
+		qp->backlog = in->next;
+		if (!qp->backlog)
+			qp->backlog_tail = NULL;
+		free(in);
+	}
+}
+
+/* Fetch what the relay holds for qp: RDMA WRITEs land, SENDs join the backlog. */
+static void fetch_relayed(struct hv_qp *qp)
+{
+	struct lw_buf req = { 0 }, reply = { 0 };
+	const char *m;
+
+	if (lw_req_start(&req, "mlx5_qp_fetch") ||
+	    lw_req_int(&req, "qpn", qp->qpx.qp_base.qp_num) || ctx_call(qp->h, &req, &reply))
+		goto out;
+	m = lw_get(reply.data, "messages");
+	if (!m || *m != '[')
+		goto out;
+	for (m++; *m == '{'; m++) {
+		const char *data = lw_get(m, "data"), *op = lw_get(m, "opcode"), *end;
+		int64_t src = 0, rkey = 0, addr = 0;
+		struct hv_inbound *in;
+		size_t cap;
+		long len;
+
+		end = data && *data == '"' ? strchr(data + 1, '"') : NULL;
+		cap = end ? (size_t)(end - data) / 4 * 3 + 3 : 0;
+		in = end ? malloc(sizeof(*in) + cap) : NULL;
+		len = in ? lw_get_b64(m, "data", in->data, cap) : -1;
+		lw_get_int(m, "src_qpn", &src);
+		lw_get_int(m, "rkey", &rkey);
+		lw_get_int(m, "remote_addr", &addr);
+		if (len >= 0 && op && strncmp(op, "\"write\"", 7) == 0) {
+			/* an RDMA WRITE needs no receive: it lands in memory now */
+			scatter_one((uint32_t)rkey, (uint64_t)addr, in->data, (size_t)len);
+			free(in);
+		} else if (len >= 0) {
+			in->next = NULL;
+			in->src_qpn = (uint32_t)src;
+			in->len = (size_t)len;
+			if (qp->backlog_tail)
+				qp->backlog_tail->next = in;
+			else
+				qp->backlog = in;
+			qp->backlog_tail = in;
+		} else {
+			free(in);
+		}
+		m = lw_skip(m);
+		if (!m || *m != ',')
+			break;
+	}
+out:
+	lw_buf_free(&req);
+	lw_buf_free(&reply);
+}
+
+/* Before a CQ is polled: bring in what other processes sent to its QPs. */
+static void poll_relay(struct ibv_cq *cq)
+{
+	struct hv_qp *mine[64];
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&qps_lock);
+	for (i = 0; i < sizeof(qps) / sizeof(qps[0]) && n < 64; i++) {
+		struct hv_qp *qp = qps[i];
+
+		if (qp && (qp->qpx.qp_base.recv_cq == cq || qp->qpx.qp_base.send_cq == cq) &&
+		    qp->qpx.qp_base.state >= IBV_QPS_RTR && qp->qpx.qp_base.state <= IBV_QPS_SQD)
+			mine[n++] = qp;
+	}
+	pthread_mutex_unlock(&qps_lock);
+	for (i = 0; i < n; i++) {
+		if (qp_by_num(mine[i]->dest_qpn))
+			continue; /* a peer in this process delivers directly */
+		fetch_relayed(mine[i]);
+		drain_backlog(mine[i]);
+	}
 }
 
 static int post_one(struct hv_qp *qp, struct ibv_send_wr *wr)
@@ -852,8 +995,11 @@ static int wr_complete(struct ibv_qp_ex *qpx)
 
 static struct ibv_qp *create_qp(struct ibv_context *context, struct ibv_qp_init_attr_ex *attr)
 {
+	struct lw_buf req = { 0 }, reply = { 0 };
 	struct hv_qp *qp;
+	int64_t qpn;
 	size_t i;
+	int err;
 
 	if (attr->qp_type != IBV_QPT_RC) {
 		errno = EOPNOTSUPP; /* RC only: what the crypto traffic tests use */
@@ -896,19 +1042,28 @@ static struct ibv_qp *create_qp(struct ibv_context *context, struct ibv_qp_init_
 	qp->dv.wr_set_mkey_layout_interleaved = wr_set_mkey_layout_interleaved;
 	qp->dv.wr_set_mkey_sig_block = wr_set_mkey_sig_block;
 	qp->dv.wr_set_mkey_crypto = wr_set_mkey_crypto;
-	pthread_mutex_lock(&qps_lock);
-	for (i = 0; i < sizeof(qps) / sizeof(qps[0]) && qps[i]; i++)
-		;
-	if (i < sizeof(qps) / sizeof(qps[0])) {
-		qp->qpx.qp_base.qp_num = next_qpn++;
-		qp->qpx.qp_base.handle = qp->qpx.qp_base.qp_num;
-		qps[i] = qp;
+	err = lw_req_start(&req, "mlx5_qp_create") ? ENOMEM : ctx_call(qp->h, &req, &reply);
+	if (!err)
+		err = lw_get_int(reply.data, "qpn", &qpn) ? EIO : 0;
+	lw_buf_free(&req);
+	lw_buf_free(&reply);
+	if (!err) {
+		err = ENOMEM;
+		pthread_mutex_lock(&qps_lock);
+		for (i = 0; i < sizeof(qps) / sizeof(qps[0]) && qps[i]; i++)
+			;
+		if (i < sizeof(qps) / sizeof(qps[0])) {
+			qp->qpx.qp_base.qp_num = (uint32_t)qpn;
+			qp->qpx.qp_base.handle = (uint32_t)qpn;
+			qps[i] = qp;
+			err = 0;
+		}
+		pthread_mutex_unlock(&qps_lock);
 	}
-	pthread_mutex_unlock(&qps_lock);
-	if (!qp->qpx.qp_base.qp_num) {
+	if (err) {
 		free(qp->rq);
 		free(qp);
-		errno = ENOMEM;
+		errno = err;
 		return NULL;
 	}
 	return &qp->qpx.qp_base;
@@ -985,8 +1140,20 @@ HV_EXPORT int ibv_query_qp(struct ibv_qp *ibqp, struct ibv_qp_attr *attr, int ma
 
 HV_EXPORT int ibv_destroy_qp(struct ibv_qp *ibqp)
 {
+	struct lw_buf req = { 0 }, reply = { 0 };
 	struct hv_qp *qp = qp_of(ibqp);
 	size_t i;
+
+	if (!lw_req_start(&req, "mlx5_qp_destroy") && !lw_req_int(&req, "qpn", ibqp->qp_num))
+		ctx_call(qp->h, &req, &reply); /* a dead daemon has forgotten the QP anyway */
+	lw_buf_free(&req);
+	lw_buf_free(&reply);
+	while (qp->backlog) {
+		struct hv_inbound *in = qp->backlog;
+
+		qp->backlog = in->next;
+		free(in);
+	}
 
 	pthread_mutex_lock(&qps_lock);
 	for (i = 0; i < sizeof(qps) / sizeof(qps[0]); i++)
