@@ -9,6 +9,7 @@ process on each) the QPs meet through the daemon's relay.
 
 from __future__ import annotations
 
+import errno
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ XTS_KEY = bytes(range(64, 96))
 KEYTAG = bytes(range(1, 9))
 # ibv_wc_status and ibv_wc_opcode values (infiniband/verbs.h)
 WC_SUCCESS, WC_LOC_LEN_ERR, WC_LOC_PROT_ERR = 0, 1, 4
+WC_RETRY_EXC_ERR, WC_RNR_RETRY_EXC_ERR = 12, 13
 WC_RDMA_WRITE = 1
 
 
@@ -68,6 +70,14 @@ def test_crypto_mkeys_encrypt_and_decrypt_rc_traffic(lab: CryptoLab, program: Pa
     assert out["keytag mismatch"] == str(WC_LOC_PROT_ERR)
     assert out["bad data unit size"] == "22"  # EINVAL at ibv_wr_complete
     assert out["dek destroyed"] == str(WC_LOC_PROT_ERR)
+    # the rest of the surface
+    assert out["inline"] == f"{WC_SUCCESS} same"
+    assert out["no receive posted"] == str(WC_RNR_RETRY_EXC_ERR)
+    assert out["aborted"] == "0"
+    assert out["interleaved layout"] == str(errno.EOPNOTSUPP)
+    assert out["plain qp"] == "state 0 type 2"  # IBV_QPS_RESET, IBV_QPT_RC
+    assert out["unknown peer"] == str(WC_RETRY_EXC_ERR)
+    assert out["iova mr"] == "0"
     assert "ok" in out
     assert keys.wrapped_credential().hex() not in result.stdout
 
@@ -143,6 +153,7 @@ def test_an_rc_connection_between_two_hosts_carries_ciphertext(
         assert client.read() == ["send", str(WC_SUCCESS)]
         assert client.read() == ["write", str(WC_SUCCESS)]
         assert client.wait() == 0
+        server.write("post")  # the SEND came before the receive: it waits for one
         expected = xts_reference(XTS_KEY, 0, b"c" * 512).hex()
         assert server.read() == ["recv", str(WC_SUCCESS), "512"]
         assert server.read() == ["data", expected]  # vault2's device encrypted on TX

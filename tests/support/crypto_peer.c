@@ -3,10 +3,10 @@
  * (tests/test_verbs_traffic.py drives two of them, one line at a time).
  *
  *   crypto_peer server
- *     prints "qpn N rkey R addr A"; reads "peer N"; connects and posts a 512-byte receive;
- *     prints "ready"; polls until the SEND arrives and prints "recv STATUS LEN" and
- *     "data HEX"; reads "check" and prints "write HEX" (what the peer's RDMA WRITE put
- *     after the receive buffer; it lands when this process polls).
+ *     prints "qpn N rkey R addr A"; reads "peer N"; connects; prints "ready"; reads "post"
+ *     (the peer has sent by then), polls once, posts a 512-byte receive, polls until the SEND
+ *     is in and prints "recv STATUS LEN" and "data HEX"; reads "check" and prints "write HEX"
+ *     (what the peer's RDMA WRITE put after the receive buffer; it landed at the first poll).
  *   crypto_peer client CRED_ID KEK_ID CRED_FILE DEK_FILE
  *     logs in, loads the DEK, configures an MKey that encrypts on TX over 512 bytes of 'c';
  *     prints "qpn N"; reads "peer N rkey R addr A"; connects; prints "send STATUS" for a
@@ -128,10 +128,15 @@ static int server(void)
 	if (!fgets(line, sizeof(line), stdin) || sscanf(line, "peer %u", &peer) != 1)
 		return 64;
 	connect_to(peer);
-	if (ibv_post_recv(qp, &wr, &bad))
-		die("post_recv");
 	printf("ready\n");
 	fflush(stdout);
+	/* the peer sends before the receive is posted: the SEND waits in this process */
+	if (!fgets(line, sizeof(line), stdin))
+		return 64;
+	if (ibv_poll_cq(cq, 1, &wc) != 0)
+		die("a completion without a receive");
+	if (ibv_post_recv(qp, &wr, &bad))
+		die("post_recv");
 	if (poll_one(&wc, 1000))
 		die("receive");
 	printf("recv %d %u\n", wc.status, wc.byte_len);

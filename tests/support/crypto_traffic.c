@@ -179,6 +179,81 @@ static void print_hex(const char *step, const char *data, size_t len)
 	printf("\n");
 }
 
+/* The rest of the preload's surface: plain QPs, inline data, RNR, unknown peers, aborted and
+ * unsupported work requests, MRs with an IOVA. */
+static void extras(struct player *c, struct player *s, struct mlx5dv_mkey *mkey)
+{
+	struct ibv_qp_ex *qpx = ibv_qp_to_qp_ex(c->qp);
+	struct mlx5dv_qp_ex *dv = mlx5dv_qp_ex_from_ibv_qp_ex(qpx);
+	struct mlx5dv_mr_interleaved il = { (uintptr_t)c->buf, 16, 16, c->mr->lkey };
+	struct ibv_qp_init_attr init = { .send_cq = c->cq, .recv_cq = c->cq, .qp_type = IBV_QPT_RC,
+					 .cap = { .max_send_wr = 1, .max_recv_wr = 1 } }, got;
+	struct ibv_sge rsge = { (uintptr_t)s->buf + 3 * HALF, HALF, s->mr->lkey };
+	struct ibv_recv_wr rwr = { .wr_id = 5, .sg_list = &rsge, .num_sge = 1 }, *rbad;
+	char text[] = "inline bytes";
+	struct ibv_sge sge = { (uintptr_t)text, sizeof(text), 0 };
+	struct ibv_send_wr wr = { .wr_id = 6, .sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_SEND,
+				  .send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE }, *bad;
+	struct ibv_qp_attr attr;
+	struct ibv_qp *plain;
+	struct ibv_mr *mr;
+	struct ibv_wc wc;
+	int n;
+
+	/* SENDs until no receive is left (the failed SENDs above left theirs posted) */
+	wr.send_flags = IBV_SEND_SIGNALED;
+	sge = (struct ibv_sge){ (uintptr_t)c->buf, 16, c->mr->lkey };
+	do {
+		if (ibv_post_send(c->qp, &wr, &bad))
+			die("rnr post");
+		n = poll_one(c->cq, &wc);
+		if (n == IBV_WC_SUCCESS)
+			poll_one(s->cq, &wc);
+	} while (n == IBV_WC_SUCCESS);
+	printf("no receive posted: %d\n", n);
+	/* a SEND of inline data by ibv_post_send */
+	wr.send_flags = IBV_SEND_SIGNALED | IBV_SEND_INLINE;
+	sge = (struct ibv_sge){ (uintptr_t)text, sizeof(text), 0 };
+	if (ibv_post_recv(s->qp, &rwr, &rbad) || ibv_post_send(c->qp, &wr, &bad))
+		die("inline post");
+	n = poll_one(c->cq, &wc);
+	printf("inline: %d %s\n", n,
+	       poll_one(s->cq, &wc) == 0 && !strcmp(s->buf + 3 * HALF, text) ? "same" : "different");
+	wr.send_flags = IBV_SEND_SIGNALED;
+	sge = (struct ibv_sge){ (uintptr_t)c->buf, 16, c->mr->lkey };
+	/* an aborted work request never completes */
+	ibv_wr_start(qpx);
+	ibv_wr_send(qpx);
+	ibv_wr_set_sge(qpx, c->mr->lkey, (uintptr_t)c->buf, 16);
+	ibv_wr_abort(qpx);
+	printf("aborted: %d\n", ibv_poll_cq(c->cq, 1, &wc));
+	/* an interleaved layout is not modelled */
+	ibv_wr_start(qpx);
+	mlx5dv_wr_mkey_configure(dv, mkey, 2, &(struct mlx5dv_mkey_conf_attr){ 0 });
+	mlx5dv_wr_set_mkey_layout_interleaved(dv, 1, 1, &il);
+	printf("interleaved layout: %d\n", ibv_wr_complete(qpx));
+	/* ibv_create_qp and ibv_query_qp; a QP connected to a number no QP has */
+	init.cap.max_recv_wr = 1;
+	plain = ibv_create_qp(c->pd, &init);
+	if (!plain || ibv_query_qp(plain, &attr, IBV_QP_STATE, &got))
+		die("ibv_create_qp");
+	printf("plain qp: state %d type %d\n", attr.qp_state, got.qp_type);
+	c->qp = plain;
+	connect_to(c, 0xfffffe);
+	sge = (struct ibv_sge){ (uintptr_t)c->buf, 16, c->mr->lkey };
+	if (ibv_post_send(plain, &wr, &bad))
+		die("post to nobody");
+	printf("unknown peer: %d\n", poll_one(c->cq, &wc));
+	c->qp = &qpx->qp_base;
+	ibv_destroy_qp(plain);
+	/* an MR with an IOVA and an optional access flag (ibv_reg_mr_iova2) */
+	mr = ibv_reg_mr_iova(c->pd, c->buf, HALF, 0x1000,
+			     IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_RELAXED_ORDERING);
+	printf("iova mr: %s\n", mr ? "0" : strerror(errno));
+	if (mr)
+		ibv_dereg_mr(mr);
+}
+
 int main(int argc, char **argv)
 {
 	struct mlx5dv_crypto_login_attr login = { 0 };
@@ -270,6 +345,8 @@ int main(int argc, char **argv)
 	if (mlx5dv_dek_destroy(dek))
 		die("dek_destroy");
 	printf("dek destroyed: %d\n", send_through(c, s, wire_enc->lkey, 0, HALF, 0));
+
+	extras(c, s, tagged);
 
 	mlx5dv_destroy_mkey(wire_enc);
 	mlx5dv_destroy_mkey(mem_enc);
