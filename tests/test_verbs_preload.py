@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 
 from hcasim.api.crypto_lab import UserKeys
 from tests.support.crypto_helpers import HOST, CryptoLab, crypto_lab, write_hex
-from tests.support.verbs_clients import EXAMPLES, build_preload, compile_program
+from tests.support.verbs_clients import EXAMPLES, PRELOAD, build_preload, compile_program
 
 XTS_KEY = bytes(range(1, 33))
 ZERO = {"contexts": 0, "sessions_valid": 0, "sessions_invalid": 0, "deks": 0}
@@ -128,3 +130,17 @@ def test_rdma_link_show_answers_for_the_host(shared: CryptoLab, program: Path) -
     assert shared.lab.run(HOST, "rdma", "link", "show", "mlx5_9/1").returncode == 1
     assert json.loads(shared.lab.run("node1", "rdma", "link", "show", "-j").stdout) == []
     assert shared.lab.run(HOST, "rdma", "dev").returncode == 1
+
+
+def test_outside_a_lab_host_and_without_a_daemon(tmp_path: Path, program: Path) -> None:
+    """No HCASIM_HOST: no verbs device; a daemon that cannot be reached: the connect errno."""
+    cred, dek = tmp_path / "c.hex", tmp_path / "d.hex"
+    cred.write_text("00" * 48)
+    dek.write_text("00" * 40)
+    args = [str(program), "1", "1", str(cred), str(dek)]
+    env = {"PATH": os.environ["PATH"], "LD_PRELOAD": str(PRELOAD)}
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stderr) == (1, "no verbs device: empty list\n")
+    env.update(HCASIM_HOST=HOST, HCASIM_SOCKET=str(tmp_path / "no.sock"))
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30)
+    assert (r.returncode, r.stderr) == (1, "no verbs device: No such file or directory\n")
