@@ -42,6 +42,10 @@ dek_query comp_mask=1                    EINVAL
 logout                                   0
 query_state                              NO_LOGIN
 logout again                             ENOENT
+mkey configure outside session           0
+encrypt outside session                  0
+decrypt outside session                  0
+round trip outside session               same
 dek_query outside session                EINVAL
 dek_destroy outside session              0
 login_create comp_mask=1                 EINVAL

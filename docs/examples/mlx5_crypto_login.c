@@ -2,6 +2,9 @@
  * mlx5_crypto_login: the crypto login sequence of mlx5dv_crypto_login(3) with every errno
  * of its man page, and a DEK created inside a session and used outside it.
  *
+ * Used outside the session: the DEK encrypts and decrypts through two crypto MKeys after
+ * the logout, with a QP that sends to itself.
+ *
  * An ordinary libibverbs / libmlx5 program: build it against the rdma-core headers and run
  * it on a lab host (docs/crypto.md §11):
  *
@@ -102,6 +105,119 @@ static struct mlx5dv_dek *make_dek(struct ibv_context *ctx, struct ibv_pd *pd,
 	return mlx5dv_dek_create(ctx, &attr);
 }
 
+/* One SEND of len bytes at addr under key, to the QP itself (connected to its own number). */
+static int loop_send(struct ibv_qp *qp, struct ibv_cq *cq, uint32_t key, uint64_t addr,
+		     uint32_t len, struct ibv_mr *mr, char *into)
+{
+	struct ibv_sge rsge = { (uintptr_t)into, len, mr->lkey }, sge = { addr, len, key };
+	struct ibv_recv_wr rwr = { .sg_list = &rsge, .num_sge = 1 }, *rbad;
+	struct ibv_send_wr wr = { .sg_list = &sge, .num_sge = 1, .opcode = IBV_WR_SEND,
+				  .send_flags = IBV_SEND_SIGNALED }, *bad;
+	struct ibv_wc wc[2];
+	int n = 0;
+
+	if (ibv_post_recv(qp, &rwr, &rbad) || ibv_post_send(qp, &wr, &bad))
+		return -1;
+	while (n < 2)
+		n += ibv_poll_cq(cq, 2 - n, wc + n);
+	return wc[0].status ? (int)wc[0].status : (int)wc[1].status;
+}
+
+/* Configure an MKey over len bytes at addr: AES-XTS with dek, 512-byte data units, tweak 0. */
+static int configure(struct ibv_qp *qp, struct ibv_cq *cq, struct mlx5dv_mkey *mkey,
+		     struct ibv_mr *mr, char *addr, uint32_t len, struct mlx5dv_dek *dek,
+		     int encrypt_on_tx)
+{
+	struct ibv_qp_ex *qpx = ibv_qp_to_qp_ex(qp);
+	struct mlx5dv_qp_ex *dv = mlx5dv_qp_ex_from_ibv_qp_ex(qpx);
+	struct ibv_sge sge = { (uintptr_t)addr, len, mr->lkey };
+	struct mlx5dv_crypto_attr crypto = {
+		.crypto_standard = MLX5DV_CRYPTO_STANDARD_AES_XTS,
+		.encrypt_on_tx = encrypt_on_tx,
+		.data_unit_size = MLX5DV_BLOCK_SIZE_512,
+		.dek = dek,
+	};
+	struct ibv_wc wc;
+
+	ibv_wr_start(qpx);
+	qpx->wr_flags = IBV_SEND_SIGNALED;
+	mlx5dv_wr_mkey_configure(dv, mkey, 3, &(struct mlx5dv_mkey_conf_attr){ 0 });
+	mlx5dv_wr_set_mkey_access_flags(dv, IBV_ACCESS_LOCAL_WRITE);
+	mlx5dv_wr_set_mkey_layout_list(dv, 1, &sge);
+	mlx5dv_wr_set_mkey_crypto(dv, &crypto);
+	if (ibv_wr_complete(qpx))
+		return -1;
+	while (ibv_poll_cq(cq, 1, &wc) == 0)
+		;
+	return wc.status;
+}
+
+/*
+ * Use the DEK with no session: two crypto MKeys over a buffer, one encrypting on TX and one
+ * decrypting, and a QP that sends to itself. 'c' x 512 goes out through the first and lands
+ * (ciphertext) under the second, which sends it out again as plaintext.
+ */
+static void use_outside_session(struct ibv_context *ctx, struct ibv_pd *pd,
+				struct mlx5dv_dek *dek)
+{
+	static char buf[3 * 512];
+	struct ibv_qp_init_attr_ex init = {
+		.qp_type = IBV_QPT_RC,
+		.cap = { .max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1, .max_recv_sge = 1 },
+		.comp_mask = IBV_QP_INIT_ATTR_PD | IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+		.send_ops_flags = IBV_QP_EX_WITH_SEND,
+		.pd = pd,
+	};
+	struct mlx5dv_qp_init_attr dv_init = {
+		.comp_mask = MLX5DV_QP_INIT_ATTR_MASK_SEND_OPS_FLAGS,
+		.send_ops_flags = MLX5DV_QP_EX_WITH_MKEY_CONFIGURE,
+	};
+	struct mlx5dv_mkey_init_attr mk = {
+		.pd = pd,
+		.create_flags = MLX5DV_MKEY_INIT_ATTR_FLAGS_INDIRECT |
+				MLX5DV_MKEY_INIT_ATTR_FLAGS_CRYPTO,
+		.max_entries = 1,
+	};
+	struct ibv_qp_attr attr = { .qp_state = IBV_QPS_INIT, .port_num = 1 };
+	struct mlx5dv_mkey *enc, *dec;
+	struct ibv_cq *cq = ibv_create_cq(ctx, 8, NULL, NULL, 0);
+	struct ibv_mr *mr = ibv_reg_mr(pd, buf, sizeof(buf), IBV_ACCESS_LOCAL_WRITE);
+	struct ibv_qp *qp;
+	int ok, rc;
+
+	init.send_cq = init.recv_cq = cq;
+	qp = cq && mr ? mlx5dv_create_qp(ctx, &init, &dv_init) : NULL;
+	enc = mlx5dv_create_mkey(&mk);
+	dec = mlx5dv_create_mkey(&mk);
+	if (!qp || !enc || !dec) {
+		expect("MKeys and a QP", errname(errno), "0");
+		return;
+	}
+	ibv_modify_qp(qp, &attr, IBV_QP_STATE | IBV_QP_PORT);
+	attr = (struct ibv_qp_attr){ .qp_state = IBV_QPS_RTR, .dest_qp_num = qp->qp_num };
+	ibv_modify_qp(qp, &attr, IBV_QP_STATE | IBV_QP_DEST_QPN);
+	attr = (struct ibv_qp_attr){ .qp_state = IBV_QPS_RTS };
+	ibv_modify_qp(qp, &attr, IBV_QP_STATE);
+
+	rc = configure(qp, cq, enc, mr, buf, 512, dek, 1);
+	if (!rc)
+		rc = configure(qp, cq, dec, mr, buf + 512, 512, dek, 0);
+	expect("mkey configure outside session", errname(rc), "0");
+	memset(buf, 'c', 512);
+	expect("encrypt outside session",
+	       errname(loop_send(qp, cq, enc->lkey, 0, 512, mr, buf + 512)), "0");
+	expect("decrypt outside session",
+	       errname(loop_send(qp, cq, dec->lkey, 0, 512, mr, buf + 1024)), "0");
+	ok = memcmp(buf + 512, buf, 512) != 0 && memcmp(buf + 1024, buf, 512) == 0;
+	expect("round trip outside session", ok ? "same" : "different", "same");
+
+	mlx5dv_destroy_mkey(enc);
+	mlx5dv_destroy_mkey(dec);
+	ibv_destroy_qp(qp);
+	ibv_dereg_mr(mr);
+	ibv_destroy_cq(cq);
+}
+
 int main(int argc, char **argv)
 {
 	struct mlx5dv_crypto_login_attr login = { 0 };
@@ -188,8 +304,10 @@ int main(int argc, char **argv)
 	expect("logout", errname(mlx5dv_crypto_logout(ctx)), "0");
 	expect("query_state", state_of(ctx), "NO_LOGIN");
 	expect("logout again", errname(mlx5dv_crypto_logout(ctx)), "ENOENT");
-	/* Outside the session the DEK is still the context's: querying a wrapped DEK needs a
-	 * valid login (mlx5dv_dek_create(3)), destroying it does not. */
+	/* Outside the session the DEK is still the context's and still encrypts: MKeys use it
+	 * without a login (mlx5dv_crypto_login(3)). Querying a wrapped DEK needs a valid login
+	 * (mlx5dv_dek_create(3)); destroying it does not. */
+	use_outside_session(ctx, pd, dek);
 	expect("dek_query outside session", errname(mlx5dv_dek_query(dek, &dek_attr)), "EINVAL");
 	expect("dek_destroy outside session", errname(mlx5dv_dek_destroy(dek)), "0");
 
