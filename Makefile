@@ -2,19 +2,43 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint
-# Needed by the tests only: the web view's browser tests drive this Chromium (no download),
-# and hcasim show --svg FILE.png renders through rsvg-convert.
-TEST_DEBS := chromium chromium-driver librsvg2-bin
+DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint libibverbs-dev ibverbs-providers
+# What only the tests need: the tools that build rdma-core's pyverbs and its libraries;
+# the Chromium the web view's browser tests drive (no download), and rsvg-convert, through
+# which hcasim show --svg FILE.png renders.
+TEST_DEBS := cmake ninja-build pkg-config libnl-3-dev libnl-route-3-dev libudev-dev \
+	chromium chromium-driver librsvg2-bin
 STAMP := $(VENV)/.installed
 NATIVE := $(VENV)/.native
 # The modules src/hcasim/native.py compiles with mypyc (its MODULES), as paths.
 NATIVE_SOURCES := $(shell sed -n 's/^    "\(hcasim\.[a-z0-9_.]*\)",$$/\1/p' src/hcasim/native.py \
 	| tr . / | sed 's|^|src/|;s|$$|.py|')
 
-.PHONY: install debs test-debs apt-install test lint demo bench clean
+# The verbs preload (docs/crypto.md §11): libibverbs / libmlx5 programs on a lab host.
+PRELOAD := build/preload/libhcaverbs.so
+PRELOAD_SOURCES := $(wildcard preload/*.c preload/*.h)
+RDMA_SHIM := build/preload/bin/rdma
+# rdma-core's pyverbs and tests, from the PyPI sdist, built once (docs/crypto.md §11).
+RDMA_VERSION := 59.0
+RDMA := build/rdma
+RDMA_STAMP := $(RDMA)/.built-$(RDMA_VERSION)
 
-install: $(STAMP) $(NATIVE)
+.PHONY: install debs test-debs apt-install preload rdma-core test lint demo bench clean
+
+install: $(STAMP) $(NATIVE) preload
+
+preload: $(PRELOAD) $(RDMA_SHIM)
+
+$(PRELOAD): $(PRELOAD_SOURCES) | debs
+	mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
+	  -o $@ preload/labwire.c preload/hcaverbs.c preload/datapath.c -lpthread
+
+# Beside it, the host's `rdma` (hcasim.cli.rdma), which `hcasim exec` puts first on PATH.
+$(RDMA_SHIM): Makefile
+	mkdir -p $(dir $@)
+	printf '#!/bin/sh\n# iproute2 rdma on a lab host (hcasim.cli.rdma)\nPYTHONPATH="$(abspath src)$${PYTHONPATH:+:$$PYTHONPATH}" exec "$${HCASIM_PYTHON:-python3}" -m hcasim.cli.rdma "$$@"\n' > $@
+	chmod 755 $@
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,17 +71,32 @@ apt-install:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The pyverbs sdist carries the whole rdma-core tree: its libraries (pyverbs needs the
+# matching libibverbs), pyverbs itself and tests/, all of one version. Cython < 3.1 builds it.
+rdma-core: $(RDMA_STAMP)
+
+$(RDMA_STAMP): | test-debs
+	rm -rf $(RDMA) && mkdir -p $(RDMA)
+	$(PYTHON) -m venv $(RDMA)/venv
+	$(RDMA)/venv/bin/pip install -q 'cython>=3.0.12,<3.1'
+	$(RDMA)/venv/bin/pip download -q --no-deps --no-binary :all: pyverbs==$(RDMA_VERSION) -d $(RDMA)
+	tar -xzf $(RDMA)/pyverbs-$(RDMA_VERSION).tar.gz -C $(RDMA)
+	cd $(RDMA)/pyverbs-$(RDMA_VERSION)/rdma-core && mkdir -p build && cd build \
+	  && cmake -GNinja -DNO_MAN_PAGES=1 -DPYTHON_EXECUTABLE=$(abspath $(RDMA))/venv/bin/python .. >/dev/null \
+	  && ninja >/dev/null
+	touch $@
+
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
 
-test: install debs test-debs lint
+test: install debs test-debs rdma-core lint
 	$(BIN)/python -m pytest -q tests
 
 demo: install debs
 	$(BIN)/python -m hcasim.cli.demo
 
-bench: install debs test-debs
+bench: install debs test-debs rdma-core
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -28,7 +28,17 @@ from hcasim.mlx5dv import CryptoTransport, InProcessTransport, SocketCryptoTrans
 #: The transport methods that are a context's life rather than an engine operation.
 LIFE = {"open_context", "close_context"}
 #: The daemon's control operations that are not in the table.
-DAEMON_OWN = {"mlx5_open", "mlx5_close_context", "mlx5_reg"}
+DAEMON_OWN = {
+    "mlx5_open",
+    "mlx5_close_context",
+    "mlx5_reg",
+    # the verbs preload's (docs/crypto.md §11): the host's devices, the QP relay
+    "mlx5_devices",
+    "mlx5_qp_create",
+    "mlx5_qp_destroy",
+    "mlx5_qp_send",
+    "mlx5_qp_fetch",
+}
 
 #: The wire form as it is today (request fields in order, reply field): changing it breaks
 #: clients of older builds and docs/crypto.md §9.

@@ -21,7 +21,7 @@ from typing import Any
 from hcasim.api.client import ControlClient, LabError, LabUnavailable
 from hcasim.cli import crypto as crypto_cli
 from hcasim.cli.guard import run_guarded
-from hcasim.lab.home import LabHome, LabHomeError
+from hcasim.lab.home import LabHome, LabHomeError, verbs_preload
 
 START_TIMEOUT = 60.0
 #: Characters of a PSID (PSID_LEN, mstflint mlxfwops_com.h).
@@ -201,7 +201,15 @@ def host_environment(home: LabHome, host: str) -> dict[str, str]:
     env["HCASIM_HOST"] = host
     scripts = sysconfig.get_path("scripts")
     env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
-    return home.fabric_environment(env, host)
+    env = home.fabric_environment(env, host)
+    verbs = verbs_preload()
+    if verbs is not None:  # libibverbs / libmlx5 programs see the host's verbs devices
+        preload = [p for p in env["LD_PRELOAD"].split() if p != verbs]
+        env["LD_PRELOAD"] = " ".join([*preload, verbs])
+        # beside it, the host's `rdma` (hcasim.cli.rdma), run by this Python
+        env["PATH"] = str(Path(verbs).parent / "bin") + os.pathsep + env["PATH"]
+        env["HCASIM_PYTHON"] = sys.executable
+    return env
 
 
 def cmd_exec(args: argparse.Namespace, home: LabHome) -> int:

@@ -7,10 +7,11 @@ control operation), its arguments with their request fields and codecs, its resu
 reply field and codec, and the engine method the daemon calls. The daemon
 (:mod:`hcasim.lab.crypto_service`) serves the table and the socket transport
 (:mod:`hcasim.mlx5dv.socket_transport`) sends through it. Besides these there are ``mlx5_open``
-(the connection becomes a device context), ``mlx5_close_context`` and ``mlx5_reg`` (a
-crypto-officer access register). This module only turns the engine's request and result
-types into JSON values and back, checking every field; what an operation *means* is decided
-by the engine (:mod:`hcasim.devices.mlx5.crypto_engine`).
+(the connection becomes a device context), ``mlx5_close_context``, ``mlx5_reg`` (a
+crypto-officer access register), and for the verbs preload ``mlx5_devices`` and the QP relay
+``mlx5_qp_*`` (:mod:`hcasim.lab.crypto_service`). This module only turns the engine's
+request and result types into JSON values and back, checking every field; what an operation
+*means* is decided by the engine (:mod:`hcasim.devices.mlx5.crypto_engine`).
 
 Byte strings travel as base64. Secrets (credentials, keys, keytags) are among them: neither
 side ever logs a request. A firmware refusal is not a control error: the reply is ``ok`` and
@@ -453,8 +454,9 @@ MKEY_TRANSFER: Final = Operation(
 )
 
 #: Every engine operation a device context offers, each ``mlx5_<name>`` on the control socket.
-#: ``mlx5_open``, ``mlx5_close_context`` and ``mlx5_reg`` are the daemon's own (a context's
-#: life, the officer's registers) and not in this table.
+#: ``mlx5_open``, ``mlx5_close_context``, ``mlx5_reg``, ``mlx5_devices`` and ``mlx5_qp_*`` are
+#: the daemon's own (a context's life, the officer's registers, the verbs preload's device
+#: list and QP relay) and not in this table.
 OPERATIONS: Final[Mapping[str, Operation[Any]]] = {
     op.name: op
     for op in (

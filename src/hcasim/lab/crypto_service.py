@@ -11,6 +11,13 @@ storage key, and :class:`CryptoService` serves the crypto control operations of
   login session, login objects, DEKs and MKeys (``session.on_close``).
 * ``mlx5_<op>`` for each operation of :data:`hcasim.lab.crypto_protocol.OPERATIONS` (one per
   :class:`hcasim.mlx5dv.CryptoTransport` engine operation), on that context.
+* ``mlx5_devices``: the verbs devices of the session's host, ``[{name, node_guid}]`` in verbs
+  order (what ``ibv_get_device_list`` shows a program of that host; the verbs preload asks).
+* ``mlx5_qp_create``, ``mlx5_qp_destroy {qpn}``, ``mlx5_qp_send {qpn, dest_qpn, opcode, data,
+  rkey, remote_addr}``, ``mlx5_qp_fetch {qpn}``: the lab-wide RC QP numbers of the verbs
+  preload and the relay between QPs of different processes or hosts (docs/crypto.md §11):
+  a SEND or RDMA WRITE waits in the destination QP's inbox until its process fetches it. A
+  context's QPs end with it.
 * ``mlx5_reg {device, register_id, method, data}``: one crypto-officer access register
   (CRYPTO_OPERATIONAL, IMPORT_KEK_HANDLE, CREDENTIAL_HANDLE) of a device of the session's host;
   the reply carries the register status and bytes, never a secret (write-only fields read 0).
@@ -39,6 +46,7 @@ import hashlib
 import hmac
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +57,7 @@ from hcasim.devices.mlx5.errors import CryptoError
 from hcasim.devices.mlx5.firmware import Mlx5CryptoFirmware
 from hcasim.lab.control import ControlEndpoint, Session
 from hcasim.lab.crypto_protocol import (
+    MAX_TRANSFER,
     OP_PREFIX,
     OPERATIONS,
     Operation,
@@ -80,6 +89,13 @@ STORAGE_KEY_FILE: Final = "crypto-storage.key"
 _SECRET_LEN: Final = 32
 #: Largest register payload accepted (the handle registers are 0x300 bytes).
 _MAX_REGISTER: Final = 4096
+#: QP numbers are 24 bits; the relay hands them out from here, lab-wide.
+_FIRST_QPN: Final = 0x100
+_QPN_LIMIT: Final = 1 << 24
+#: Work requests waiting in one QP's inbox before the relay refuses more (ENOBUFS).
+_MAX_INBOX: Final = 4096
+#: What a relayed work request may be.
+_QP_OPCODES: Final = ("send", "write")
 
 
 class StorageKeyError(Exception):
@@ -143,6 +159,14 @@ def device_storage_key(lab_secret: bytes, ident: str) -> bytes:
 
 
 @dataclass
+class _RelayQp:
+    """A QP of the verbs preload: its context's connection and what waits for it."""
+
+    session: int
+    inbox: deque[dict[str, Any]]
+
+
+@dataclass
 class _OpenContext:
     """A connection's device context: which device, and the engine's name for it."""
 
@@ -157,12 +181,19 @@ class CryptoService:
         """Serve the crypto devices of ``lab``."""
         self.lab = lab
         self._contexts: dict[int, _OpenContext] = {}
+        self._qps: dict[int, _RelayQp] = {}
+        self._next_qpn = _FIRST_QPN
 
     def register(self, endpoint: ControlEndpoint) -> None:
         """Add every ``mlx5_*`` operation to the control endpoint."""
+        endpoint.register(OP_PREFIX + "devices", self.devices)
         endpoint.register(OP_PREFIX + "open", self.open)
         endpoint.register(OP_PREFIX + "close_context", self.close_context)
         endpoint.register(OP_PREFIX + "reg", self.register_access)
+        endpoint.register(OP_PREFIX + "qp_create", self.qp_create)
+        endpoint.register(OP_PREFIX + "qp_destroy", self.qp_destroy)
+        endpoint.register(OP_PREFIX + "qp_send", self.qp_send)
+        endpoint.register(OP_PREFIX + "qp_fetch", self.qp_fetch)
         for op in OPERATIONS.values():
             endpoint.register(op.control_op, functools.partial(self._engine_call, op))
 
@@ -173,6 +204,23 @@ class CryptoService:
             for d in self.lab.host(host).devices
             if isinstance(d.firmware, Mlx5CryptoFirmware)
         ]
+
+    def devices(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``mlx5_devices``: the session's host's verbs devices with their node GUIDs."""
+        if session.host is None:
+            raise ControlError(errno.ENOENT, "no host on this connection (hello first)")
+        guids = {
+            spec.get("name"): spec.get("guid", 0)
+            for spec in self.lab.definition.get("hosts", [])
+            if isinstance(spec, dict)
+        }
+        guid = guids.get(session.host, 0)
+        return {
+            "devices": [
+                {"name": firmware.verbs_name, "node_guid": guid if isinstance(guid, int) else 0}
+                for firmware in self.crypto_devices(session.host)
+            ]
+        }
 
     def _device(self, session: Session, args: dict[str, Any]) -> Mlx5CryptoFirmware:
         name = _wire(get_str, args, "device")
@@ -202,6 +250,8 @@ class CryptoService:
         return {}
 
     def _end(self, session_ident: int) -> None:
+        for qpn in [n for n, qp in self._qps.items() if qp.session == session_ident]:
+            del self._qps[qpn]
         opened = self._contexts.pop(session_ident, None)
         if opened is not None and opened.firmware.engine is not None:
             opened.firmware.engine.close_context(opened.ctx)
@@ -222,6 +272,65 @@ class CryptoService:
             return {"crypto_error": encode_error(exc)}
         except ValueError as exc:  # WireError and out-of-range enum values
             raise ControlError(errno.EINVAL, str(exc)) from None
+
+    # -- the QP relay of the verbs preload ------------------------------------------------
+
+    def _own_qp(self, session: Session, args: dict[str, Any], field: str = "qpn") -> int:
+        qpn: int = _wire(get_int, args, field, 0, _QPN_LIMIT - 1)
+        qp = self._qps.get(qpn)
+        if qp is None or qp.session != session.ident:
+            raise ControlError(errno.EINVAL, f"QP {qpn:#x} is not this context's")
+        return qpn
+
+    def qp_create(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``mlx5_qp_create``: a lab-wide QP number for a QP of this connection's context."""
+        if session.ident not in self._contexts:
+            raise ControlError(errno.EBADF, "no device context on this connection (mlx5_open)")
+        for _ in range(_QPN_LIMIT):
+            qpn = self._next_qpn
+            self._next_qpn = qpn + 1 if qpn + 1 < _QPN_LIMIT else _FIRST_QPN
+            if qpn not in self._qps:
+                self._qps[qpn] = _RelayQp(session.ident, deque())
+                return {"qpn": qpn}
+        raise ControlError(errno.ENOMEM, "no QP number left")
+
+    def qp_destroy(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``mlx5_qp_destroy``: the QP's number is free again; what waited for it is dropped."""
+        del self._qps[self._own_qp(session, args)]
+        return {}
+
+    def qp_send(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``mlx5_qp_send``: a SEND or RDMA WRITE (wire bytes) into the destination's inbox.
+
+        ENOENT when no QP has that number (the sender completes with a retry error), ENOBUFS
+        when its inbox is full.
+        """
+        src = self._own_qp(session, args)
+        dest = self._qps.get(_wire(get_int, args, "dest_qpn", 0, _QPN_LIMIT - 1))
+        opcode = _wire(get_str, args, "opcode")
+        if opcode not in _QP_OPCODES:
+            raise ControlError(errno.EINVAL, f"opcode must be one of {', '.join(_QP_OPCODES)}")
+        _wire(get_bytes, args, "data", MAX_TRANSFER)  # checked; relayed as it came
+        message = {
+            "src_qpn": src,
+            "opcode": opcode,
+            "data": args["data"],
+            "rkey": _wire(get_int, args, "rkey", 0, 0xFFFFFFFF),
+            "remote_addr": _wire(get_int, args, "remote_addr"),
+        }
+        if dest is None:
+            raise ControlError(errno.ENOENT, "no QP with that number in the lab")
+        if len(dest.inbox) >= _MAX_INBOX:
+            raise ControlError(errno.ENOBUFS, "the destination QP's inbox is full")
+        dest.inbox.append(message)
+        return {}
+
+    def qp_fetch(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``mlx5_qp_fetch``: what waits for one of this context's QPs, oldest first."""
+        qp = self._qps[self._own_qp(session, args)]
+        messages = list(qp.inbox)
+        qp.inbox.clear()
+        return {"messages": messages}
 
     def register_access(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         """``mlx5_reg``: one access register of a crypto device of the session's host."""

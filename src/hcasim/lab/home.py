@@ -14,6 +14,19 @@ NAME_MAX = 255
 
 #: Debian libumad2sim0's preload library, through which libibumad programs reach the lab.
 UMAD2SIM = "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so"
+#: The verbs preload (preload/ in the repository, built by ``make install``), through which
+#: libibverbs / libmlx5 programs reach the lab's crypto devices (docs/crypto.md §11).
+VERBS_PRELOAD_NAME = "libhcaverbs.so"
+
+
+def verbs_preload() -> str | None:
+    """The built verbs preload: ``$HCASIM_VERBS_PRELOAD``, else the repository's build
+    directory (``build/preload``); None when it was not built."""
+    explicit = os.environ.get("HCASIM_VERBS_PRELOAD")
+    if explicit:
+        return explicit
+    built = Path(__file__).resolve().parents[3] / "build" / "preload" / VERBS_PRELOAD_NAME
+    return str(built) if built.is_file() else None
 
 
 class LabHomeError(ValueError):
