@@ -205,6 +205,9 @@ class LabWatcher:
             n.id: host_state(lab, n) for n in self.nodes}
         self.sm_state = self._sm_state()
         self.last_cost = 0.0
+        # The daemon's loop, taken when the watcher is made (inside start_services): host and
+        # flash listeners run inside a control operation and queue a check for after it.
+        self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task[None] | None = None
 
     def _sm_state(self) -> dict[str, Any]:
@@ -275,11 +278,11 @@ class LabWatcher:
         words = {"reboot": "host rebooted", "driver_restart": "driver restarted"}
         self.events.add(host, "reboot" if event == "reboot" else "driver",
                         words.get(event, event))
-        asyncio.get_running_loop().call_soon(self.check_host, host)
+        self._loop.call_soon(self.check_host, host)
 
     def flash_written(self, host: str) -> None:
         """A lab flash listener: look at the host once the write's operation is over."""
-        asyncio.get_running_loop().call_soon(self.check_host, host)
+        self._loop.call_soon(self.check_host, host)
 
     def driver_line(self, host: str, line: str) -> None:
         """An mlx4 driver listener: a kernel log line or an event the driver handled."""
@@ -287,7 +290,7 @@ class LabWatcher:
 
     def start(self) -> None:
         """Watch on a timer until :meth:`stop`."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task = self._loop.create_task(self._run())
 
     async def _run(self) -> None:
         while True:
@@ -373,7 +376,7 @@ class WebView:
         app = web.Application(middlewares=[self._loopback_only])
         app.router.add_get("/", self._index)
         app.router.add_get("/static/{name}", self._static)
-        app.router.add_get("/favicon.ico", lambda r: _no_content())
+        app.router.add_get("/favicon.ico", self._favicon)
         app.router.add_get("/api/snapshot", self._snapshot)
         app.router.add_get("/api/events", self._stream)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -416,6 +419,9 @@ class WebView:
             raise web.HTTPForbidden(text="the lab's web view answers on 127.0.0.1 only")
         response: web.StreamResponse = await handler(request)
         return response
+
+    async def _favicon(self, request: web.Request) -> web.StreamResponse:
+        return await _no_content()
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return self._file("index.html")
