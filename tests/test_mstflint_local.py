@@ -47,7 +47,7 @@ PSID:                  MT_1090120019
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
     build_preload()  # make preload builds libhcapci.so beside the verbs preload
-    tmp = tmp_path_factory.mktemp("mstflint-local")
+    tmp = tmp_path_factory.mktemp("pci-tools")
     with running_lab(tmp / "home") as handle:
         r = handle.hcasim("sm", "start")
         assert r.returncode == 0, r.stderr
