@@ -135,10 +135,13 @@ static int open_device(const char *path, struct gateway *g)
 	if (!err) {
 		v = lw_get(reply.data, "handle");
 		end = v && *v == '"' ? strchr(v + 1, '"') : NULL;
-		if (!end || (size_t)(end - v - 1) >= sizeof(g->handle))
+		/* the daemon's handle is a device ident: a plain string, no escapes */
+		if (!end || (size_t)(end - v - 1) >= sizeof(g->handle)) {
 			err = EIO;
-		else
-			memcpy(g->handle, v + 1, (size_t)(end - v - 1)), g->handle[end - v - 1] = '\0';
+		} else {
+			memcpy(g->handle, v + 1, (size_t)(end - v - 1));
+			g->handle[end - v - 1] = '\0';
+		}
 	}
 	lw_buf_free(&req);
 	lw_buf_free(&reply);
@@ -272,7 +275,7 @@ static int cr_access(struct gateway *g, bool write, uint32_t *value)
 {
 	struct lw_buf req = { 0 }, reply = { 0 };
 	const char *v;
-	char *end;
+	char *end = NULL;
 	int err;
 
 	err = lw_req_start(&req, write ? "cr_write" : "cr_read") ||
@@ -322,9 +325,11 @@ EXPORT ssize_t pread64(int fd, void *buf, size_t count, off64_t offset)
 		errno = err;
 		return -1;
 	}
-	/* PCI registers are little-endian */
-	out[0] = (unsigned char)value, out[1] = (unsigned char)(value >> 8);
-	out[2] = (unsigned char)(value >> 16), out[3] = (unsigned char)(value >> 24);
+	/* PCI registers are little-endian (mstflint converts with __le32_to_cpu) */
+	out[0] = (unsigned char)value;
+	out[1] = (unsigned char)(value >> 8);
+	out[2] = (unsigned char)(value >> 16);
+	out[3] = (unsigned char)(value >> 24);
 	return 4;
 }
 

@@ -292,3 +292,52 @@ def test_the_preload_without_a_lab_host(lab: LabHandle) -> None:
                    "rc = libc.open64(b'/sys/bus/pci/devices/hcasim-none/config', 0)\n"
                    "print(rc, os.strerror(ctypes.get_errno()))\n"))
     assert r.stdout == "-1 No such file or directory\n"
+
+
+#: A daemon that answers wrongly, for the preload's checks of what comes back: served from a
+#: thread of the very process the preload runs in (ctypes lets the thread run during a call).
+FAKE_DAEMON = r"""
+import ctypes, json, os, socket, struct, sys, threading
+path = os.environ["HCASIM_SOCKET"]
+replies = {"hello": [{"host": "h"}],
+           "open": [{"handle": 7}, {"handle": "h" * 200}, {"handle": "dev"}],
+           "cr_read": [{"values": 5}, {"values": [5, 6]}]}
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(1)
+def serve():
+    conn, _ = server.accept()
+    while True:
+        header = conn.recv(4, socket.MSG_WAITALL)
+        if len(header) < 4:
+            return
+        request = json.loads(conn.recv(struct.unpack(">I", header)[0], socket.MSG_WAITALL))
+        body = json.dumps({"ok": True, **replies[request["op"]].pop(0)}).encode()
+        conn.sendall(struct.pack(">I", len(body)) + body)
+threading.Thread(target=serve, daemon=True).start()
+libc = ctypes.CDLL(None, use_errno=True)
+libc.pread64.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64]
+libc.pread64.restype = ctypes.c_ssize_t
+config = b"/sys/bus/pci/devices/0000:01:00.0/config"
+def result(rc):
+    return [rc, os.strerror(ctypes.get_errno()) if rc < 0 else ""]
+out = [result(libc.open64(config, os.O_RDWR)), result(libc.open64(config, os.O_RDWR))]
+fd = libc.open64(config, os.O_RDWR)
+value = ctypes.c_uint32(0)
+out += [result(libc.pread64(fd, ctypes.byref(value), 4, 0x5C)) for _ in range(2)]
+print(json.dumps(out))
+"""
+
+
+def test_the_preload_checks_the_daemons_replies(tmp_path: Path) -> None:
+    function = tmp_path / "root" / "sys/bus/pci/devices/0000:01:00.0"
+    function.mkdir(parents=True)
+    (function / "config").write_bytes(bytes(256))
+    env = {"PATH": "/usr/bin:/bin", "LD_PRELOAD": str(build_preload().parent / "libhcapci.so"),
+           "HCASIM_PCI_ROOT": str(tmp_path / "root"), "HCASIM_HOST": "h",
+           "HCASIM_SOCKET": str(tmp_path / "fake.sock")}
+    r = subprocess.run([sys.executable, "-c", FAKE_DAEMON], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # a handle that is not a string, one too long to keep; dword lists that are not [N]
+    assert json.loads(r.stdout) == [[-1, "Input/output error"]] * 4
