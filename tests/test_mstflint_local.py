@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from hcasim.lab.pci_sysfs import write_pci_sysfs
 from hcasim.testing import LabHandle, running_lab
 from tests.support.verbs_clients import build_preload
 
@@ -29,6 +30,9 @@ SECURE_LINE = ("mlx4_core 0000:01:00.0: HCA operating in secure-host mode. "
 SETTING_KEY = ("\rSetting the HW Key   - OK  \n\rRestoring signature  - OK\n\n"
                "-I- New key was updated successfully in the flash. In order to activate the "
                "new key you should reboot or restart the driver.\n")
+#: What mstflint 4.21's v adds when the device cannot be opened (it then looks for FS4).
+VERIFY_FS4 = ("-E- FW image verification failed: No valid FS4 image found.Check the flash "
+              "parameters, if specified..AN HCA DEVICE CAN NOT BOOT FROM THIS IMAGE")
 ENABLED = "-I- The Secure Host was disabled successfully on the device.\n"
 #: mstflint's q; {space} is the blank it leaves after the last GUID.
 QUERY = """Image type:            FS2
@@ -136,6 +140,7 @@ def test_a_locked_device_fails_as_locked_hardware_does(lab: LabHandle, tmp_path:
     assert ok(lab.run("node1", "mstmcra", PCI, "0xf0014")).stdout == "0xbad0cafe\n"
     new = image(lab, tmp_path, "2.42.5100")
     for args, expected in [
+        (("v",), locked(PCI, f"Cannot open Device: {PCI}.") + VERIFY_FS4),
         (("-i", str(new), "-y", "b"), locked(PCI, f"Cannot open Device: {PCI}.")),
         (("set_key", "22062011"), locked(PCI, "Failed to open Device:")),
     ]:
@@ -341,3 +346,20 @@ def test_the_preload_checks_the_daemons_replies(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     # a handle that is not a string, one too long to keep; dword lists that are not [N]
     assert json.loads(r.stdout) == [[-1, "Input/output error"]] * 4
+
+
+def test_the_sysfs_tree_holds_exactly_the_hosts_functions(tmp_path: Path) -> None:
+    devices = tmp_path / "sys/bus/pci/devices"
+    write_pci_sysfs(tmp_path, [{"address": "0000:01:00.0", "device_id": 4099},
+                               {"address": "0000:02:00.0", "device_id": 4103}])
+    assert sorted(p.name for p in devices.iterdir()) == ["0000:01:00.0", "0000:02:00.0"]
+    function = devices / "0000:02:00.0"
+    assert (function / "vendor").read_text() == "0x15b3\n"
+    assert (function / "device").read_text() == "0x1007\n"
+    config = (function / "config").read_bytes()
+    assert (len(config), config[:4], config[0x34]) == (256, bytes.fromhex("b3150710"), 0)
+    write_pci_sysfs(tmp_path, [{"address": "0000:01:00.0", "device_id": 4099}])  # one left
+    assert [p.name for p in devices.iterdir()] == ["0000:01:00.0"]
+    for bad in ("01:00.0", "0000:01:00.0/../x", 7):
+        with pytest.raises(ValueError):
+            write_pci_sysfs(tmp_path, [{"address": bad, "device_id": 4099}])
