@@ -17,6 +17,8 @@ NATIVE_SOURCES := $(shell sed -n 's/^    "\(hcasim\.[a-z0-9_.]*\)",$$/\1/p' src/
 # The verbs preload (docs/crypto.md §11): libibverbs / libmlx5 programs on a lab host.
 PRELOAD := build/preload/libhcaverbs.so
 PRELOAD_SOURCES := $(wildcard preload/*.c preload/*.h)
+# The PCI preload (docs/secure-host.md): the real mstflint / mstmcra by PCI address.
+PCI_PRELOAD := build/preload/libhcapci.so
 RDMA_SHIM := build/preload/bin/rdma
 # rdma-core's pyverbs and tests, from the PyPI sdist, built once (docs/crypto.md §11).
 RDMA_VERSION := 59.0
@@ -27,12 +29,17 @@ RDMA_STAMP := $(RDMA)/.built-$(RDMA_VERSION)
 
 install: $(STAMP) $(NATIVE) preload
 
-preload: $(PRELOAD) $(RDMA_SHIM)
+preload: $(PRELOAD) $(PCI_PRELOAD) $(RDMA_SHIM)
 
 $(PRELOAD): $(PRELOAD_SOURCES) | debs
 	mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
 	  -o $@ preload/labwire.c preload/hcaverbs.c preload/datapath.c -lpthread
+
+$(PCI_PRELOAD): preload/hcapci.c preload/labwire.c preload/labwire.h | debs
+	mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
+	  -o $@ preload/labwire.c preload/hcapci.c -ldl -lpthread
 
 # Beside it, the host's `rdma` (hcasim.cli.rdma), which `hcasim exec` puts first on PATH.
 $(RDMA_SHIM): Makefile

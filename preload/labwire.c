@@ -121,6 +121,21 @@ int lw_req_str(struct lw_buf *req, const char *key, const char *value)
 	return buf_string(req, value);
 }
 
+int lw_req_uint32s(struct lw_buf *req, const char *key, const uint32_t *values, size_t n)
+{
+	char num[16];
+	size_t i;
+
+	if (req_key(req, key) || buf_puts(req, "["))
+		return ENOMEM;
+	for (i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), i ? ",%u" : "%u", values[i]);
+		if (buf_puts(req, num))
+			return ENOMEM;
+	}
+	return buf_puts(req, "]");
+}
+
 int lw_req_bool(struct lw_buf *req, const char *key, bool value)
 {
 	if (req_key(req, key))

@@ -28,6 +28,8 @@ int lw_req_start(struct lw_buf *req, const char *op);
 int lw_req_int(struct lw_buf *req, const char *key, uint64_t value);
 int lw_req_str(struct lw_buf *req, const char *key, const char *value);
 int lw_req_b64(struct lw_buf *req, const char *key, const void *data, size_t len);
+/* A list of dwords, [v0, v1, ...] (the PCI preload's cr_write). */
+int lw_req_uint32s(struct lw_buf *req, const char *key, const uint32_t *values, size_t n);
 int lw_req_bool(struct lw_buf *req, const char *key, bool value);
 /* A nested object member: lw_req_begin, its fields, lw_req_end. */
 int lw_req_begin(struct lw_buf *req, const char *key);

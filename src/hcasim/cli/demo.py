@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 DEV = "/dev/mst/mt4099_pci_cr0"
+#: The same ConnectX-3 by PCI address, as the real mstflint names it on its host.
+PCI = "01:00.0"
 KEY = "1a1a1a1a2b2b2b2b"
 
 
@@ -80,6 +82,21 @@ def main() -> int:
             step("Hosts, devices and secure-host state", [*hcasim, "status"], env)
             step("Query node1's ConnectX-3", on("node1", "flint", "-d", DEV, "q"), env)
             step(
+                "The real mstflint 4.21 by PCI address: the same device (the PCI preload)",
+                on("node1", "mstflint", "-d", PCI, "q"),
+                env,
+                contains="HW Access Key:         Disabled",
+            )
+            step("mstmcra reads its hardware id", on("node1", "mstmcra", PCI, "0xf0014"), env,
+                 contains="0x00a001f5")
+            step(
+                "Only the host's own functions: another address is not there",
+                on("node1", "mstflint", "-d", "02:00.0", "q"),
+                env,
+                expect=1,
+                contains="No such file or directory. MFE_CR_ERROR",
+            )
+            step(
                 "Firmware without cr_protection_en refuses a key",
                 on("sm", "flint", "-d", DEV, "set_key", KEY),
                 env,
@@ -102,6 +119,15 @@ def main() -> int:
                 expect=1,
                 contains="HW access is disabled",
             )
+            step(
+                "The real mstflint fails as on locked hardware",
+                on("node1", "mstflint", "-d", PCI, "-qq", "q"),
+                env,
+                expect=1,
+                contains="HW access is disabled",
+            )
+            step("mstmcra reads the lock's pattern", on("node1", "mstmcra", PCI, "0xf0014"),
+                 env, contains="0xbad0cafe")
             step("A host reboot comes back secure", [*hcasim, "host", "reboot", "node1"], env)
             step(
                 "Temporarily enable HW access (key typed at the prompt)",
@@ -151,6 +177,12 @@ def main() -> int:
             step(
                 "Always insecure after",
                 on("node1", "flint", "-d", DEV, "-qq", "q"),
+                env,
+                contains="HW Access Key:         Disabled",
+            )
+            step(
+                "The real mstflint agrees",
+                on("node1", "mstflint", "-d", PCI, "-qq", "q"),
                 env,
                 contains="HW Access Key:         Disabled",
             )

@@ -21,7 +21,8 @@ from typing import Any
 from hcasim.api.client import ControlClient, LabError, LabUnavailable
 from hcasim.cli import crypto as crypto_cli
 from hcasim.cli.guard import run_guarded
-from hcasim.lab.home import LabHome, LabHomeError, verbs_preload
+from hcasim.lab.home import LabHome, LabHomeError, pci_preload, verbs_preload
+from hcasim.lab.pci_sysfs import write_pci_sysfs
 
 START_TIMEOUT = 60.0
 #: Characters of a PSID (PSID_LEN, mstflint mlxfwops_com.h).
@@ -209,6 +210,11 @@ def host_environment(home: LabHome, host: str) -> dict[str, str]:
         # beside it, the host's `rdma` (hcasim.cli.rdma), run by this Python
         env["PATH"] = str(Path(verbs).parent / "bin") + os.pathsep + env["PATH"]
         env["HCASIM_PYTHON"] = sys.executable
+    pci = pci_preload()
+    if pci is not None:  # mstflint / mstmcra by PCI address reach the host's own devices
+        preload = [p for p in env["LD_PRELOAD"].split() if p != pci]
+        env["LD_PRELOAD"] = " ".join([*preload, pci])
+        env["HCASIM_PCI_ROOT"] = str(home.pci_root(host))
     return env
 
 
@@ -221,10 +227,12 @@ def cmd_exec(args: argparse.Namespace, home: LabHome) -> int:
         raise CliError("exec needs a command after '--'")
     with connect(home) as client:
         try:
-            client.call("hello", host=args.host)
+            hello = client.call("hello", host=args.host)
         except LabError:
             hosts = [h["name"] for h in client.call("status")["hosts"]]
             raise CliError(f"unknown host {args.host!r} (hosts: {', '.join(hosts)})") from None
+    # the host's PCI functions as its sysfs lists them, for the PCI preload
+    write_pci_sysfs(home.pci_root(args.host), hello.get("pci", []))
     env = host_environment(home, args.host)
     try:
         os.execvpe(command[0], command, env)

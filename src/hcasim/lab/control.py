@@ -203,7 +203,14 @@ class ControlEndpoint:
     def hello(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         host = self.lab.host(str_arg(args, "host"))
         session.host = host.name
-        return {"host": host.name, "devices": [d.mst_paths[0] for d in host.devices]}
+        # the PCI functions the host's sysfs lists (hcasim exec builds them for the
+        # preload through which the real mstflint reaches them, docs/secure-host.md)
+        pci = [
+            {"address": d.pci_address, "device_id": d.firmware.kind.device_id}
+            for d in host.devices
+            if d.pci_address is not None and isinstance(d.firmware, Cx3Firmware)
+        ]
+        return {"host": host.name, "devices": [d.mst_paths[0] for d in host.devices], "pci": pci}
 
     def open(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         path = str_arg(args, "path")

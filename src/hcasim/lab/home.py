@@ -17,16 +17,29 @@ UMAD2SIM = "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so"
 #: The verbs preload (preload/ in the repository, built by ``make install``), through which
 #: libibverbs / libmlx5 programs reach the lab's crypto devices (docs/crypto.md §11).
 VERBS_PRELOAD_NAME = "libhcaverbs.so"
+#: The PCI preload (preload/hcapci.c), through which the real mstflint and mstmcra reach
+#: the host's own ConnectX-3 by PCI address (docs/secure-host.md).
+PCI_PRELOAD_NAME = "libhcapci.so"
+
+
+def _built_preload(variable: str, name: str) -> str | None:
+    explicit = os.environ.get(variable)
+    if explicit:
+        return explicit
+    built = Path(__file__).resolve().parents[3] / "build" / "preload" / name
+    return str(built) if built.is_file() else None
 
 
 def verbs_preload() -> str | None:
     """The built verbs preload: ``$HCASIM_VERBS_PRELOAD``, else the repository's build
     directory (``build/preload``); None when it was not built."""
-    explicit = os.environ.get("HCASIM_VERBS_PRELOAD")
-    if explicit:
-        return explicit
-    built = Path(__file__).resolve().parents[3] / "build" / "preload" / VERBS_PRELOAD_NAME
-    return str(built) if built.is_file() else None
+    return _built_preload("HCASIM_VERBS_PRELOAD", VERBS_PRELOAD_NAME)
+
+
+def pci_preload() -> str | None:
+    """The built PCI preload: ``$HCASIM_PCI_PRELOAD``, else ``build/preload``; None when
+    it was not built."""
+    return _built_preload("HCASIM_PCI_PRELOAD", PCI_PRELOAD_NAME)
 
 
 class LabHomeError(ValueError):
@@ -101,6 +114,11 @@ class LabHome:
         env["IBSIM_SOCKNAME"] = self.ibsim_sockname
         env["SIM_HOST"] = host
         return env
+
+    def pci_root(self, host: str) -> Path:
+        """The directory standing for ``host``'s sysfs PCI tree and mstflint lock files
+        (hcasim.lab.pci_sysfs; the PCI preload redirects the real paths here)."""
+        return self.path / "pci" / host
 
     def ensure(self) -> None:
         """Create the home directory, private to its owner."""

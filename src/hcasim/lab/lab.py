@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hcasim.devices.cx3 import Cx3Firmware
 from hcasim.devices.flash import Flash
 from hcasim.lab.device_models import DEVICE_MODELS, Firmware
 from hcasim.lab.protocol import ControlError
@@ -19,6 +20,9 @@ from hcasim.lab.spec import HostSpec
 from hcasim.lab.store import LabStore
 
 log = logging.getLogger("hcasim.lab")
+
+#: Where Linux lists PCI devices; mstflint opens ``<this>/<address>/config``.
+PCI_SYSFS = "/sys/bus/pci/devices"
 
 
 @dataclass
@@ -28,12 +32,20 @@ class Device:
     ident: str
     host: str
     firmware: Firmware
+    #: The PCI address (domain:bus:device.function) of a ConnectX-3 on its host, whose
+    #: config space the real mstflint opens in sysfs (docs/secure-host.md, "The real
+    #: mstflint on the local path"); None for devices without that path.
+    pci_address: str | None = None
 
     @property
     def mst_paths(self) -> tuple[str, ...]:
-        """The mst device files through which a host reaches this device."""
+        """The device files through which a host reaches this device: the mst names, then
+        the sysfs config-space file of its PCI address, if it has one."""
         name = self.firmware.mst_name
-        return (f"/dev/mst/{name}_pci_cr0", f"/dev/mst/{name}_pciconf0")
+        paths: tuple[str, ...] = (f"/dev/mst/{name}_pci_cr0", f"/dev/mst/{name}_pciconf0")
+        if self.pci_address is not None:
+            paths += (f"{PCI_SYSFS}/{self.pci_address}/config",)
+        return paths
 
 
 @dataclass
@@ -77,6 +89,11 @@ class Lab:
             model = DEVICE_MODELS[spec.device]
             firmware = model.make(spec, flash, self._nv_writer(ident), nv_objects.get(ident, {}))
             device = Device(ident, spec.name, firmware)
+            if isinstance(firmware, Cx3Firmware):
+                # bus 1 for the host's first ConnectX-3 (the address its mlx4 driver logs),
+                # the next bus for each further one
+                taken = sum(d.pci_address is not None for d in host.devices)
+                device.pci_address = f"0000:{taken + 1:02x}:00.0"
             firmware.cold_boot()
             host.devices.append(device)
             self.devices[ident] = device
