@@ -21,6 +21,7 @@ from typing import Any
 
 from hcasim.lab.control import seconds_arg, str_arg, str_list_arg
 from hcasim.lab.home import LabHome
+from hcasim.lab.identity import Identities
 from hcasim.lab.lab import Lab
 from hcasim.lab.protocol import ControlError
 
@@ -59,9 +60,10 @@ def process_exited(pid: int) -> bool:
 class SubnetManager:
     """At most one OpenSM process for the lab."""
 
-    def __init__(self, lab: Lab, home: LabHome) -> None:
+    def __init__(self, lab: Lab, home: LabHome, identities: Identities | None = None) -> None:
         self.lab = lab
         self.home = home
+        self.identities = identities
         self.proc: asyncio.subprocess.Process | None = None
         self.host: str | None = None
         self.log_path: Path | None = None
@@ -119,6 +121,8 @@ class SubnetManager:
         conf = workdir / "opensm.conf"
         conf.write_text("force_log_flush TRUE\n")
         started = time.monotonic()
+        if self.identities is not None:  # OpenSM attaches as its host, and only as it
+            self.identities.children_host = host
         with open(workdir / "opensm.out", "wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
                 binary,
