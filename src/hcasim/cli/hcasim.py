@@ -225,7 +225,7 @@ def cmd_exec(args: argparse.Namespace, home: LabHome) -> int:
         # This process (the kernel tells the daemon its pid) and all it starts become the
         # host: the command replaces this process below, keeping its pid.
         try:
-            client.call("exec_register", host=args.host)
+            registered = client.call("exec_register", host=args.host)
         except LabError as exc:
             if exc.errno != errno.ENOENT:
                 raise CliError(exc.message) from None
@@ -235,6 +235,15 @@ def cmd_exec(args: argparse.Namespace, home: LabHome) -> int:
                 raise CliError(exc.message) from None
             raise CliError(f"unknown host {args.host!r} (hosts: {', '.join(hosts)})") from None
     env = host_environment(home, args.host)
+    if not registered.get("nested"):  # inside its host already, a process stays there
+        from hcasim.lab import sandbox
+
+        reason = sandbox.unavailable_reason()
+        if reason is None:
+            command = sandbox.command(home, args.host, command)
+        else:
+            print(f"hcasim: {reason}: running unconfined on host {args.host}",
+                  file=sys.stderr)
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:

@@ -262,12 +262,14 @@ class ControlEndpoint:
         host = self.lab.host(str_arg(args, "host")).name
         self.check_own_host(session, host)
         assert session.principal is not None  # refused sessions never reach a handler
+        nested = session.principal.host is not None
         try:
             self.identities.register(session.principal.pid, host)
         except IdentityError as exc:
             raise ControlError(errno.ESRCH, str(exc)) from None
         session.host = host
-        return {"host": host}
+        # from inside its host, a process is confined already (no sandbox in a sandbox)
+        return {"host": host, "nested": nested}
 
     def open(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         path = str_arg(args, "path")

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hcasim.lab import sandbox
 from hcasim.lab.control import seconds_arg, str_arg, str_list_arg
 from hcasim.lab.home import LabHome
 from hcasim.lab.identity import Identities
@@ -123,14 +124,16 @@ class SubnetManager:
         started = time.monotonic()
         if self.identities is not None:  # OpenSM attaches as its host, and only as it
             self.identities.children_host = host
+        argv = [binary, "-F", str(conf), "-f", str(log_path), *options]
+        # in the host's sandbox: its M_Key cache and log exist only there (and here)
+        reason = sandbox.unavailable_reason()
+        if reason is None:
+            argv = sandbox.command(self.home, host, argv, cwd=str(workdir))
+        else:
+            log.warning("%s: opensm runs unconfined on %s", reason, host)
         with open(workdir / "opensm.out", "wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                binary,
-                "-F",
-                str(conf),
-                "-f",
-                str(log_path),
-                *options,
+                *argv,
                 cwd=workdir,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
