@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint libibverbs-dev ibverbs-providers
+DEBS := opensm infiniband-diags libumad2sim0 ibsim-utils mstflint libibverbs-dev ibverbs-providers bubblewrap
 # What only the tests need: the tools that build rdma-core's pyverbs and its libraries;
 # the Chromium the web view's browser tests drive (no download), and rsvg-convert, through
 # which hcasim show --svg FILE.png renders.

@@ -61,3 +61,16 @@ def test_raw_key_written_by_another_tool_is_compared_raw() -> None:
     assert verifier is not None and not verifier.is_digest
     assert verifier.matches(0x1234) and not verifier.matches(0x1235)
     assert verifier_from_tags(0, None, b"salt0000") is None
+
+
+def test_a_version_1_digest_of_a_stored_lab_still_verifies() -> None:
+    # labs stored before the memory-hard digest keep their key: its seal says version 1
+    salt = b"guid0001"
+    old = key_digest(0x1122334455667788, salt, version=1)
+    verifier = verifier_from_tags(old, seal_for(old, version=1), salt)
+    assert verifier is not None and verifier.is_digest and verifier.version == 1
+    assert verifier.matches(0x1122334455667788) and not verifier.matches(0x1122334455667789)
+    new = key_digest(0x1122334455667788, salt)
+    assert new != old  # what hcasim writes now is the version 2 digest
+    current = verifier_from_tags(new, seal_for(new), salt)
+    assert current is not None and current.version == 2 and current.matches(0x1122334455667788)

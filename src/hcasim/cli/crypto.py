@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import json
 import os
 import re
@@ -104,8 +105,10 @@ def _connect(home: LabHome, host: str) -> ControlClient:
         ) from None
     try:
         client.call("hello", host=host)
-    except LabError:
+    except LabError as exc:
         client.close()
+        if exc.errno != errno.ENOENT:  # refused: a process of another host, say
+            raise CryptoCliError(exc.message) from None
         raise CryptoCliError(f"unknown host {host!r}") from None
     return client
 

@@ -7,6 +7,7 @@ Every subcommand resolves the lab home the same way (``--home``, ``$HCASIM_HOME`
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -87,7 +88,9 @@ def cmd_up(args: argparse.Namespace, home: LabHome) -> int:
             lab_from_files(Path(args.topology), Path(args.lab) if args.lab else None)
         except SpecError as exc:
             raise CliError(str(exc)) from None
-    home.ensure()
+    for change in home.ensure():
+        print(f"hcasim: {change}", file=sys.stderr)
+    os.umask(0o077)  # the daemon and what it starts create nothing others may read
     cmd = [sys.executable, "-m", "hcasim.lab.daemon", "--home", str(home.path)]
     if args.topology:
         cmd += ["--topology", str(Path(args.topology).absolute())]
@@ -126,8 +129,7 @@ def cmd_down(args: argparse.Namespace, home: LabHome) -> int:
     if not is_up(home):
         print(f"hcasim: no lab running at {home.path}")
         return 0
-    with connect(home) as client:
-        client.call("shutdown")
+    lab_call(home, "shutdown")
     deadline = time.monotonic() + STOP_TIMEOUT
     while pid is not None and time.monotonic() < deadline and _lock_held(home):
         time.sleep(0.02)
@@ -226,14 +228,34 @@ def cmd_exec(args: argparse.Namespace, home: LabHome) -> int:
     if not command:
         raise CliError("exec needs a command after '--'")
     with connect(home) as client:
+        # This process (the kernel tells the daemon its pid) and all it starts become the
+        # host: the command replaces this process below, keeping its pid.
+        try:
+            registered = client.call("exec_register", host=args.host)
+        except LabError as exc:
+            if exc.errno != errno.ENOENT:
+                raise CliError(exc.message) from None
+            try:
+                hosts = [h["name"] for h in client.call("status")["hosts"]]
+            except LabError:  # inside a host: the lab's other hosts are not its business
+                raise CliError(exc.message) from None
+            raise CliError(f"unknown host {args.host!r} (hosts: {', '.join(hosts)})") from None
+        # the host's PCI functions as its sysfs lists them, for the PCI preload
         try:
             hello = client.call("hello", host=args.host)
-        except LabError:
-            hosts = [h["name"] for h in client.call("status")["hosts"]]
-            raise CliError(f"unknown host {args.host!r} (hosts: {', '.join(hosts)})") from None
-    # the host's PCI functions as its sysfs lists them, for the PCI preload
+        except LabError as exc:
+            raise CliError(exc.message) from None
     write_pci_sysfs(home.pci_root(args.host), hello.get("pci", []))
     env = host_environment(home, args.host)
+    if not registered.get("nested"):  # inside its host already, a process stays there
+        from hcasim.lab import sandbox
+
+        reason = sandbox.unavailable_reason()
+        if reason is None:
+            command = sandbox.command(home, args.host, command)
+        else:
+            print(f"hcasim: {reason}: running unconfined on host {args.host}",
+                  file=sys.stderr)
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:
@@ -532,6 +554,9 @@ def _run(argv: list[str], sm_options: list[str]) -> int:
         return int(args.func(args, home))
     except (CliError, LabUnavailable, LabHomeError) as exc:
         _report(str(exc))
+        return 1
+    except LabError as exc:  # a refusal no subcommand words itself (EPERM from a host)
+        _report(exc.message)
         return 1
 
 

@@ -16,23 +16,42 @@ import hmac
 from dataclasses import dataclass
 
 KEY_BITS = 64
-#: PBKDF2 rounds: enough to make guessing a weak key from a flash dump slow, cheap per call.
+#: Version 1 (labs stored before version 2, still read): PBKDF2-HMAC-SHA256, 20,000 rounds,
+#: cheap to guess on (thousands of guesses a second per core, far more on a GPU).
 _ROUNDS = 20_000
+#: Version 2, what hcasim writes: scrypt, memory-hard (16 MiB a guess), so a stolen flash
+#: image or store gives up a weak key only slowly (docs/security-model.md §4 states the
+#: measured guesses per second; bench/key_digest.py measures them).
+SCRYPT_N = 1 << 14
+SCRYPT_R = 8
+SCRYPT_P = 1
+#: The version hcasim writes.
+DIGEST_VERSION = 2
 _DIGEST_CONTEXT = b"hcasim cx3 hw-access-key digest v1"
-_SEAL_CONTEXT = b"hcasim cx3 hw-access-key seal v1"
+_DIGEST_CONTEXT_V2 = b"hcasim cx3 hw-access-key digest v2"
+_SEAL_CONTEXTS = {1: b"hcasim cx3 hw-access-key seal v1", 2: b"hcasim cx3 hw-access-key seal v2"}
 
 
-def key_digest(key: int, salt: bytes) -> int:
-    """Return the 64-bit flash representation of a non-zero key (never 0)."""
+def key_digest(key: int, salt: bytes, version: int = DIGEST_VERSION) -> int:
+    """Return the 64-bit flash representation of a non-zero key (never 0).
+
+    ``salt`` is the device's own (its node GUID), so one guess is good for one device only.
+    """
     if not 0 < key < 1 << KEY_BITS:
         raise ValueError("the digest is defined for non-zero 64-bit keys")
-    raw = hashlib.pbkdf2_hmac("sha256", key.to_bytes(8, "big"), _DIGEST_CONTEXT + salt, _ROUNDS)
+    secret = key.to_bytes(8, "big")
+    if version == 1:
+        raw = hashlib.pbkdf2_hmac("sha256", secret, _DIGEST_CONTEXT + salt, _ROUNDS)
+    else:
+        raw = hashlib.scrypt(secret, salt=_DIGEST_CONTEXT_V2 + salt, n=SCRYPT_N, r=SCRYPT_R,
+                             p=SCRYPT_P, maxmem=64 << 20, dklen=32)
     return int.from_bytes(raw[:8], "big") or 1
 
 
-def seal_for(digest: int) -> bytes:
-    """Return the 8-byte seal that marks a key tag value as a digest written by hcasim."""
-    return hashlib.sha256(_SEAL_CONTEXT + digest.to_bytes(8, "big")).digest()[:8]
+def seal_for(digest: int, version: int = DIGEST_VERSION) -> bytes:
+    """Return the 8-byte seal that marks a key tag value as a digest written by hcasim
+    (and says which digest version it is)."""
+    return hashlib.sha256(_SEAL_CONTEXTS[version] + digest.to_bytes(8, "big")).digest()[:8]
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,8 @@ class KeyVerifier:
     stored: int
     is_digest: bool
     salt: bytes
+    #: the digest's version (its seal says which); labs stored before version 2 keep 1
+    version: int = DIGEST_VERSION
 
     def __repr__(self) -> str:  # never show key material
         return f"KeyVerifier(is_digest={self.is_digest})"
@@ -51,7 +72,7 @@ class KeyVerifier:
         if not 0 <= key < 1 << KEY_BITS:
             return False
         if self.is_digest:
-            candidate = key_digest(key, self.salt) if key else 0
+            candidate = key_digest(key, self.salt, self.version) if key else 0
         else:
             candidate = key
         return hmac.compare_digest(candidate.to_bytes(8, "big"), self.stored.to_bytes(8, "big"))
@@ -61,8 +82,10 @@ def verifier_from_tags(stored: int, seal: bytes | None, salt: bytes) -> KeyVerif
     """Interpret the key tag and seal found on flash; None means no key is set."""
     if stored == 0:
         return None
-    is_digest = seal is not None and hmac.compare_digest(seal, seal_for(stored))
-    return KeyVerifier(stored=stored, is_digest=is_digest, salt=salt)
+    for version in sorted(_SEAL_CONTEXTS, reverse=True):
+        if seal is not None and hmac.compare_digest(seal, seal_for(stored, version)):
+            return KeyVerifier(stored=stored, is_digest=True, salt=salt, version=version)
+    return KeyVerifier(stored=stored, is_digest=False, salt=salt)
 
 
 def parse_key(text: str) -> int | None:

@@ -2,6 +2,11 @@
 
 Handlers validate every argument before touching a device, so bad input gets an errno
 and a message and changes nothing. A session's semaphores are released when it ends.
+
+Who the client is comes from the kernel when it connects (``SO_PEERCRED``, mapped by
+:class:`hcasim.lab.identity.Identities`): the lab operator may do everything; a process of a
+lab host reaches only its own host's devices and none of :data:`OPERATOR_OPS`; any other
+process is refused every operation (docs/security-model.md).
 """
 
 from __future__ import annotations
@@ -11,10 +16,13 @@ import base64
 import errno
 import itertools
 import logging
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hcasim.devices.cx3 import Cx3Firmware, FirmwareError
+from hcasim.lab.identity import Identities, IdentityError, Principal
 from hcasim.lab.lab import Device, Lab
 from hcasim.lab.protocol import (
     HEADER,
@@ -31,13 +39,23 @@ _session_ids = itertools.count(1)
 #: Largest CR block one request may read or write (dwords); a MAD carries at most 56.
 MAX_CR_DWORDS = 4096
 
+#: Operations of the lab operator: refused to a process of any lab host, whatever host it
+#: names (a machine cannot reboot another, stop the lab or start its subnet manager).
+OPERATOR_OPS = frozenset({
+    "status", "host_reboot", "driver_restart", "shutdown", "sm_start", "sm_stop",
+    "sm_status", "web_start", "web_stop", "web_snapshot",
+})
+
 
 class Session:
     """One connected client: the host it runs on and the devices it opened."""
 
-    def __init__(self) -> None:
+    def __init__(self, principal: Principal | None = None, refusal: str | None = None) -> None:
         self.ident = next(_session_ids)
-        self.host: str | None = None
+        #: Who is at the other end, from the kernel (None with ``refusal``: nobody served).
+        self.principal = principal
+        self.refusal = refusal
+        self.host: str | None = principal.host if principal is not None else None
         self.opened: dict[str, Device] = {}
         #: Called once when the session ends (device contexts, logins, ...).
         self.on_close: list[Callable[[], None]] = []
@@ -108,9 +126,11 @@ def seconds_arg(args: dict[str, Any], name: str, default: float, most: float) ->
 class ControlEndpoint:
     """Serves the control protocol for one lab."""
 
-    def __init__(self, lab: Lab, on_shutdown: Callable[[], None]) -> None:
+    def __init__(self, lab: Lab, on_shutdown: Callable[[], None],
+                 identities: Identities | None = None) -> None:
         self.lab = lab
         self.on_shutdown = on_shutdown
+        self.identities = identities if identities is not None else Identities()
         self.handlers: dict[str, Callable[[Session, dict[str, Any]], dict[str, Any]]] = {
             "ping": lambda s, a: {},
             "hello": self.hello,
@@ -124,13 +144,14 @@ class ControlEndpoint:
             "host_reboot": self.host_reboot,
             "driver_restart": self.driver_restart,
             "shutdown": self.shutdown,
+            "exec_register": self.exec_register,
         }
 
     async def serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         """Run one session until the client disconnects or misbehaves."""
-        session = Session()
+        session = self.identify(writer.get_extra_info("socket"))
         try:
             while True:
                 try:
@@ -157,12 +178,33 @@ class ControlEndpoint:
             self.end_session(session)
             writer.close()
 
+    def identify(self, sock: Any) -> Session:
+        """A session for the peer of ``sock``, with the principal the kernel vouches for."""
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid, uid, _gid = struct.unpack("3i", raw)
+        except (AttributeError, OSError) as exc:
+            return Session(refusal=f"the peer's credentials cannot be read: {exc}")
+        try:
+            return Session(self.identities.resolve(pid, uid))
+        except IdentityError as exc:
+            if self.identities.log_refusal_once(pid, "control"):
+                log.warning("control connection from pid %d refused: %s", pid, exc)
+            return Session(refusal=str(exc))
+
     def dispatch(self, session: Session, request: dict[str, Any]) -> dict[str, Any]:
         """Run one request and build its reply."""
         op = request.get("op")
         handler = self.handlers.get(op) if isinstance(op, str) else None
         if handler is None:
             return {"ok": False, "errno": errno.EOPNOTSUPP, "error": f"unknown operation {op!r}"}
+        if session.refusal is not None:
+            return {"ok": False, "errno": errno.EACCES, "error": session.refusal}
+        if session.principal is not None and not session.principal.is_operator \
+                and op in OPERATOR_OPS:
+            return {"ok": False, "errno": errno.EPERM,
+                    "error": f"{op} is the lab operator's: refused from host "
+                             f"{session.principal.host}"}
         try:
             reply = handler(session, request)
         except (ControlError, FirmwareError) as exc:  # refused by the daemon or the device
@@ -202,6 +244,7 @@ class ControlEndpoint:
     # ---------------------------------------------------------------- operations
     def hello(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         host = self.lab.host(str_arg(args, "host"))
+        self.check_own_host(session, host.name)
         session.host = host.name
         # the PCI functions the host's sysfs lists (hcasim exec builds them for the
         # preload through which the real mstflint reaches them, docs/secure-host.md)
@@ -211,6 +254,29 @@ class ControlEndpoint:
             if d.pci_address is not None and isinstance(d.firmware, Cx3Firmware)
         ]
         return {"host": host.name, "devices": [d.mst_paths[0] for d in host.devices], "pci": pci}
+
+    @staticmethod
+    def check_own_host(session: Session, host: str) -> None:
+        """Refuse a host's process acting on another host (EACCES, one line)."""
+        principal = session.principal
+        if principal is not None and principal.host is not None and principal.host != host:
+            raise ControlError(
+                errno.EACCES, f"a process of host {principal.host} cannot act as host {host}")
+
+    def exec_register(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``hcasim exec``: the connecting process (by its kernel pid) and everything it
+        starts become ``host``. A host's process may only register for its own host."""
+        host = self.lab.host(str_arg(args, "host")).name
+        self.check_own_host(session, host)
+        assert session.principal is not None  # refused sessions never reach a handler
+        nested = session.principal.host is not None
+        try:
+            self.identities.register(session.principal.pid, host)
+        except IdentityError as exc:
+            raise ControlError(errno.ESRCH, str(exc)) from None
+        session.host = host
+        # from inside its host, a process is confined already (no sandbox in a sandbox)
+        return {"host": host, "nested": nested}
 
     def open(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
         path = str_arg(args, "path")

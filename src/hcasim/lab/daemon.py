@@ -28,6 +28,7 @@ from hcasim.lab.control import ControlEndpoint, Session, str_arg
 from hcasim.lab.crypto_service import CryptoService, bind_storage_keys
 from hcasim.lab.home import LabHome, LabHomeError
 from hcasim.lab.ibsim_server import IbsimServer, build_engine
+from hcasim.lab.identity import Identities
 from hcasim.lab.lab import Lab
 from hcasim.lab.sm_service import SubnetManager
 from hcasim.lab.spec import SpecError, default_lab, lab_from_files
@@ -122,21 +123,23 @@ class Services:
 
 async def start_services(lab: Lab, home: LabHome, on_shutdown: Callable[[], None]) -> Services:
     """Start every service of the daemon around ``lab``, in one fixed order."""
-    control = ControlEndpoint(lab, on_shutdown=on_shutdown)
+    identities = Identities()
+    control = ControlEndpoint(lab, on_shutdown=on_shutdown, identities=identities)
     bind_storage_keys(lab, home)
     crypto = CryptoService(lab)
     crypto.register(control)
     engine = build_engine(lab.definition)
-    ibsim = IbsimServer(home.ibsim_sockname, engine, asyncio.get_running_loop())
+    ibsim = IbsimServer(home.ibsim_sockname, engine, asyncio.get_running_loop(), identities)
     cx3 = Cx3Fabric(lab.hosts.values(), engine.subnet, ibsim.clients)
     cx3.start_drivers()
     lab.host_listeners.append(cx3.host_event)
+    lab.host_listeners.append(functools.partial(_ports_after_reboot, ibsim))
     ibsim.detach_listeners.append(cx3.client_detached)
     ibsim.port_info_filters.append(cx3.host_port_info)
     cx6_hosts = cx6_wire.install(lab.hosts.values(), engine.subnet)
     log.info("ibsim endpoint %s ready (%d nodes; ConnectX-6 Dx on the wire: %s)", ibsim.base,
              len(engine.subnet.nodes), ", ".join(cx6_hosts) or "none")
-    sm = SubnetManager(lab, home)
+    sm = SubnetManager(lab, home, identities)
     web = WebView(lab, engine.subnet, cx3, sm)
     web.register(control)
     services = Services(control, crypto, ibsim, cx3, cx6_hosts, sm, web)
@@ -151,7 +154,25 @@ def _driver_show(lab: Lab, cx3: Cx3Fabric, session: Session,
                  args: dict[str, Any]) -> dict[str, Any]:
     """Control op ``driver_show``: what the mlx4 drivers of one host know (no key material)."""
     name = lab.host(str_arg(args, "host")).name  # ENOENT for an unknown host
+    ControlEndpoint.check_own_host(session, name)  # a host reads its own kernel log only
     return {"host": name, "devices": cx3.show_drivers(name)}
+
+
+def _ports_after_reboot(ibsim: IbsimServer, host: str, event: str) -> None:
+    """A rebooted host's HCA ports come back: a port disabled from the fabric
+    (PortPhysicalState Disabled, set by an SM) polls and trains again, as a reset HCA's
+    does; its switch tells the SM (trap 128)."""
+    if event != "reboot":
+        return
+    subnet = ibsim.subnet
+    try:
+        node = subnet.attach_port(host).node
+    except (KeyError, LookupError):
+        return  # a host without a node on the fabric
+    if node.switch is not None:
+        return
+    for port in node.ports:
+        ibsim.deliver_all(ibsim.engine.set_link(port.ref, True))
 
 
 async def serve(home: LabHome, lab: Lab) -> None:
@@ -219,7 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         # The files first: bad input leaves no home behind (no directory, lock or store).
         wanted = read_lab_files(args.topology, args.lab)
         home = LabHome.resolve(args.home)
-        home.ensure()
+        # whatever the operator's umask: every file of the home (the store, the log,
+        # OpenSM's M_Key cache) is its owner's alone (docs/security-model.md §4)
+        os.umask(0o077)
+        for change in home.ensure():
+            print(f"hcasim: {change}", file=sys.stderr)
     except (DaemonError, LabHomeError, OSError) as exc:
         print(f"hcasim: {_describe(exc)}", file=sys.stderr)
         return 1

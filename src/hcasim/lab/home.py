@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,42 @@ class LabHome:
         (hcasim.lab.pci_sysfs; the PCI preload redirects the real paths here)."""
         return self.path / "pci" / host
 
-    def ensure(self) -> None:
-        """Create the home directory, private to its owner."""
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    def ensure(self) -> list[str]:
+        """Create the home directory, private to its owner, or make an existing one so.
+
+        The home holds the lab's secrets (the crypto storage secret, the store, OpenSM's
+        M_Key cache and log), so nothing in it may be readable by anyone but its owner,
+        whatever the umask. A home that exists with looser modes is tightened (to 0700 for
+        directories, group and other bits cleared on files), and each change is returned
+        as a line to tell the operator; a home owned by another user is refused.
+        """
+        old_umask = os.umask(0o077)
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        finally:
+            os.umask(old_umask)
+        st = self.path.lstat()
+        if not stat.S_ISDIR(st.st_mode):
+            raise LabHomeError(f"lab home {self.path}: Not a directory")
+        if st.st_uid != os.geteuid():
+            raise LabHomeError(f"lab home {self.path} belongs to uid {st.st_uid}, not to you "
+                               f"(uid {os.geteuid()}): refused")
+        changed: list[str] = []
+        for path in [self.path, *self._entries()]:
+            try:
+                mode = path.lstat().st_mode
+            except OSError:
+                continue  # gone meanwhile
+            if stat.S_ISLNK(mode) or not mode & 0o077:
+                continue
+            path.chmod(stat.S_IMODE(mode) & 0o700)
+            changed.append(f"{path} was mode {stat.S_IMODE(mode):04o}: tightened to "
+                           f"{stat.S_IMODE(mode) & 0o700:04o}")
+        return changed
+
+    def _entries(self) -> list[Path]:
+        """Every file and directory under the home (symbolic links not followed)."""
+        found: list[Path] = []
+        for root, dirs, files in os.walk(self.path):
+            found += [Path(root) / name for name in (*dirs, *files)]
+        return found

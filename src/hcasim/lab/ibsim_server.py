@@ -15,6 +15,14 @@ control messages for a client index are taken only from the socket that attached
 responses reach a client only in a class it has sent MADs of; datagrams handed to another
 client have status 0 and a MAD length a MAD can have; complaints about bad input are
 logged at most once a second per kind.
+
+Who attaches is settled at CONNECT, from the kernel: the control socket receives each
+datagram with its sender's credentials (``SO_PASSCRED``), and :class:`Identities` maps the
+sender's pid to the lab host whose process tree it belongs to. A host's process attaches
+only to its own node, whatever it names (``SIM_HOST``); a process of another uid, or of
+no host and not the operator's, is refused; each refusal is logged once per process. The
+MAD path carries no check: a data socket only takes datagrams from the client it was
+connected to (docs/security-model.md §2).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from hcasim.fabric.engine import Delivery, DeliveryKind, MadEngine, bounce
 from hcasim.fabric.netfile import parse_netfile_text
@@ -48,6 +56,7 @@ from hcasim.ib.simproto import (
     SimRequest,
     SimVendor,
 )
+from hcasim.lab.identity import Identities, IdentityError
 
 log = logging.getLogger("hcasim.ibsim")
 
@@ -62,6 +71,19 @@ BATCH = 64
 #: sends the next one as soon as a reply arrives, so it usually comes within this time,
 #: and catching it awake spares both processes a sleep and a wake-up per MAD.
 BUSY_POLL = 0.001
+
+
+#: Room for one SCM_CREDENTIALS message (struct ucred: pid, uid, gid).
+CREDS_SPACE: Final = socket.CMSG_SPACE(12)
+
+
+def _credentials(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, int] | None:
+    """``(pid, uid)`` of a datagram's sender, from its SCM_CREDENTIALS message."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(value) >= 12:
+            pid, uid, _gid = struct.unpack("=iII", value[:12])
+            return pid, uid
+    return None
 
 
 def _abstract(name: str) -> bytes:
@@ -82,6 +104,8 @@ class Client:
     #: The control-socket address its CONNECT came from; its other control messages must
     #: come from there too (no other process can detach it or change its IsSM).
     ctl_peer: Any = None
+    #: The lab host whose process attached it (None: the lab operator), from the kernel.
+    host: str | None = None
 
     def __post_init__(self) -> None:
         self.tag = self.index.to_bytes(2, "big")  # TID bits 63-48 of what it sends
@@ -94,8 +118,10 @@ class Client:
 class IbsimServer:
     """Serves the ibsim protocol for one lab's subnet on the daemon's event loop."""
 
-    def __init__(self, base: str, engine: MadEngine, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, base: str, engine: MadEngine, loop: asyncio.AbstractEventLoop,
+                 identities: Identities) -> None:
         self.base = base
+        self.identities = identities
         self.engine = engine
         self.subnet: Subnet = engine.subnet
         self.loop = loop
@@ -107,6 +133,8 @@ class IbsimServer:
         self.port_info_filters: list[Callable[[PortRef, bytes], bytes]] = []
         self.ctl = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.ctl.bind(_abstract(f"{base}:ctl"))
+        # every datagram comes with its sender's pid and uid, as the kernel knows them
+        self.ctl.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.ctl.setblocking(False)
         loop.add_reader(self.ctl.fileno(), self._on_ctl)
         self.started = time.monotonic()
@@ -123,14 +151,14 @@ class IbsimServer:
     def _on_ctl(self) -> None:
         for _ in range(BATCH):
             try:
-                data, peer = self.ctl.recvfrom(SIM_CTL_SIZE + 1)
+                data, ancillary, _flags, peer = self.ctl.recvmsg(SIM_CTL_SIZE + 1, CREDS_SPACE)
             except BlockingIOError:
                 return
             except OSError as exc:
                 log.warning("control socket: %s", exc)
                 return
             try:
-                reply = self.control(data, peer)
+                reply = self.control(data, peer, _credentials(ancillary))
             except Exception:  # a bug must not take the lab down
                 self._complain("control", "control message could not be handled", exc=True)
                 reply = None
@@ -140,10 +168,12 @@ class IbsimServer:
                 except OSError as exc:
                     log.info("control reply to %r lost: %s", peer, exc)
 
-    def control(self, data: bytes, peer: Any = None) -> bytes | None:
-        """Handle one ``sim_ctl`` from control-socket address ``peer``; return the
-        80-byte reply, or None to drop it (wrong size or magic, as ibsim; and, unlike
-        ibsim, a client index that is not attached from ``peer``)."""
+    def control(self, data: bytes, peer: Any = None,
+                creds: tuple[int, int] | None = None) -> bytes | None:
+        """Handle one ``sim_ctl`` from control-socket address ``peer`` sent by a process
+        with kernel credentials ``creds`` (pid, uid); return the 80-byte reply, or None to
+        drop it (wrong size or magic, as ibsim; and, unlike ibsim, a client index that is
+        not attached from ``peer``)."""
         if len(data) != SIM_CTL_SIZE:
             self._complain("size", f"control datagram of {len(data)} bytes dropped")
             return None
@@ -162,7 +192,7 @@ class IbsimServer:
         payload: bytes | None = ctl.data
         try:
             if ctl.type == SimCtlType.CONNECT:
-                payload = self._connect(ctl.data, peer)
+                payload = self._connect(ctl.data, peer, creds)
             elif client is None:
                 payload = None
             elif ctl.type == SimCtlType.DISCONNECT:
@@ -216,12 +246,28 @@ class IbsimServer:
     def _port_arg(self, client: Client, number: int) -> PortRef:
         return client.port if number == 0 else PortRef(client.port.node, number)
 
-    def _connect(self, data: bytes, peer: Any = None) -> bytes | None:
+    def _connect(self, data: bytes, peer: Any = None,
+                 creds: tuple[int, int] | None = None) -> bytes | None:
         info = SimClientInfo.decode(data)
+        if creds is None:
+            self._complain("creds", "CONNECT without sender credentials refused")
+            return None
         try:
-            port = self.subnet.attach_port(info.nodeid or None)
+            host = self.identities.resolve(creds[0], creds[1]).host
+        except IdentityError as exc:
+            if self.identities.log_refusal_once(creds[0], "attach"):
+                log.warning("CONNECT from pid %d refused: %s", creds[0], exc)
+            return None
+        wanted = info.nodeid or host  # a host's process names no node: its own
+        try:
+            port = self.subnet.attach_port(wanted or None)
         except KeyError:
             self._complain("host", f"attempt to attach to unknown host {info.nodeid!r}")
+            return None
+        if host is not None and port.node.spec.id != self._node_of(host):
+            if self.identities.log_refusal_once(creds[0], f"attach {port.node.spec.id}"):
+                log.warning("CONNECT from pid %d refused: a process of host %s cannot attach "
+                            "as %s", creds[0], host, port.node.spec.id)
             return None
         if info.issm and any(
             c.issm and c.port.node == port.node.spec.id for c in self.clients.values()
@@ -246,7 +292,7 @@ class IbsimServer:
             self._complain("insock", f"client pid {info.id}: data socket: {exc}")
             return None
         sock.setblocking(False)
-        client = Client(index, info.id, port.ref, sock, state=port, ctl_peer=peer)
+        client = Client(index, info.id, port.ref, sock, state=port, ctl_peer=peer, host=host)
         self.clients[index] = client
         self.loop.add_reader(sock.fileno(), self._on_data, client)
         if info.issm:
@@ -255,6 +301,13 @@ class IbsimServer:
         info.id = index
         info.nodeid = port.node.spec.id
         return info.encode()
+
+    def _node_of(self, host: str) -> str | None:
+        """The fabric node a lab host is (its name or node description in the net file)."""
+        try:
+            return self.subnet.attach_port(host).node.spec.id
+        except (KeyError, LookupError):
+            return None
 
     def _set_issm(self, client: Client, issm: bool) -> None:
         client.issm = issm
@@ -317,6 +370,10 @@ class IbsimServer:
             self._send(client, deliveries[0].datagram)  # the common case: an SMA's answer
         else:
             self._send_all(client, deliveries)
+
+    def deliver_all(self, deliveries: list[Delivery]) -> None:
+        """Deliver what an event of the lab (not a client's MAD) produced: traps."""
+        self._send_all(None, deliveries)
 
     def _send_all(self, sender: Client | None, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:

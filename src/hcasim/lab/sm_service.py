@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hcasim.lab import sandbox
 from hcasim.lab.control import seconds_arg, str_arg, str_list_arg
 from hcasim.lab.home import LabHome
+from hcasim.lab.identity import Identities
 from hcasim.lab.lab import Lab
 from hcasim.lab.protocol import ControlError
 
@@ -59,9 +61,10 @@ def process_exited(pid: int) -> bool:
 class SubnetManager:
     """At most one OpenSM process for the lab."""
 
-    def __init__(self, lab: Lab, home: LabHome) -> None:
+    def __init__(self, lab: Lab, home: LabHome, identities: Identities | None = None) -> None:
         self.lab = lab
         self.home = home
+        self.identities = identities
         self.proc: asyncio.subprocess.Process | None = None
         self.host: str | None = None
         self.log_path: Path | None = None
@@ -119,14 +122,18 @@ class SubnetManager:
         conf = workdir / "opensm.conf"
         conf.write_text("force_log_flush TRUE\n")
         started = time.monotonic()
+        if self.identities is not None:  # OpenSM attaches as its host, and only as it
+            self.identities.children_host = host
+        argv = [binary, "-F", str(conf), "-f", str(log_path), *options]
+        # in the host's sandbox: its M_Key cache and log exist only there (and here)
+        reason = sandbox.unavailable_reason()
+        if reason is None:
+            argv = sandbox.command(self.home, host, argv, cwd=str(workdir))
+        else:
+            log.warning("%s: opensm runs unconfined on %s", reason, host)
         with open(workdir / "opensm.out", "wb") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                binary,
-                "-F",
-                str(conf),
-                "-f",
-                str(log_path),
-                *options,
+                *argv,
                 cwd=workdir,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
