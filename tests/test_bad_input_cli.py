@@ -752,10 +752,13 @@ def test_something_else_on_the_socket(tmp_path: Path, reply: bytes) -> None:
 @pytest.mark.parametrize(
     ("make", "line"),
     [
-        (lambda home: (home / "lab.db").mkdir(), "{home}/lab.db: unable to open database file"),
+        # made private, as the home's own files are: a looser mode is a different case
+        # (the home is tightened, and says so)
+        (lambda home: (home / "lab.db").mkdir(0o700),
+         "{home}/lab.db: unable to open database file"),
         (lambda home: (home / "lab.db").write_bytes(b"SQLite format 3\0" + b"\xa5" * 4096),
          "{home}/lab.db: file is not a database"),
-        (lambda home: (home / "daemon.log").mkdir(), "{home}/daemon.log: Is a directory"),
+        (lambda home: (home / "daemon.log").mkdir(0o700), "{home}/daemon.log: Is a directory"),
     ],
 )
 def test_a_home_holding_something_else(tmp_path: Path, make: Any, line: str) -> None:

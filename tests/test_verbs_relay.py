@@ -89,7 +89,9 @@ def test_exec_preloads_the_verbs_library_beside_libumad2sim(lab: CryptoLab) -> N
     build_preload()
     result = lab.lab.run(HOST, "sh", "-c", 'echo "$LD_PRELOAD"; command -v rdma')
     preload, rdma = result.stdout.splitlines()
-    assert preload.split() == ["/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so", str(PRELOAD)]
+    # libumad2sim, then the verbs preload, then the PCI preload (the real mstflint's local path)
+    assert preload.split() == ["/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so", str(PRELOAD),
+                               str(PRELOAD.parent / "libhcapci.so")]
     assert rdma == str(PRELOAD.parent / "bin" / "rdma")
 
 
