@@ -26,29 +26,6 @@ from hcasim.cli.flint_common import (
 if TYPE_CHECKING:
     from hcasim.api.mst import MstDevice
 
-USAGE = """NAME
-    flint - Flash Interface (hcasim simulated devices, mstflint 4.21 compatible)
-
-SYNOPSIS
-    flint [OPTIONS] <command> [Parameters]
-        [-d|--device <device>] [-i|--image <image>] [-h|--help] [-v|--version]
-        [-y|--yes] [--no] [--qq] [--allow_psid_change]
-
-COMMANDS SUMMARY
-    b[urn]                       : Burn flash.
-    q[uery]  [full]              : Query misc. flash/firmware characteristics.
-    v[erify]                     : Verify entire flash.
-    set_key  [key]               : Set/Update the HW access key which is used to enable/disable
-                                   access to HW. The new key is activated only after the device
-                                   is reset.
-    hw_access <enable|disable> [key]
-                                 : Enable/disable the access to the HW. You will be asked to
-                                   type a key when you try to enable HW access.
-
-Devices are the mst device files of the host flint runs on (hcasim exec --host H), for
-example /dev/mst/mt4099_pci_cr0.
-"""
-
 HW_ACCESS_OPCODE = 0x60  # cmdif/tools_cif.c:51
 STATUS_BAD_OP = 0x2  # on lock: MFE_MISSING_KEY (mflash.c:3878-3891)
 STATUS_BAD_PARAM = 0x3  # MFE_MISMATCH_KEY (mflash.c:3813)
@@ -56,66 +33,6 @@ STATUS_BAD_PARAM = 0x3  # MFE_MISMATCH_KEY (mflash.c:3813)
 KEY_SYNTAX_ERROR = (
     "Invalid Key syntax, it should contain only hexa numbers and of appropriate length."
 )
-
-
-class UsageExit(Exception):
-    """Argument parsing ended the run with a status."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-_FLAG_OPTIONS = {
-    "-qq": "quick",
-    "--qq": "quick",
-    "-y": "yes",
-    "--yes": "yes",
-    "--no": "no",
-    "--allow_psid_change": "allow_psid_change",
-    "-allow_psid_change": "allow_psid_change",
-}
-_VALUE_OPTIONS = {"-d": "device", "--device": "device", "-i": "image", "--image": "image"}
-
-
-def parse_args(argv: list[str]) -> Options:
-    """Parse flint's command line as mstflint's parser does (cmd_line_parser.cpp)."""
-    if not argv:
-        out("No options found. \n")
-        raise UsageExit(FLINT_FAILED)
-    opts = Options()
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if opts.command is not None:
-            if arg.startswith("-") and (arg in _FLAG_OPTIONS or arg in _VALUE_OPTIONS):
-                out("Specifying options flags after command is not allowed.\n\n" + USAGE)
-                raise UsageExit(FLINT_FAILED)
-            opts.params.append(arg)
-        elif arg in ("-h", "--help", "--hh"):
-            out(USAGE)
-            raise UsageExit(FLINT_SUCCESS)
-        elif arg in ("-v", "--version"):
-            from hcasim import __version__
-
-            out(f"flint, hcasim {__version__} (mstflint 4.21.0 compatible)\n")
-            raise UsageExit(FLINT_SUCCESS)
-        elif arg in _FLAG_OPTIONS:
-            setattr(opts, _FLAG_OPTIONS[arg], True)
-        elif arg in _VALUE_OPTIONS:
-            if i + 1 >= len(argv):
-                sys.stderr.write(f"flint: option requires an argument -- {arg.lstrip('-')[0]}\n")
-                out(USAGE)
-                raise UsageExit(FLINT_FAILED)
-            setattr(opts, _VALUE_OPTIONS[arg], argv[i + 1])
-            i += 1
-        else:
-            opts.command = arg
-        i += 1
-    if opts.command is None:
-        out("No command found.\n")
-        raise UsageExit(FLINT_FAILED)
-    return opts
 
 
 # ------------------------------------------------------------------ key entry
@@ -341,7 +258,8 @@ def command_spec(name: str) -> CommandSpec | None:
         from hcasim.cli import flint_burn
 
         if name in ("b", "burn"):
-            return CommandSpec("burn", flint_burn.cmd_burn, 0, "both")
+            # BurnSubCommand never counts its arguments: extra words are ignored.
+            return CommandSpec("burn", flint_burn.cmd_burn, 1 << 30, "both")
         return CommandSpec("verify", flint_burn.cmd_verify, 1, "either")
     return None
 
@@ -356,14 +274,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: list[str]) -> int:
+    from hcasim.cli.flint_args import UsageExit, parse_args, program_name
+
     try:
-        opts = parse_args(args)
+        opts = parse_args(args, program_name())
     except UsageExit as exc:
         return exc.status
     spec = command_spec(opts.command or "")
     if spec is None:
-        out(f"Invalid command: {opts.command}\n" + USAGE)
-        return FLINT_FAILED
+        # A command of mstflint's that hcasim's devices do not model (docs/flint.md).
+        return err(f'Command "{opts.command}" is not supported by hcasim\'s flint.')
     try:
         status = precheck(spec, opts)
         if status is None:

@@ -39,6 +39,10 @@ class Options:
         self.yes = False
         self.no = False
         self.allow_psid_change = False
+        self.silent = False
+        self.nofs = False
+        #: Options mstflint takes that change nothing here, by name, with their values.
+        self.other: dict[str, str] = {}
         self.command: str | None = None
         self.params: list[str] = []
         #: Set by a command that printed its own complete failure text.
