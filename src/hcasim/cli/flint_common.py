@@ -18,9 +18,25 @@ LOCKED_REASON = "HW access is disabled on the device. "
 
 
 def out(text: str) -> None:
-    """Write to stdout without a newline and flush (flint prints progress with \\r)."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    """Write to stdout without a newline and flush (flint prints progress with \\r).
+
+    Bytes that are not UTF-8 (in a file name from argv, or a PSID or VSD passed through
+    :func:`raw_text`) are carried as surrogate escapes and written back as the bytes they
+    were: mstflint prints them unchanged.
+    """
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a replaced stdout (tests): text is all it takes
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    buffer.write(text.encode("utf-8", "surrogateescape"))
+    buffer.flush()
+
+
+def raw_text(latin1: str) -> str:
+    """Image text decoded byte for byte (Latin-1), re-spelt so that :func:`out` writes its
+    bytes >= 0x80 as they are rather than re-encoded as UTF-8."""
+    return latin1.encode("latin-1").decode("ascii", "surrogateescape")
 
 
 def err(message: str) -> int:
@@ -83,26 +99,52 @@ def open_for_access(dev: str, *, allow_locked: bool = False) -> MstDevice | int:
     return device
 
 
+#: The smallest file mstflint takes for an image of any format: it reads the format
+#: version dword at 0x24 (FS3_IND_ADDR) and a file that ends before it is of no known
+#: generation (IsFS3OrFS2Image, mlxfwops/lib/fw_ops.cpp:650-668, and :1084-1088).
+_FORMAT_DWORD_END = 0x28
+
+
 def read_image_file(path: str) -> bytes | int:
-    """Read an image file as FwOperations does, printing mstflint's errors."""
+    """Read an image file as ``FImage::open`` and ``FwOperations`` do, printing mstflint's
+    errors (mlxfwops/lib/flint_io.cpp:63-110).
+
+    The size is where a seek to the end lands, as mstflint measures it: a character
+    device such as /dev/zero or /dev/null has size 0, a pipe cannot seek ("Illegal seek"),
+    and a directory has no size an int holds, which mstflint reports with errno still 0
+    ("Success"). Only that many bytes are read, so /dev/zero is answered at once.
+    """
+    import os
+
     from hcasim.devices.flash import FLASH_SIZE
 
+    if os.path.isdir(path):
+        # fopen() takes a directory; ftell() at its end does not fit flint's int.
+        return err(f'Cannot open Image: {path}. Can not get file size for "{path}" - Success')
     try:
         with open(path, "rb") as f:
-            # No more than a flash holds, plus one byte to tell a file that is bigger: a
-            # huge file (or /dev/zero) is refused without being read into memory.
-            data = f.read(FLASH_SIZE + 1)
+            try:
+                size = f.seek(0, os.SEEK_END)
+            except OSError as exc:
+                return err(f'Cannot open Image: {path}. Can not get file size for "{path}" - '
+                           f"{exc.strerror}")
+            f.seek(0)
+            # No more than a flash holds, plus one byte to tell a file that is bigger.
+            data = f.read(min(size, FLASH_SIZE + 1))
     except OSError as exc:
         return err(f'Cannot open Image: {path}. Can not open file "{path}" - {exc.strerror}')
-    if len(data) > FLASH_SIZE:
-        return err(
-            f"Cannot open Image: {path}. Image is larger than the flash "
-            f"({FLASH_SIZE:#x} bytes): no device can hold it"
-        )
-    if len(data) % 4:
+    if size % 4:
         return err(
             f"Cannot open Image: {path}. Image size should be 4-bytes aligned. "
             f"Make sure file {path} is in the right format (binary image)"
+        )
+    if size < _FORMAT_DWORD_END:
+        return err(f"Cannot open Image: {path}. Invalid Firmware Format (found FS Gen 1)")
+    if len(data) > FLASH_SIZE:
+        # hcasim's own limit (docs/flint.md): mstflint reads bigger files lazily.
+        return err(
+            f"Cannot open Image: {path}. Image is larger than the flash "
+            f"({FLASH_SIZE:#x} bytes): no device can hold it"
         )
     return data
 
