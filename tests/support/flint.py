@@ -42,7 +42,7 @@ def locked_access_error(dev: str) -> str:
 
 
 SET_KEY_OUTPUT = (
-    "\rSetting the HW Key   -   0%\rSetting the HW Key   - OK  \n"
+    "\rSetting the HW Key   - OK  \n"
     "\rRestoring signature  - OK\n"
     "\n-I- New key was updated successfully in the flash. In order to activate the new key "
     "you should reboot or restart the driver.\n"

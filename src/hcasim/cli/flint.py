@@ -30,6 +30,8 @@ HW_ACCESS_OPCODE = 0x60  # cmdif/tools_cif.c:51
 STATUS_BAD_OP = 0x2  # on lock: MFE_MISSING_KEY (mflash.c:3878-3891)
 STATUS_BAD_PARAM = 0x3  # MFE_MISMATCH_KEY (mflash.c:3813)
 
+MAX_PASSWORD_LEN = 256  # flint/subcommands.h:43: characters past it are dropped
+
 KEY_SYNTAX_ERROR = (
     "Invalid Key syntax, it should contain only hexa numbers and of appropriate length."
 )
@@ -67,7 +69,7 @@ def read_key(prompt: str) -> str:
                 if chars:
                     chars.pop()
                     out("\b \b")
-            elif c.isprintable():
+            elif " " <= c <= "~" and len(chars) < MAX_PASSWORD_LEN:  # isprint(), C locale
                 chars.append(c)
                 out("*")
     finally:
@@ -152,15 +154,19 @@ def cmd_set_key(opts: Options) -> int:
             if key is None:
                 return err(KEY_SYNTAX_ERROR)
         else:
+            # getKeyInteractively (subcommands.cpp:5925-5953): each key is checked as it
+            # is typed, and the two are compared as numbers, not as text.
             first = read_key("Enter Key : ")
             if not first:
                 return err("Invalid Password.")
-            second = read_key("Verify Key : ")
-            if first != second:
-                return err("Failed to set the HW access key: The keys you entered did not match.")
             key = parse_key(first)
             if key is None:
                 return err(KEY_SYNTAX_ERROR)
+            again = parse_key(read_key("Verify Key : "))
+            if again is None:
+                return err(KEY_SYNTAX_ERROR)
+            if again != key:
+                return err("Failed to set the HW access key: The keys you entered did not match.")
         return _write_key(device, key)
     finally:
         device.close()
@@ -177,7 +183,8 @@ def _write_key(device: MstDevice, key: int) -> int:
             image = image_with_key(device.read_flash_image(), key)
         except fs2.ImageError as exc:
             return err(f"Failed to set the HW access key: {exc}")
-        out(f"\r{prefix}{0:3d}%")
+        # mstflint prints no percentage before OK for a whole-image write of this size
+        # (compared in-band: docs/flint.md).
         device.write_flash_image(image)
         out(f"\r{prefix}OK  \n")
         out("\rRestoring signature  - OK\n")
