@@ -265,8 +265,9 @@ def command_spec(name: str) -> CommandSpec | None:
         from hcasim.cli import flint_burn
 
         if name in ("b", "burn"):
-            # BurnSubCommand never counts its arguments: extra words are ignored.
-            return CommandSpec("burn", flint_burn.cmd_burn, 1 << 30, "both")
+            # burn takes one word (mstflint's "burn [ignore_dev_data]"), which changes
+            # nothing for an FS2 image.
+            return CommandSpec("burn", flint_burn.cmd_burn, 1, "both")
         return CommandSpec("verify", flint_burn.cmd_verify, 1, "either")
     return None
 

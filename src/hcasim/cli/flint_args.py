@@ -216,7 +216,10 @@ def parse_args(argv: list[str], prog: str = "flint") -> Options:
             out("No options found. \n")
             raise UsageExit(FLINT_FAILED)
         stripped = _strip_flag(args[last])
-        if len(args) - 1 - last > _ARG_COUNTS.get(_SHORT.get(stripped, stripped), -1):
+        # FlagMetaData matches short names too, and most options have "" as theirs: "-"
+        # and "--" find the first of those, guid, which takes one value.
+        count = 1 if stripped == "" else _ARG_COUNTS.get(_SHORT.get(stripped, stripped), -1)
+        if len(args) - 1 - last > count:
             raise _usage_error(f"Invalid command: {args[-1]}\n")
     _getopt(joined, prog, opts)
     if opts.command is None:
