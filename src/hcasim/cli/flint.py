@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
 
 from hcasim.cli.flint_common import (
     FLINT_FAILED,
@@ -23,6 +22,7 @@ from hcasim.cli.flint_common import (
     out,
 )
 
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
 if TYPE_CHECKING:
     from hcasim.api.mst import MstDevice
 
@@ -81,13 +81,18 @@ def read_key(prompt: str) -> str:
 
 # ------------------------------------------------------------------ device helpers
 # ------------------------------------------------------------------ commands
-class CommandSpec(NamedTuple):
-    """A flint command: its canonical name, handler, argument limit and what it operates on."""
+class CommandSpec:
+    """A flint command: its canonical name, handler, argument limit and what it operates on
+    (a plain class: a NamedTuple would load typing at start-up)."""
 
-    name: str
-    handler: Callable[[Options], int]
-    max_args: int
-    target: str  # "device", "either" (device or image) or "both"
+    __slots__ = ("handler", "max_args", "name", "target")
+
+    def __init__(self, name: str, handler: Callable[[Options], int], max_args: int,
+                 target: str) -> None:
+        self.name = name
+        self.handler = handler
+        self.max_args = max_args
+        self.target = target  # "device", "either" (device or image) or "both"
 
 
 def precheck(spec: CommandSpec, opts: Options) -> int | None:
@@ -121,14 +126,15 @@ def precheck(spec: CommandSpec, opts: Options) -> int | None:
 
 def cmd_query(opts: Options) -> int:
     """``q``: print firmware and image information of a device or an image."""
-    from hcasim.cli.flint_format import format_query
-    from hcasim.devices import fs2
-
     if opts.params and opts.params != ["full"]:
         return err(f'Unknown option "{opts.params[0]}" for the "query" command. you can use full.')
     loaded = load_image(opts)
     if isinstance(loaded, int):
         return loaded
+    # Only now: an image or device that cannot be opened needs no FS2 layouts.
+    from hcasim.cli.flint_format import format_query
+    from hcasim.devices import fs2
+
     data, running = loaded
     try:
         info = fs2.parse_image(data)

@@ -219,8 +219,6 @@ def _device_mismatch(device_id: int, image_device_id: int) -> str | None:
 
 def cmd_verify(opts: Options) -> int:
     """``v``: check every section of an image or of a device's flash."""
-    from hcasim.devices import fs2
-
     if opts.params and opts.params != ["showitoc"]:
         return err(
             f'Unknown option "{opts.params[0]}" for the "verify" command. you can use showitoc.'
@@ -230,6 +228,7 @@ def cmd_verify(opts: Options) -> int:
         return loaded
     data = loaded[0]
     from hcasim.cli.flint_format import format_verify, format_verify_error
+    from hcasim.devices import fs2
 
     try:
         lines = fs2.verify_image(data)

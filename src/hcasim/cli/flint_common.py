@@ -5,7 +5,8 @@ Mellanox/mstflint tag v4.21.0-1)."""
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
 
 if TYPE_CHECKING:
     from hcasim.api.mst import MstDevice
@@ -103,6 +104,8 @@ def open_for_access(dev: str, *, allow_locked: bool = False) -> MstDevice | int:
 #: version dword at 0x24 (FS3_IND_ADDR) and a file that ends before it is of no known
 #: generation (IsFS3OrFS2Image, mlxfwops/lib/fw_ops.cpp:650-668, and :1084-1088).
 _FORMAT_DWORD_END = 0x28
+#: Files up to this size are read whole without asking the flash model its size.
+_SMALL_FILE = 1 << 20
 
 
 def read_image_file(path: str) -> bytes | int:
@@ -116,8 +119,6 @@ def read_image_file(path: str) -> bytes | int:
     """
     import os
 
-    from hcasim.devices.flash import FLASH_SIZE
-
     if os.path.isdir(path):
         # fopen() takes a directory; ftell() at its end does not fit flint's int.
         return err(f'Cannot open Image: {path}. Can not get file size for "{path}" - Success')
@@ -129,8 +130,14 @@ def read_image_file(path: str) -> bytes | int:
                 return err(f'Cannot open Image: {path}. Can not get file size for "{path}" - '
                            f"{exc.strerror}")
             f.seek(0)
-            # No more than a flash holds, plus one byte to tell a file that is bigger.
-            data = f.read(min(size, FLASH_SIZE + 1))
+            flash_size = None
+            if size > _SMALL_FILE:
+                # No more than a flash holds, plus one byte to tell a file that is bigger
+                # (the flash model loads dataclasses: only for files that need it).
+                from hcasim.devices.flash import FLASH_SIZE
+
+                flash_size = FLASH_SIZE
+            data = f.read(size if flash_size is None else min(size, flash_size + 1))
     except OSError as exc:
         return err(f'Cannot open Image: {path}. Can not open file "{path}" - {exc.strerror}')
     if size % 4:
@@ -140,11 +147,11 @@ def read_image_file(path: str) -> bytes | int:
         )
     if size < _FORMAT_DWORD_END:
         return err(f"Cannot open Image: {path}. Invalid Firmware Format (found FS Gen 1)")
-    if len(data) > FLASH_SIZE:
+    if flash_size is not None and len(data) > flash_size:
         # hcasim's own limit (docs/flint.md): mstflint reads bigger files lazily.
         return err(
             f"Cannot open Image: {path}. Image is larger than the flash "
-            f"({FLASH_SIZE:#x} bytes): no device can hold it"
+            f"({flash_size:#x} bytes): no device can hold it"
         )
     return data
 

@@ -9,9 +9,10 @@ to Mellanox/mstflint at tag ``v4.21.0-1``: ``QuerySubCommand::printInfo``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from hcasim.cli.flint_common import raw_text
+
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
 
 if TYPE_CHECKING:  # keep flint's start-up free of imports it does not need yet
     from hcasim.devices.fs2 import Fs2Info, ImageError
