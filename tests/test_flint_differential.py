@@ -57,7 +57,10 @@ _OPTION_WORDS = [
     ["-y"], ["--yes"], ["--no"], ["-qq"], ["--qq"], ["-q"], ["-s"], ["--silent"],
     ["--low_cpu"], ["--use_fw"], ["--nofs"], ["-nofs"], ["--flashed_version"],
     ["--striped_image"], ["--allow_psid_change"], ["--log", "LOG"], ["--vsd", "v s d"],
-    ["--banks", "1"], ["--guids", "1", "2"], ["-v"],
+    ["--banks", "1"], ["--banks", "zz"], ["--guids", "1", "2"], ["--guid", "zz"],
+    ["--guid", "1ffffffffffffffff"], ["--macs", "1", "x"], ["--uid", "0x12"], ["-v"],
+    ["--ocr"], ["--override_cache_replacement"], ["--activate"], ["--use_image_guids"],
+    ["--blank_guids"], ["--ignore_dev_data"], ["--guid", "1"], ["--use_dev_rom"],
     ["--version"], ["-h"], ["--hh"], ["--foo"], ["-z"], ["--d", MISSING], ["-n"],
     ["--yes=1"], ["--ima"], ["--image"], ["-i"], ["--"], ["-"], ["-5"], ["--psid="],
 ]

@@ -121,6 +121,54 @@ def precheck(spec: CommandSpec, opts: Options) -> int | None:
         return err("Please specify either Device or Image.")
     elif spec.target == "both" and not (has_dev and has_img):
         return err(f'Command "{spec.name}" requires both image and device to be specified.')
+    # The rest of basicVerifyParams (subcommands.cpp:792-802), then the command's own
+    # verifyParams (burn's: :2365-2535).
+    if has_dev and "striped_image" in opts.other:
+        return err('Cannot specify "-device" flag with "-striped_image" flag.')
+    if "override_cache_replacement" in opts.other or "ocr" in opts.other:
+        out("\n-W- Firmware flash cache access is enabled. Running in this mode may cause the "
+            "firmware to hang.\n")
+    if spec.name == "burn":
+        return _verify_burn_flags(opts)
+    return None
+
+
+def _verify_burn_flags(opts: Options) -> int | None:
+    """``BurnSubCommand::verifyParams`` for a device that is no cable (subcommands.cpp:
+    2455-2535): flags that belong to cables, and GUID, MAC and UID flags that exclude
+    each other."""
+    given = opts.other
+    if "downstream_device_id_start_index" in given or "num_of_downstream_devices" in given:
+        return err("For burn command, Please specify Flags 'cable_device_size'/"
+                   "'cable_device_index' relevant only for cable components..")
+    if "activate" in given or "download_transfer" in given \
+            or given.get("activate_delay_sec", "1") != "1":
+        return err("For burn command, Please specify Flags 'activate'/'download_transfer'/"
+                   "'activate_delay_sec' relevant only for cable components..")
+    guids = "guid" in given or "guids" in given
+    macs = "mac" in given or "macs" in given
+    if guids and "uid" in given:
+        return err("For burn command, Please specify either GUIDs / UID (using command line "
+                   "flags -guid(s) / -uid ).")
+    if macs and "uid" in given:
+        return err("For burn command, Please specify either MACs / UID (using command line "
+                   "flags -mac(s) / -uid ).")
+    from_user = guids or macs or "uid" in given
+    if from_user and "use_image_guids" in given:
+        return err('Cannot specify "GUIDs/UIDs/MACs" flag with "-use_image_guids" flag.')
+    if (from_user or "use_image_guids" in given) and "blank_guids" in given:
+        first = "-use_image_guids" if "use_image_guids" in given else "GUIDs/UIDs/MACs"
+        return err(f'Cannot specify "{first}" flag with "-blank_guids" flag.')
+    if "guid" in given and "guids" in given:
+        return err('Cannot specify "-guids" flag with "-guid" flag.')
+    if "mac" in given and "macs" in given:
+        return err('Cannot specify "-macs" flag with "-mac" flag.')
+    if "use_image_ps" in given and "vsd" in given:
+        return err('Cannot specify "-use_image_ps" flag with "-vsd" flag.')
+    if "ignore_dev_data" in given and not opts.nofs:
+        return err('"-nofs" flag must be specified with "-ignore_dev_data" flag.')
+    if "use_dev_rom" in given and "use_image_rom" in given:
+        return err('Cannot specify "--use_dev_rom" flag with "--use_image_rom" flag.')
     return None
 
 
@@ -294,6 +342,12 @@ def _main(args: list[str]) -> int:
         opts = parse_args(args, program_name())
     except UsageExit as exc:
         return exc.status
+    if "use_fw" in opts.other and ("override_cache_replacement" in opts.other
+                                   or "ocr" in opts.other):
+        # Flint::run, before any command (flint/flint.cpp:255-260); no newline.
+        out("-E- flags --use_fw and --override_cache_replacement/-ocr cannot be specified "
+            "simultaneously")
+        return FLINT_FAILED
     spec = command_spec(opts.command or "")
     if spec is None:
         # A command of mstflint's that hcasim's devices do not model (docs/flint.md).

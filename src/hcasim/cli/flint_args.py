@@ -303,6 +303,44 @@ def _getopt(words: list[str], prog: str, opts: Options) -> None:
         raise UsageExit(FLINT_FAILED)
 
 
+_GUID_OPTIONS = frozenset({"guid", "guids", "mac", "macs", "uid"})
+_HEX = "0123456789abcdefABCDEF"
+
+
+def _guid_syntax_error(text: str) -> str | None:
+    """What ``getGUIDFromStr`` (cmd_line_parser.cpp:416-436) prints for a GUID, MAC or UID
+    it refuses (strtoull base 16: trailing characters, or past 64 bits, when it adds
+    strerror(ERANGE)); None for one it takes."""
+    from hcasim.devices.hw_key import parse_key  # the same strtoull rules, for keys
+
+    if parse_key(text) is not None:
+        return None
+    digits = text.lstrip(" \t\n\v\f\r").lstrip("+-")
+    if digits[:2] in ("0x", "0X") and digits[2:3] and digits[2] in _HEX:
+        digits = digits[2:]
+    run = digits[:len(digits) - len(digits.lstrip(_HEX))]
+    overflow = bool(run) and int(run, 16) >> 64 != 0
+    return (f"-E- Invalid Guid/Mac/Uid syntax ({text}) "
+            f"{'Numerical result out of range' if overflow else ''} \n")
+
+
+def _strtoul_takes_all(text: str) -> bool:
+    """Whether strtoul(text, &end, 0) ends on the string's end (``strToNum``,
+    cmd_line_parser.cpp:401-413): an optional sign, then 0x hex, 0 octal or decimal; the
+    empty string converts nothing and ends there."""
+    if text == "":
+        return True
+    body = text.lstrip(" \t\n\v\f\r")
+    body = body[1:] if body[:1] in ("+", "-") else body
+    if body[:2] in ("0x", "0X") and body[2:3] and body[2] in _HEX:
+        digits, body = _HEX, body[2:]
+    elif body[:1] == "0":
+        digits = "01234567"
+    else:
+        digits = "0123456789"
+    return body != "" and body.lstrip(digits) == ""
+
+
 def _handle(name: str, value: str, opts: Options) -> None:
     """``Flint::HandleOption`` for one option (cmd_line_parser.cpp:941-1400)."""
     if name not in _UNCOUNTED:
@@ -316,6 +354,16 @@ def _handle(name: str, value: str, opts: Options) -> None:
                 out(f"Too {more} arguments. Expected: {expected} , Received: {actual}\n")
             out(f"-E- Failed to handle option {name}\n")
             raise UsageExit(FLINT_FAILED)
+    if name in _GUID_OPTIONS:
+        for one in value.split(",") if name in ("guids", "macs") else [value]:
+            problem = _guid_syntax_error(one)
+            if problem is not None:
+                out(problem)
+                out(f"-E- Failed to handle option {name}\n")
+                raise UsageExit(FLINT_FAILED)
+    if name == "banks" and not _strtoul_takes_all(value):
+        out("-E- Failed to handle option banks\n")
+        raise UsageExit(FLINT_FAILED)
     if name in ("help", "hh"):
         out(help_text())
         raise UsageExit(FLINT_SUCCESS)
