@@ -75,7 +75,8 @@ _PARAM_WORDS = [["full"], ["extra"], ["-y"], ["-5"], ["1234"], ["x"], ["--no"]]
 def command_lines(rng: random.Random, count: int) -> list[list[str]]:
     """Random command lines: options, then maybe a command, then maybe more words."""
     cases: list[list[str]] = [[], ["q"], ["-i", "IMG"], ["IMG"], ["--"], ["-i", "IMG", "x"],
-                              ["-d"], ["-i", "IMG", "-d"], ["q", "-d"]]
+                              ["-d"], ["-i", "IMG", "-d"], ["q", "-d"],
+                              ["-s", "-d", MISSING, "q"], ["-s", "-d", MISSING, "v"]]
     while len(cases) < count:
         words: list[str] = []
         for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
@@ -214,7 +215,8 @@ DEVICE_CASES: list[tuple[str, list[str], str]] = [
     ("clean", ["set_key"], "1234\n01234\n"), ("clean", ["set_key"], "1234\n1235\n"),
     ("clean", ["set_key"], "\n"), ("clean", ["set_key"], "12\x7f3\n13\n"),
     ("locked", ["hw_access", "enable"], KEY + "\n"), ("locked", ["hw_access", "enable"], "\n"),
-    ("locked", ["hw_access", "enable"], "nothex\n"),
+    ("locked", ["hw_access", "enable"], "nothex\n"), ("locked", ["-s", "q"], ""),
+    ("locked", ["-s", "v"], ""), ("clean", ["-s", "set_key", "12"], ""),
 ]
 BURNS: list[tuple[str, list[str], str]] = [
     ("old", ["--no"], ""), ("old", ["-y"], ""), ("old", [], "n\n"), ("old", [], "y\ny\n"),
@@ -223,7 +225,8 @@ BURNS: list[tuple[str, list[str], str]] = [
     ("psid", ["-y", "--allow_psid_change"], ""), ("pro", ["-y", "--allow_psid_change"], ""),
     ("pro-same-psid", ["-y"], ""), ("no-psid", ["-y"], ""), ("connect-ib", ["-y"], ""),
     ("unknown-device", ["-y"], ""), ("corrupt", ["-y"], ""), ("short", ["-y"], ""),
-    ("new", ["-y", "extra"], ""),
+    ("new", ["-y", "extra"], ""), ("new", ["-y", "-s"], ""), ("new", ["-y", "--nofs"], ""),
+    ("new", ["-y", "--use_image_ps"], ""), ("old", ["-s", "--no"], ""),
 ]
 
 

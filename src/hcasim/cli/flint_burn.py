@@ -93,7 +93,7 @@ def cmd_burn(opts: Options) -> int:
 
         out(format_query_error(exc, source=path))
         return FLINT_FAILED
-    device = open_for_fw_ops(opts.device or "")
+    device = open_for_fw_ops(opts.device or "", silent=opts.silent)
     if isinstance(device, int):
         return device
     try:
@@ -125,8 +125,9 @@ def cmd_burn(opts: Options) -> int:
             # No percentage before OK, as mstflint prints it for images this size
             # (compared in-band: docs/flint.md).
             device.write_flash_image(data)
-            out(f"\r{BURN_PREFIX}OK  \n")
-            out(f"\r{RESTORE_LINE}\n")
+            if not opts.silent:  # -s burns without progress (updateBurnParams, :2540-2546)
+                out(f"\r{BURN_PREFIX}OK  \n")
+                out(f"\r{RESTORE_LINE}\n")
         return FLINT_SUCCESS
     finally:
         device.close()

@@ -72,17 +72,20 @@ def locked_hint(dev: str) -> str:
     return f'-E- Run "flint -d {dev} hw_access enable [key]" in order to enable HW access.'
 
 
-def open_for_fw_ops(dev: str) -> MstDevice | int:
-    """Open a device the way preFwOps does; on failure print its error and return 1."""
+def open_for_fw_ops(dev: str, *, silent: bool = False) -> MstDevice | int:
+    """Open a device the way preFwOps does; on failure print its error (none with ``-s``:
+    subcommands.cpp:631-638) and return 1."""
     from hcasim.api.mst import DeviceOpenError, MstDevice
 
     try:
         device = MstDevice.open(dev)
     except DeviceOpenError as exc:
-        return err(f"Cannot open Device: {dev}. {exc.reason}. MFE_CR_ERROR")
+        return FLINT_FAILED if silent else \
+            err(f"Cannot open Device: {dev}. {exc.reason}. MFE_CR_ERROR")
     if device.locked:
         device.close()
-        return err(f"Cannot open Device: {dev}. {LOCKED_REASON}\n{locked_hint(dev)}")
+        return FLINT_FAILED if silent else \
+            err(f"Cannot open Device: {dev}. {LOCKED_REASON}\n{locked_hint(dev)}")
     return device
 
 
@@ -165,7 +168,7 @@ def load_image(opts: Options) -> tuple[bytes, tuple[int, int, int] | None] | int
     if opts.image is not None:
         data = read_image_file(opts.image)
         return data if isinstance(data, int) else (data, None)
-    device = open_for_fw_ops(opts.device or "")
+    device = open_for_fw_ops(opts.device or "", silent=opts.silent)
     if isinstance(device, int):
         return device
     try:
