@@ -61,6 +61,7 @@ _OPTION_WORDS = [
     ["--guid", "1ffffffffffffffff"], ["--macs", "1", "x"], ["--uid", "0x12"], ["-v"],
     ["--ocr"], ["--override_cache_replacement"], ["--activate"], ["--use_image_guids"],
     ["--blank_guids"], ["--ignore_dev_data"], ["--guid", "1"], ["--use_dev_rom"],
+    ["-yy"], ["-ya"], ["-sy"], ["-ys"], ["-yqq"], ["-yi", "IMG"], ["-yiIMG"], ["-si"],
     ["--version"], ["-h"], ["--hh"], ["--foo"], ["-z"], ["--d", MISSING], ["-n"],
     ["--yes=1"], ["--ima"], ["--image"], ["-i"], ["--"], ["-"], ["-5"], ["--psid="],
 ]

@@ -244,42 +244,46 @@ def _getopt(words: list[str], prog: str, opts: Options) -> None:
             nonopts.append(word)  # permuted to the end, reported after the options
             continue
         long_form = word.startswith("--")
-        body = word[2:] if long_form else word[1:]
-        if long_form or len(body) > 1 or body[0] not in _OPTSTRING:
-            key, eq, inline = body.partition("=")
-            matches = [n for n in names if n.startswith(key)]
-            exact = key in names
-            if len(matches) > 1 and not exact:
-                sys.stderr.write(f"{prog}: option `{word}' is ambiguous\n")
-                raise _usage_error("", "Bad input parameter")
-            if matches:
-                name = key if exact else matches[0]
-                if eq:
-                    if not takes_value[name]:
-                        dash = "--" if long_form else "-"
-                        sys.stderr.write(f"{prog}: option `{dash}{name}' doesn't allow an "
-                                         "argument\n")
-                        raise _usage_error("", "Bad input parameter")
-                    value = inline
-                elif takes_value[name]:
-                    if i >= len(words):
-                        sys.stderr.write(f"{prog}: option `{word}' requires an argument\n")
-                        raise _usage_error("", "Bad input parameter")
-                    value = words[i]
-                    i += 1
-                else:
-                    value = ""
-                _handle(name, value, opts)
-                continue
-            if long_form or body[0] not in _OPTSTRING:
-                dash = "--" if long_form else "-"
-                sys.stderr.write(f"{prog}: unrecognized option `{dash}{body}'\n")
-                raise _usage_error("", "Bad input parameter")
-        # Short options, possibly clustered ("-yd DEV"), a value attached or following.
-        j = 0
-        while j < len(body):
-            c = body[j]
-            j += 1
+        rest = word[2:] if long_form else word[1:]
+        # getopt_long_only tries the long options first for any word longer than "-X"
+        # (or whose letter is no short option), and again for what follows each short
+        # option of a cluster: "-yy" is -y --yes, and "-ya" is -y then "a", the start of
+        # four long options, hence ambiguous (my_getopt.c:650-790).
+        try_long = long_form or len(rest) > 1 or rest[0] not in _OPTSTRING
+        while rest:
+            if try_long:
+                key, eq, inline = rest.partition("=")
+                matches = [n for n in names if n.startswith(key)]
+                exact = key in names
+                if len(matches) > 1 and not exact:
+                    sys.stderr.write(f"{prog}: option `{word}' is ambiguous\n")
+                    raise _usage_error("", "Bad input parameter")
+                if matches:
+                    name = key if exact else matches[0]
+                    if eq:
+                        if not takes_value[name]:
+                            dash = "--" if long_form else "-"
+                            sys.stderr.write(f"{prog}: option `{dash}{name}' doesn't allow "
+                                             "an argument\n")
+                            raise _usage_error("", "Bad input parameter")
+                        value = inline
+                    elif takes_value[name]:
+                        if i >= len(words):
+                            sys.stderr.write(f"{prog}: option `{word}' requires an "
+                                             "argument\n")
+                            raise _usage_error("", "Bad input parameter")
+                        value = words[i]
+                        i += 1
+                    else:
+                        value = ""
+                    _handle(name, value, opts)
+                    break
+                if long_form or rest[0] not in _OPTSTRING:
+                    dash = "--" if long_form else "-"
+                    sys.stderr.write(f"{prog}: unrecognized option `{dash}{rest}'\n")
+                    raise _usage_error("", "Bad input parameter")
+            # One short option; a value is the rest of the word or the next word.
+            c, rest = rest[0], rest[1:]
             if c not in _SHORT:
                 sys.stderr.write(f"{prog}: invalid option -- {c}\n")
                 raise _usage_error("", "Bad input parameter")
@@ -287,8 +291,8 @@ def _getopt(words: list[str], prog: str, opts: Options) -> None:
             if not takes_value[name]:
                 _handle(name, "", opts)
                 continue
-            if j < len(body):
-                value = body[j:]
+            if rest:
+                value, rest = rest, ""
             elif i < len(words):
                 value = words[i]
                 i += 1
@@ -296,7 +300,6 @@ def _getopt(words: list[str], prog: str, opts: Options) -> None:
                 sys.stderr.write(f"{prog}: option requires an argument -- {c}\n")
                 raise _usage_error("", "Bad input parameter")
             _handle(name, value, opts)
-            break
     if nonopts:
         out("-E- Found some non-option ARGV-elements " + "".join(w + " " for w in nonopts)
             + "\n")
