@@ -85,27 +85,37 @@ class CommandSpec:
     """A flint command: its canonical name, handler, argument limit and what it operates on
     (a plain class: a NamedTuple would load typing at start-up)."""
 
-    __slots__ = ("handler", "max_args", "name", "target")
+    __slots__ = ("handler", "max_args", "min_args", "name", "target")
 
     def __init__(self, name: str, handler: Callable[[Options], int], max_args: int,
-                 target: str) -> None:
+                 target: str, min_args: int = -1) -> None:
         self.name = name
         self.handler = handler
-        self.max_args = max_args
-        self.target = target  # "device", "either" (device or image) or "both"
+        self.max_args = max_args  # -1: not checked
+        self.min_args = min_args
+        #: "device", "image", "either" (device or image), "both" or "none"
+        self.target = target
 
 
 def precheck(spec: CommandSpec, opts: Options) -> int | None:
-    """The checks mstflint makes before opening anything, in its order (subcommands.cpp).
+    """The checks mstflint makes before opening anything, in its order
+    (``SubCommand::basicVerifyParams``, subcommands.cpp:690-803).
 
-    Argument count first (err_msgs.h:75), then which of device and image are given
-    (err_msgs.h:73,91-94); a failure prints its message and returns FLINT_FAILED.
+    Argument count first (err_msgs.h:76-80), then which of device and image are given
+    (err_msgs.h:72-74, 91-95); a failure prints its message and returns FLINT_FAILED.
     """
-    if len(opts.params) > spec.max_args:
-        return err(
-            f'Command "{spec.name}" requires at most {spec.max_args} arguments, '
-            f"but {len(opts.params)} arguments were given"
-        )
+    count, most, least = len(opts.params), spec.max_args, spec.min_args
+    if most == least and most != -1 and count != most:
+        return err(f'Command "{spec.name}" requires {most} arguments, but {count} arguments '
+                   "were given")
+    if most != -1 and count > most:
+        if most == 0:
+            return err(f'Command "{spec.name}" does not require arguments')
+        return err(f'Command "{spec.name}" requires at most {most} arguments, '
+                   f"but {count} arguments were given")
+    if least != -1 and count < least:
+        return err(f'Command "{spec.name}" requires at least {least} arguments, '
+                   f"but {count} arguments were given")
     has_dev, has_img = opts.device is not None, opts.image is not None
     if spec.target == "device":
         if has_dev and has_img:
@@ -117,10 +127,19 @@ def precheck(spec: CommandSpec, opts: Options) -> int | None:
             return err(f'Command "{spec.name}" requires device, but an image file was given.')
         if not has_dev:
             return err("Please specify Device.")
+    elif spec.target == "image":
+        if has_dev:
+            both = "an image, but both an image file and a device are given"
+            return err(f'Command "{spec.name}" requires '
+                       f"{both if has_img else 'an image file, but device was given'}.")
+        if not has_img:
+            return err("Please specify Image file.")
     elif spec.target == "either" and has_dev == has_img:
         return err("Please specify either Device or Image.")
     elif spec.target == "both" and not (has_dev and has_img):
         return err(f'Command "{spec.name}" requires both image and device to be specified.')
+    elif spec.target == "none":
+        return None
     # The rest of basicVerifyParams (subcommands.cpp:792-802), then the command's own
     # verifyParams (burn's: :2365-2535).
     if has_dev and "striped_image" in opts.other:
@@ -323,7 +342,57 @@ def command_spec(name: str) -> CommandSpec | None:
             # nothing for an FS2 image.
             return CommandSpec("burn", flint_burn.cmd_burn, 1, "both")
         return CommandSpec("verify", flint_burn.cmd_verify, 1, "either")
-    return None
+    if name in _REFUSED_AT_ONCE:
+        return CommandSpec(name, _refused_at_once, -1, "none")
+    other = _UNMODELLED.get(name)
+    if other is None:
+        return None
+    shown, target, most, least = other
+    return CommandSpec(shown, _not_modelled, most, target, least)
+
+
+#: mstflint's other commands, checked as it checks them before it runs one (its name in
+#: messages, what it works on, most and fewest arguments; -1 not checked): each
+#: SubCommand constructor of flint/subcommands.cpp, v4.21.0-1.
+_UNMODELLED: dict[str, tuple[str, str, int, int]] = {
+    "swreset": ("swreset", "device", 0, -1), "reset_cfg": ("reset_cfg", "device", 0, -1),
+    "brom": ("brom", "either", 1, 1), "drom": ("drom", "either", 0, -1),
+    "rrom": ("rrom", "either", 1, 1), "qrom": ("qrom", "image", 0, -1),
+    "bb": ("bb", "both", 0, -1), "sg": ("sg", "either", 2, -1), "sv": ("sv", "either", 0, -1),
+    "ri": ("ri", "device", 1, 1), "dc": ("dc", "either", 1, -1), "dh": ("dh", "either", 1, -1),
+    "hw": ("Hw", "device", 2, 1), "erase": ("erase", "device", 1, 1),
+    "rw": ("rw", "either", 1, 1), "ww": ("ww", "either", 2, 2), "wwne": ("wwne", "device", 2, 2),
+    "wbne": ("wbne", "device", -1, 3), "wb": ("wb", "device", 2, 2),
+    "rb": ("rb", "either", 3, 2), "clear_semaphore": ("clear_semaphore", "device", 0, -1),
+    "checksum": ("checksum", "either", 0, -1), "timestamp": ("time stamp", "either", 3, 1),
+    "sign": ("sign", "image", 0, -1), "sign_with_hmac": ("sign_with_hmac", "image", 0, -1),
+    "set_public_keys": ("set public keys", "image", 1, 1),
+    "set_forbidden_versions": ("set forbidden versions", "image", 1, 1),
+    "image_reactivation": ("image_reactivation", "device", 0, -1),
+    "binary_compare": ("Binary compare", "both", 1, 0), "rsa_sign": ("rsa_sign", "image", 0, -1),
+    "export_public_key": ("export_public_key", "none", 0, -1),
+}
+
+
+#: Commands this mstflint build refuses before any check, with what it prints (no newline
+#: where there is none): ones compiled out of it (Flint::run, flint/flint.cpp:262-267),
+#: the Windows-only cache command and the HSM ones of a build without HSM support.
+_REFUSED_AT_ONCE = {
+    "fi": "-E- FATAL: command object not found.",
+    "extract_fw_data": "-E- FATAL: command object not found.",
+    "cache_image": '-E- Command  "cache image" is supported only in windows.\n',
+    "import_hsm_key": "-E- HSM funcionality is not supported",
+}
+
+
+def _refused_at_once(opts: Options) -> int:
+    out(_REFUSED_AT_ONCE[opts.command or ""])
+    return FLINT_FAILED
+
+
+def _not_modelled(opts: Options) -> int:
+    # What the lab's ConnectX-3 does not model (docs/flint.md, section 3).
+    return err(f'Command "{opts.command}" is not supported by hcasim\'s flint.')
 
 
 def main(argv: list[str] | None = None) -> int:
