@@ -204,8 +204,11 @@ def test_images(tmp_path: Path) -> None:
     for name, data in images(rng, 60):
         path = tmp_path / f"{name}.bin"
         path.write_bytes(data)
-        for command in (["q"], ["v"]) if name.startswith("mut") else (["q"], ["-qq", "q"],
-                                                                     ["v"], ["q", "full"]):
+        commands = [["q"], ["v"]] if name.startswith("mut") else [["q"], ["-qq", "q"], ["v"],
+                                                                 ["q", "full"]]
+        if not name.startswith("mut") or int(name[3:]) <= 20:
+            commands.append(["-d", MISSING, "-y", "b"])  # the image is queried first
+        for command in commands:
             argv = ["-i", str(path), *command]
             real = run_as_flint(argv)
             ours = run_our_flint(argv, env=_no_lab_env())

@@ -1,9 +1,11 @@
 """flint: mstflint 4.21-compatible flash tool for hcasim's simulated ConnectX-3 devices.
 
 Messages, prompts, streams and exit codes follow mstflint 4.21 (sources cited inline, from
-Mellanox/mstflint tag v4.21.0-1). Every message, errors included, goes to stdout; the exit
-status is 0 on success and 1 on failure (flint/err_msgs.h:47-53). Imports are kept lazy:
-``flint -qq q`` is on many scripts' hot path.
+Mellanox/mstflint tag v4.21.0-1). Every message, errors included, goes to stdout, except
+getopt's complaints about the command line (stderr, :mod:`hcasim.cli.flint_args`); the exit
+status is 0 on success, 1 on failure and 7 for a burn declined at the version question
+(flint/err_msgs.h:47-53). Imports are kept lazy: ``flint -qq q`` is on many scripts' hot
+path (docs/flint.md, section 4). What differs from mstflint, and why: docs/flint.md.
 """
 
 from __future__ import annotations

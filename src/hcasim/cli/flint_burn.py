@@ -85,17 +85,22 @@ def cmd_burn(opts: Options) -> int:
     data = read_image_file(path)
     if isinstance(data, int):
         return data
+    # preFwOps opens the image (its file and format: errors of the "open" stage), then
+    # the device (openOps, subcommands.cpp:586-640), and only then is the image queried
+    # (BurnSubCommand::executeCommand, :3311-3315).
+    query_error: fs2.ImageError | None = None
     try:
         new = fs2.parse_image(data)
     except fs2.ImageError as exc:
-        # Queried as ``q`` queries it (BurnSubCommand::executeCommand, subcommands.cpp).
-        from hcasim.cli.flint_format import format_query_error
-
-        out(format_query_error(exc, source=path))
-        return FLINT_FAILED
+        if exc.stage == "open":
+            return _image_query_failed(exc, path)
+        query_error = exc
     device = open_for_fw_ops(opts.device or "", silent=opts.silent)
     if isinstance(device, int):
         return device
+    if query_error is not None:
+        device.close()
+        return _image_query_failed(query_error, path)
     try:
         with device.semaphore(SEM_FLASH_PROGRAMMING):
             current_image = device.read_flash_image()
@@ -131,6 +136,16 @@ def cmd_burn(opts: Options) -> int:
         return FLINT_SUCCESS
     finally:
         device.close()
+
+
+def _image_query_failed(error: object, path: str) -> int:
+    # Reported as ``q`` reports it (FLINT_FAILED_QUERY_ERROR, err_msgs.h:90).
+    from hcasim.cli.flint_format import format_query_error
+    from hcasim.devices.fs2 import ImageError
+
+    assert isinstance(error, ImageError)
+    out(format_query_error(error, source=path))
+    return FLINT_FAILED
 
 
 def _confirm(opts: Options, current: object, new: object) -> int | None:
