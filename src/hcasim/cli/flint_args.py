@@ -167,7 +167,7 @@ def program_name() -> str:
 
 def _is_flag(word: str) -> bool:
     # IS_NUM test of parseCmdLine: "-5" is a value, "-" alone is an option word.
-    return word.startswith("-") and not (len(word) > 1 and word[1].isdigit())
+    return word.startswith("-") and not (len(word) > 1 and word[1] in "0123456789")
 
 
 def _strip_flag(word: str) -> str:
