@@ -23,7 +23,9 @@ from __future__ import annotations
 import importlib.machinery
 import os
 import sys
-from typing import TYPE_CHECKING
+
+# typing costs every process 3 to 9 ms to import; mypy takes this spelling as the same.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

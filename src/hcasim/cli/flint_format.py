@@ -9,7 +9,10 @@ to Mellanox/mstflint at tag ``v4.21.0-1``: ``QuerySubCommand::printInfo``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+from hcasim.cli.flint_common import raw_text
+
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
 
 if TYPE_CHECKING:  # keep flint's start-up free of imports it does not need yet
     from hcasim.devices.fs2 import Fs2Info, ImageError
@@ -106,8 +109,9 @@ def format_query(
         out += _line("HW Access Key", "Enabled" if info.hw_access_key else "Disabled")
     out += _uids(info)
     if info.vsd_vendor_id in (0, _MELLANOX_VSD_VENDOR):
-        out += _line("VSD", info.vsd)
-        out += _line("PSID", info.psid)
+        # Printed as the bytes they are (%s of a char array): raw_text keeps them so.
+        out += _line("VSD", raw_text(info.vsd))
+        out += _line("PSID", raw_text(info.psid))
     else:  # FLINT_NOT_MLNX_FW_WARNING, err_msgs.h:192
         out += (f"-W- Not a Mellanox FW image (vendor_id = 0x{info.vsd_vendor_id:04x}). "
                 "VSD and PSID are not displayed.\n")

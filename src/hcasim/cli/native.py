@@ -50,7 +50,7 @@ def write_codecs() -> str:
              'build`` for mypyc to compile.  Generated; not tracked."""', "",
              "from typing import Any", ""]
     table = []
-    for key, (name, source, names) in sorted(layout.GENERATED.items()):
+    for key, (name, source, names) in sorted(layout.generated().items()):
         lines += ["", f"def _{key}(env: dict[str, Any]) -> tuple[Any, Any]:  # {name}"]
         lines += [f"    {n}: Any = env[{n!r}]" for n in names]
         lines += [f"    {_typed(line)}" if line else "" for line in source.splitlines()]

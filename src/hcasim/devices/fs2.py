@@ -69,6 +69,7 @@ CONNECTX3_PRO = 4103
 DEVICE_NAMES = {CONNECTX3: "ConnectX-3", CONNECTX3_PRO: "ConnectX-3 Pro"}
 
 _DWORD = struct.Struct(">I")  # a CRC dword
+_U32 = 0xFFFFFFFF  # mstflint's u_int32_t arithmetic on section sizes
 
 
 # --------------------------------------------------------------------------- errors
@@ -752,14 +753,19 @@ class _Walker:
                 # An unknown second part is taken for another boot record (:361-369).
                 next_ptr = self._boot2(next_ptr)
                 continue
-            data_size = (size + 3) // 4 * 4 if kind == SectionType.EMT else size * 4
-            end = next_ptr + Gph.BYTES + data_size + 4
-            text = (f"     /0x{next_ptr:08x}-0x{end - 1:08x} (0x{end - next_ptr:06x})/ "
-                    f"({SectionType.name(kind)})")
+            # mstflint computes sizes and ends in u_int32_t and prints the type with %d:
+            # a huge size wraps around and a type from 0x80000000 on is negative
+            # (fs2_ops.cpp:375-395).
+            data_size = ((size + 3) // 4 * 4 if kind == SectionType.EMT else size * 4) & _U32
+            end = (next_ptr + Gph.BYTES + data_size + 4) & _U32
+            signed_kind = kind - (1 << 32) if kind >> 31 else kind
+            text = (f"     /0x{next_ptr:08x}-0x{(end - 1) & _U32:08x} "
+                    f"(0x{(end - next_ptr) & _U32:06x})/ ({SectionType.name(signed_kind)})")
             if data_size > Gph.MAX_DATA:
                 self.lines.append(f"{text} - size too big (0x{data_size:x})")
-                raise self.fail(f"{SectionType.name(kind)} section at 0x{next_ptr:08x} is too "
-                                f"big (0x{data_size:x} bytes)", reason="(null)")
+                raise self.fail(f"{SectionType.name(signed_kind)} section at "
+                                f"0x{next_ptr:08x} is too big (0x{data_size:x} bytes)",
+                                reason="(null)")
             (stored,) = _DWORD.unpack(self.read(end - 4, 4, text))
             body = gph + bytes(self.data[next_ptr + Gph.BYTES : end - 4])
             section = _Section(kind, next_ptr, data_size, stored, crc16(body))
@@ -770,7 +776,7 @@ class _Walker:
             elif section.computed_crc != stored:  # CheckAndPrintCrcRes, fw_ops.cpp:367-400
                 self.lines.append(f"{text} /0x{next_ptr:08x}/ - wrong CRC "
                                   f"(exp:0x{section.computed_crc:x}, act:0x{stored:x})")
-                raise self.fail(f"Bad CRC in {SectionType.name(kind)} section at "
+                raise self.fail(f"Bad CRC in {SectionType.name(signed_kind)} section at "
                                 f"0x{next_ptr:08x} (exp:0x{section.computed_crc:x}, "
                                 f"act:0x{stored:x})", reason=_BAD_CRC)
             else:

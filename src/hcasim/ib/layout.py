@@ -56,11 +56,11 @@ __all__ = [
 ]
 
 _SPEC = "hcasim.ib.layout"
-#: Every codec source generated in this process: key -> (layout name, source, env names).
-#: ``make install`` compiles them (:mod:`hcasim.native`); once :func:`use_compiled_codecs`
-#: was called, a generated function whose key is in the compiled set is taken from there;
-#: any other is compiled here with ``exec``.
-GENERATED: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+#: Every codec source generated in this process: (layout name, source, env names).
+#: ``make install`` compiles them (:mod:`hcasim.native`, keyed by :func:`generated`); once
+#: :func:`use_compiled_codecs` was called, a generated function whose key is in the
+#: compiled set is taken from there; any other is compiled here with ``exec``.
+GENERATED: list[tuple[str, str, tuple[str, ...]]] = []
 _native_factories: dict[str, Callable[[dict[str, Any]], tuple[Any, Any]]] = {}
 
 
@@ -74,6 +74,11 @@ def use_compiled_codecs() -> bool:
     except ImportError:
         _native_factories = {}
     return bool(_native_factories)
+
+
+def generated() -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """The codecs generated so far, by :func:`codec_key` (what the native build compiles)."""
+    return {codec_key(source, names): (name, source, names) for name, source, names in GENERATED}
 
 
 def codec_key(source: str, env_names: Sequence[str]) -> str:
@@ -464,9 +469,11 @@ class _Generator:
         encode += [*enc_after, "    return bytes(buf)" if as_bytes else "    return buf"]
         source = "\n".join(decode) + "\n\n" + "\n".join(encode) + "\n"
         env_names = tuple(sorted(self.env))
-        key = codec_key(source, env_names)
-        GENERATED[key] = (self.cls.__qualname__, source, env_names)
-        factory = _native_factories.get(key)
+        GENERATED.append((self.cls.__qualname__, source, env_names))
+        # The key (a SHA-256) only when there is a compiled set to look it up in: hashlib
+        # loads OpenSSL, 3 ms of flint's start-up.
+        factory = _native_factories.get(codec_key(source, env_names)) \
+            if _native_factories else None
         if factory is not None:
             return factory(self.env)
         namespace: dict[str, Any] = {}

@@ -1,0 +1,313 @@
+"""hcasim's flint against the installed mstflint 4.21, over generated cases: stdout, stderr
+and exit status byte for byte.
+
+Three groups, generated from one seed so that every run checks the same cases:
+
+* command lines: random runs of options (known, abbreviated, unknown, with and without
+  values, ``--``), command words and parameters, on an image or a device that is absent;
+* images: built images of several versions, PSIDs and devices, then mutated (bytes
+  flipped, header dwords overwritten, truncated, padded) and files that are no image at
+  all, each queried and verified;
+* a device: node1's ConnectX-3 in each secure-host state (no key, a key on flash, locked,
+  enabled), queried, verified, keyed, locked and unlocked, and burnt with images that ask
+  every burn question. The real mstflint reaches it in-band from node2 (``-d lid-N``),
+  hcasim's flint locally on node1 (its mst device file). The local path of the real tool
+  joins here when the preload that lets mstflint open a lab host's own device lands.
+
+The real tool runs with argv[0] "flint" (getopt's messages name it). Differences that
+remain are the ones docs/flint.md lists: the help text after the synopsis, and the
+device's name in messages that echo it (``lid-N`` against the mst device file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hcasim.devices import fs2
+from hcasim.testing import LabHandle, running_lab
+from tests.support.flint import CX3, KEY, MSTFLINT, Cx3State, run_as_flint, run_our_flint
+
+SEED = 11
+MISSING = "99:00.0"
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(MSTFLINT), reason="the mstflint package is not installed"
+)
+
+
+def build(version: tuple[int, int, int] = (2, 42, 5000), *, psid: str = "MT_1090120019",
+          device_id: int = 4099, secure: bool = True) -> bytes:
+    return fs2.build_image(device_id=device_id, fw_version=version, psid=psid,
+                           release_date=(5, 9, 2017), guid_base=0x0002C90300A1B220,
+                           cr_protection_en=secure)
+
+
+# ------------------------------------------------------------------ command lines
+_OPTION_WORDS = [
+    ["-i", "IMG"], ["--image", "IMG"], ["--image=IMG"], ["-image", "IMG"], ["-iIMG"],
+    ["-d", MISSING], ["--device", MISSING], ["-device", MISSING], ["--dev", MISSING],
+    ["--device=" + MISSING],
+    ["-y"], ["--yes"], ["--no"], ["-qq"], ["--qq"], ["-q"], ["-s"], ["--silent"],
+    ["--low_cpu"], ["--use_fw"], ["--nofs"], ["-nofs"], ["--flashed_version"],
+    ["--striped_image"], ["--allow_psid_change"], ["--log", "LOG"], ["--vsd", "v s d"],
+    ["--banks", "1"], ["--banks", "zz"], ["--guids", "1", "2"], ["--guid", "zz"],
+    ["--guid", "1ffffffffffffffff"], ["--macs", "1", "x"], ["--uid", "0x12"], ["-v"],
+    ["--ocr"], ["--override_cache_replacement"], ["--activate"], ["--use_image_guids"],
+    ["--blank_guids"], ["--ignore_dev_data"], ["--guid", "1"], ["--use_dev_rom"],
+    ["-yy"], ["-ya"], ["-sy"], ["-ys"], ["-yqq"], ["-yi", "IMG"], ["-yiIMG"], ["-si"],
+    ["--version"], ["-h"], ["--hh"], ["--foo"], ["-z"], ["--d", MISSING], ["-n"],
+    ["--yes=1"], ["--ima"], ["--image"], ["-i"], ["--"], ["-"], ["-5"], ["--psid="],
+]
+_DEVICE_WORDS = ("-d", "--device", "-device", "--dev", "--d")
+_COMMAND_WORDS = [["q"], ["query"], ["v"], ["verify"], ["b"], ["burn"], ["set_key"],
+                  ["hw_access"], ["Q"], ["foo"], ["q", "full"], ["v", "showitoc"],
+                  ["hw_access", "enable"], ["hw_access", "disable", "1"], ["set_key", "zz"],
+                  ["set_key", "1234"], ["b", "extra"]]
+_PARAM_WORDS = [["full"], ["extra"], ["-y"], ["-5"], ["1234"], ["x"], ["--no"]]
+
+
+def command_lines(rng: random.Random, count: int) -> list[list[str]]:
+    """Random command lines: options, then maybe a command, then maybe more words."""
+    cases: list[list[str]] = [[], ["q"], ["-i", "IMG"], ["IMG"], ["--"], ["-i", "IMG", "x"],
+                              ["-d"], ["-i", "IMG", "-d"], ["q", "-d"],
+                              ["-s", "-d", MISSING, "q"], ["-s", "-d", MISSING, "v"]]
+    while len(cases) < count:
+        words: list[str] = []
+        for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
+            words += rng.choice(_OPTION_WORDS)
+        if rng.random() < 0.85:
+            words += rng.choice(_COMMAND_WORDS)
+        if rng.random() < 0.25:
+            words += rng.choice(_PARAM_WORDS)
+        if rng.random() < 0.15 and words:
+            # A stray option word anywhere; not a device option, whose value would then be
+            # a word mstflint's device-name parser refuses (docs/flint.md, "Device names").
+            stray = rng.choice([w[0] for w in _OPTION_WORDS if w[0] not in _DEVICE_WORDS])
+            words.insert(rng.randrange(len(words) + 1), stray)
+        cases.append(words)
+    return cases
+
+
+def help_synopsis(stdout: bytes) -> bytes:
+    # NAME and SYNOPSIS: everything up to the first blank line after SYNOPSIS.
+    head, _, rest = stdout.partition(b"SYNOPSIS\n")
+    return head + b"SYNOPSIS\n" + rest.split(b"\n\n", 1)[0]
+
+
+def assert_same(real: tuple[int, bytes, bytes], ours: tuple[int, bytes, bytes],
+                what: object) -> None:
+    if real[0] == 0 and real[1].startswith(b"NAME\n"):
+        # -h / --hh: the synopsis is mstflint's, the help after it hcasim's own
+        # (docs/flint.md, "Help text").
+        assert (ours[0], ours[2], help_synopsis(ours[1])) == \
+            (real[0], real[2], help_synopsis(real[1])), what
+        return
+    assert ours == real, what
+
+
+def test_command_lines(tmp_path: Path) -> None:
+    image = tmp_path / "fw.bin"
+    image.write_bytes(build())
+    rng = random.Random(SEED)
+    failures = []
+    for words in command_lines(rng, 160):
+        argv = [str(image) if w == "IMG" else w for w in words]
+        real = run_as_flint(argv, cwd=str(tmp_path))
+        ours = run_our_flint(argv, cwd=str(tmp_path), env=_no_lab_env())
+        try:
+            assert_same(real, ours, argv)
+        except AssertionError:
+            failures.append((argv, real, ours))
+    assert not failures, failures[:3]
+
+
+#: mstflint's commands that hcasim does not model, by the words that name them. Both tools
+#: check their arguments and targets the same way before running one (docs/flint.md).
+OTHER_COMMANDS = ["", "swreset", "reset_cfg", "brom", "drom", "rrom", "qrom", "bb", "sg",
+                  "sv", "ri", "dc", "dh", "hw", "e", "erase", "rw", "ww", "wwne", "wbne",
+                  "wb", "rb", "clear_semaphore", "fi", "cs", "ts", "ci", "sign",
+                  "sign_with_hmac", "extract_fw_data", "set_public_keys",
+                  "set_forbidden_versions", "ir", "bc", "rsa_sign", "import_hsm_key"]
+
+
+def test_other_commands_checked_as_mstflint_checks_them(tmp_path: Path) -> None:
+    failures = []
+    for word in OTHER_COMMANDS:
+        shapes = [[word], [word, "a", "b", "c", "d"], ["-i", "IMG", word, "a", "b", "c", "d"]]
+        if word != "wbne":  # takes any number of words: it would go on to open the device
+            shapes.append(["-d", MISSING, word, "a", "b", "c", "d"])
+        if word not in ("bb", "bc"):  # these two go on to run with both given
+            shapes.append(["-i", "IMG", "-d", MISSING, word])
+        for words in shapes:
+            argv = [str(tmp_path / "x.bin") if w == "IMG" else w for w in words]
+            real = run_as_flint(argv, cwd=str(tmp_path))
+            ours = run_our_flint(argv, cwd=str(tmp_path), env=_no_lab_env())
+            if ours != real:
+                failures.append((argv, real, ours))
+    assert not failures, failures[:3]
+
+
+def _no_lab_env() -> dict[str, str]:
+    # Outside any lab host: no device can open, as for the real tool on this machine.
+    return {k: v for k, v in os.environ.items()
+            if k not in ("HCASIM_HOST", "HCASIM_SOCKET", "HCASIM_HOME")}
+
+
+# ------------------------------------------------------------------ images
+_INTERESTING = (0, 1, 0xFFFFFFFF, 0x80000001, 0xFF00000A, 0x40000000, 0x7FFFFFFF, 13, 0x10000,
+                0x00000006, 0x0000000A, 0xFFFF)
+
+
+def images(rng: random.Random, count: int) -> Iterator[tuple[str, bytes]]:
+    """Built images, their mutations, and files that are no image."""
+    bases = [
+        build(), build((2, 40, 7000), secure=False), build((2, 42, 5100), device_id=4103),
+        build((3, 1, 200)), build((0, 0, 0)), build((2, 100, 9)),
+        fs2.with_image_info_tag(build(), fs2.TAG_PSID, b"MT\xe9\xff_X".ljust(16, b"\0")),
+        fs2.with_image_info_tag(build(), fs2.TAG_VSD, b"v\x80\xc3\xa9sd".ljust(208, b"\0")),
+        fs2.with_image_info_tag(build(), fs2.TAG_PSID, bytes(16)),
+    ]
+    for n, base in enumerate(bases):
+        yield f"base{n}", base
+    for name, data in (("empty", b""), ("four", b"\0\0\0\0"), ("short", bytes(0x24)),
+                       ("odd", b"abc"), ("text", b"hello world, not an image\n\0\0"),
+                       ("random", rng.randbytes(256))):
+        yield name, data
+    n = 0
+    while n < count:
+        data = bytearray(rng.choice(bases))
+        kind = rng.randrange(4)
+        if kind == 0:
+            for _ in range(rng.randint(1, 3)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif kind == 1:
+            at = rng.randrange(0, len(data) - 4, 4)
+            data[at:at + 4] = rng.choice(_INTERESTING).to_bytes(4, "big")
+        elif kind == 2:
+            del data[rng.randrange(len(data)):]
+        else:
+            data += rng.randbytes(rng.choice((4, 8, 64, 3)))
+        n += 1
+        yield f"mut{n}", bytes(data)
+
+
+def test_images(tmp_path: Path) -> None:
+    rng = random.Random(SEED + 1)
+    failures = []
+    for name, data in images(rng, 60):
+        path = tmp_path / f"{name}.bin"
+        path.write_bytes(data)
+        commands = [["q"], ["v"]] if name.startswith("mut") else [["q"], ["-qq", "q"], ["v"],
+                                                                 ["q", "full"]]
+        if not name.startswith("mut") or int(name[3:]) <= 20:
+            commands.append(["-d", MISSING, "-y", "b"])  # the image is queried first
+        for command in commands:
+            argv = ["-i", str(path), *command]
+            real = run_as_flint(argv)
+            ours = run_our_flint(argv, env=_no_lab_env())
+            if ours != real:
+                failures.append((argv, real, ours))
+    for special in ("/dev/null", "/dev/zero", str(tmp_path)):
+        argv = ["-i", special, "q"]
+        real, ours = run_as_flint(argv), run_our_flint(argv, env=_no_lab_env())
+        if ours != real:
+            failures.append((argv, real, ours))
+    assert not failures, failures[:3]
+
+
+# ------------------------------------------------------------------ a device
+@pytest.fixture(scope="module")
+def inband(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabHandle, int]]:
+    if shutil.which("opensm") is None:
+        pytest.fail("opensm is not installed (make install-debs)")
+    with running_lab(tmp_path_factory.mktemp("flint-diff") / "home") as lab:
+        assert lab.hcasim("sm", "start").returncode == 0
+        shown = json.loads(lab.hcasim("driver", "show", "node1", "--json").stdout)
+        yield lab, int(shown["devices"][0]["port"]["lid"])
+
+
+#: (state, command words, typed input) run by both tools from the same device state.
+DEVICE_CASES: list[tuple[str, list[str], str]] = [
+    (state, words, "")
+    for state in ("clean", "keyed", "locked", "enabled")
+    for words in (["q"], ["-qq", "q"], ["v"], ["hw_access", "disable"],
+                  ["hw_access", "enable", KEY], ["hw_access", "enable", "1234"],
+                  ["set_key", "1234"])
+] + [
+    ("clean", ["set_key"], "zz\n1234\n"), ("clean", ["set_key"], "1234\nzz\n"),
+    ("clean", ["set_key"], "1234\n01234\n"), ("clean", ["set_key"], "1234\n1235\n"),
+    ("clean", ["set_key"], "\n"), ("clean", ["set_key"], "12\x7f3\n13\n"),
+    ("locked", ["hw_access", "enable"], KEY + "\n"), ("locked", ["hw_access", "enable"], "\n"),
+    ("locked", ["hw_access", "enable"], "nothex\n"), ("locked", ["-s", "q"], ""),
+    ("locked", ["-s", "v"], ""), ("clean", ["-s", "set_key", "12"], ""),
+]
+BURNS: list[tuple[str, list[str], str]] = [
+    ("old", ["--no"], ""), ("old", ["-y"], ""), ("old", [], "n\n"), ("old", [], "y\ny\n"),
+    ("new", ["-y"], ""), ("new", [], "y\n"), ("new", ["--no"], ""), ("same", [], "yes\nn\n"),
+    ("zero", ["-y"], ""), ("newer-format", ["-y"], ""), ("psid", ["-y"], ""),
+    ("psid", ["-y", "--allow_psid_change"], ""), ("pro", ["-y", "--allow_psid_change"], ""),
+    ("pro-same-psid", ["-y"], ""), ("no-psid", ["-y"], ""), ("connect-ib", ["-y"], ""),
+    ("unknown-device", ["-y"], ""), ("corrupt", ["-y"], ""), ("short", ["-y"], ""),
+    ("new", ["-y", "extra"], ""), ("new", ["-y", "-s"], ""), ("new", ["-y", "--nofs"], ""),
+    ("new", ["-y", "--use_image_ps"], ""), ("old", ["-s", "--no"], ""),
+]
+
+
+def burn_image(name: str) -> bytes:
+    new = build((2, 42, 5100))
+    if name == "corrupt":
+        data = bytearray(new)
+        data[len(data) // 2] ^= 0xFF
+        return bytes(data)
+    return {
+        "old": lambda: build((2, 40, 7000)), "new": lambda: new, "same": lambda: build(),
+        "zero": lambda: build((0, 0, 0)), "newer-format": lambda: build((2, 100, 1)),
+        "psid": lambda: build(psid="MT_0000000001"),
+        "pro": lambda: build(device_id=4103, psid="MT_1090111023"),
+        "pro-same-psid": lambda: build((2, 42, 5100), device_id=4103),
+        "no-psid": lambda: fs2.with_image_info_tag(new, fs2.TAG_PSID, bytes(16)),
+        "connect-ib": lambda: fs2.with_image_info_tag(new, fs2.TAG_DEVICE_TYPE,
+                                                      (4113).to_bytes(4, "big")),
+        "unknown-device": lambda: fs2.with_image_info_tag(new, fs2.TAG_DEVICE_TYPE,
+                                                          (4200).to_bytes(4, "big")),
+        "short": lambda: new[:0x40],
+    }[name]()
+
+
+def compare_on_device(lab: LabHandle, lid: int, state: Cx3State, name: str,
+                      words: list[str], typed: str) -> None:
+    """Run ``words`` with each tool from device state ``name``; compare what they print."""
+    dev = f"lid-{lid}"
+    state.enter(name)
+    real = lab.run("node2", MSTFLINT, "-d", dev, *words, input=typed)
+    state.enter(name)
+    ours = lab.flint("node1", "-d", CX3, *words, input=typed)
+    # The device's name is echoed in some messages (docs/flint.md, "Device names").
+    expected = (real.returncode, real.stdout.replace(dev, CX3),
+                real.stderr.replace(dev, CX3))
+    assert (ours.returncode, ours.stdout, ours.stderr) == expected, (name, words, typed)
+
+
+@pytest.mark.parametrize(("name", "words", "typed"), DEVICE_CASES,
+                         ids=lambda v: v if isinstance(v, str) else " ".join(v))
+def test_device(inband, name, words, typed):  # type: ignore[no-untyped-def]
+    lab, lid = inband
+    compare_on_device(lab, lid, Cx3State(str(lab.home / "hcasim.sock"), build()), name,
+                      words, typed)
+
+
+@pytest.mark.parametrize(("image", "flags", "typed"), BURNS,
+                         ids=lambda v: v if isinstance(v, str) else " ".join(v))
+def test_burn(inband, tmp_path, image, flags, typed):  # type: ignore[no-untyped-def]
+    lab, lid = inband
+    path = tmp_path / f"{image}.bin"
+    path.write_bytes(burn_image(image))
+    compare_on_device(lab, lid, Cx3State(str(lab.home / "hcasim.sock"), build()), "clean",
+                      ["-i", str(path), *flags, "b"], typed)
