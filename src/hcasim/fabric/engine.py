@@ -19,9 +19,10 @@ differences below):
 4. routing: DLID below 0xFFFF is LID-routed, else directed route (outbound for requests,
    inbound for responses); a MAD that cannot be routed comes back with status 110;
 5. responses are forwarded to the port they reach;
-6. requests reaching their node: SMPs go to the SMA, PerfMgt to the PMA, other classes to
-   the node's firmware (``mad_received``); what none of them serves is forwarded to the
-   port (SMInfo, traps, SA, unserved vendor classes);
+6. requests reaching their node: SMPs go to the SMA, PerfMgt to the PMA (which answers
+   every attribute, those it lacks with status 0x000C), other classes to the node's
+   firmware (``mad_received``); what none of them serves is forwarded to the port
+   (SMInfo, traps, SA, unserved vendor classes);
 7. a reply is built (GetResp; DR replies carry D=1, the status in the 15-bit DR field and
    the return path) and routed back; it must reach the requester's node.
 
@@ -252,8 +253,6 @@ class MadEngine:
             outcome, traps = self.sma.handle_raw(target, raw, from_host, now, return_path)
         elif mgmt_class == mad.CLASS_PERF_MGT:
             outcome = handle_perf(target, mad.PerfMgtMad.decode(raw))
-            if outcome is NOT_HANDLED:
-                outcome = self._firmware_answer(target, raw, from_host, now)
         else:
             outcome = self._firmware_answer(target, raw, from_host, now)
         if outcome is DROPPED:

@@ -281,6 +281,7 @@ class PortState:
         "vl_high_limit", "hoq_life", "vl_stall_count", "subnet_timeout", "resp_time_value",
         "guid_cap",
         "partition_enforcement", "alias_guids", "pkeys", "sl2vl", "vlarb", "counters",
+        "perf_marks",
     )
 
     def __init__(self, node: NodeState, number: int, guid: int, width: int, speed: int,
@@ -333,6 +334,8 @@ class PortState:
         self.sl2vl: dict[int, tuple[int, ...]] | None = None
         self.vlarb: dict[int, tuple[tuple[int, int], ...]] | None = None
         self.counters: list[int] | None = None
+        # what each optional PMA counter read at its last reset (hcasim.fabric.pma)
+        self.perf_marks: dict[str, int] | None = None
 
     def __repr__(self) -> str:
         return f"<PortState {self.node.id!r}[{self.number}] lid={self.lid} state={self.state}>"
@@ -586,14 +589,15 @@ class Subnet:
         count_hop(egress, ingress)
 
     @staticmethod
-    def count_error(port: PortState, index: int) -> None:
-        """Add one to error counter ``index`` of ``port``."""
-        count_error(port, index)
+    def count_error(port: PortState, index: int, detail: int = -1) -> None:
+        """Add one to error counter ``index`` of ``port`` (see :func:`count_error`)."""
+        count_error(port, index, detail)
 
 
-def count_hop(egress: PortState, ingress: PortState) -> None:
+def count_hop(egress: PortState, ingress: PortState, vl15: bool = True) -> None:
     """Count one MAD crossing a link: 1 packet and 72 data words (288 bytes / 4) on each
-    side (ibsim pc_updated, sim_mad.c:825-860).
+    side (ibsim pc_updated, sim_mad.c:825-860), and the packet in the running total of
+    its VL (15 for subnet management packets, 0 for every other MAD).
 
     Counters are stored unbounded and read through :func:`saturated`, which is what a
     saturating counter shows (IBTA 16.1.3.5)."""
@@ -602,26 +606,31 @@ def count_hop(egress: PortState, ingress: PortState) -> None:
         counters = egress.counters = [0] * COUNTER_COUNT
     counters[XMIT_PKTS] += 1
     counters[XMIT_DATA] += 72
+    counters[TOTAL_XMIT_VL15 if vl15 else TOTAL_XMIT_VL0] += 1
     counters = ingress.counters
     if counters is None:
         counters = ingress.counters = [0] * COUNTER_COUNT
     counters[RCV_PKTS] += 1
     counters[RCV_DATA] += 72
+    counters[TOTAL_RCV_VL15 if vl15 else TOTAL_RCV_VL0] += 1
 
 
-def count_error(port: PortState, index: int) -> None:
-    """Add one to error counter ``index`` of ``port``."""
+def count_error(port: PortState, index: int, detail: int = -1) -> None:
+    """Add one to error counter ``index`` of ``port`` and, when ``detail`` is one of the
+    ``TOTAL_*`` indexes, to that running total (the detail attributes' cause)."""
     counters = port.counters
     if counters is None:
         counters = port.counters = [0] * COUNTER_COUNT
     counters[index] += 1
+    if detail >= 0:
+        counters[detail] += 1
 
 
 def saturated(port: PortState) -> list[int]:
     """The port's counters as PortCounters shows them: each stops at its maximum."""
     if port.counters is None:
         return [0] * len(COUNTER_LIMITS)
-    return [min(v, limit) for v, limit in zip(port.counters, COUNTER_LIMITS, strict=True)]
+    return [min(v, limit) for v, limit in zip(port.counters, COUNTER_LIMITS, strict=False)]
 
 
 # PortCounters storage: one list per port, in CounterSelect bit order (hcasim.ib.perf).
@@ -639,4 +648,14 @@ XMIT_DATA = COUNTER_FIELDS.index("port_xmit_data")
 RCV_DATA = COUNTER_FIELDS.index("port_rcv_data")
 XMIT_PKTS = COUNTER_FIELDS.index("port_xmit_pkts")
 RCV_PKTS = COUNTER_FIELDS.index("port_rcv_pkts")
-COUNTER_COUNT = len(COUNTER_LIMITS)
+# After the PortCounters entries each port's list keeps running totals that no PortCounters
+# Set clears: packets per VL and the causes of discards and relay errors.  The optional PMA
+# attributes (PortCountersExtended, the per-SL and per-VL counters, the detail attributes)
+# are read from them, each against its own reset mark (hcasim.fabric.pma).
+TOTAL_XMIT_VL15 = len(COUNTER_LIMITS)
+TOTAL_RCV_VL15 = TOTAL_XMIT_VL15 + 1
+TOTAL_XMIT_VL0 = TOTAL_XMIT_VL15 + 2
+TOTAL_RCV_VL0 = TOTAL_XMIT_VL15 + 3
+TOTAL_INACTIVE_DISCARDS = TOTAL_XMIT_VL15 + 4  # sent to a link that was not up / Active
+TOTAL_DLID_MAPPING_ERRORS = TOTAL_XMIT_VL15 + 5  # a switch's LFT had no entry for the DLID
+COUNTER_COUNT = TOTAL_XMIT_VL15 + 6
