@@ -33,7 +33,8 @@ indexes are answered with status 0x001C; management classes are matched exactly 
 looks handlers up by ``class & 0xF``); a datagram handed to another client (``FORWARD``)
 carries status 0 and must say its MAD is 24 to 256 bytes long, else it goes back to its
 sender (libumad2sim trusts the length); a LID-routed request whose SLID is the permissive
-LID cannot be answered and bounces.
+LID cannot be answered and bounces; a LID-routed SMP to the permissive DLID is answered by
+the node at the other end of the sender's link (IBTA 7.11.1), where ibsim bounces it.
 
 The daemon is expected to have tagged the TID of non-response MADs with the client index
 (docs/sources.md §1.4) before calling :meth:`process`; it hands over the datagram itself
@@ -49,7 +50,13 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from hcasim.fabric.pma import handle_perf
-from hcasim.fabric.routing import NoRoute, route_dr_in, route_dr_out, route_lid
+from hcasim.fabric.routing import (
+    NoRoute,
+    route_dr_in,
+    route_dr_out,
+    route_lid,
+    route_neighbour,
+)
 from hcasim.fabric.sma import (
     DROPPED,
     NOT_HANDLED,
@@ -219,13 +226,17 @@ class MadEngine:
         # -- route
         return_path = b""
         vl15 = mgmt_class == mad.CLASS_SUBN_LID_ROUTED
+        neighbour: PortState | None = None  # the port a permissive-LID SMP entered
         try:
             if dlid != mad.PERMISSIVE_LID:
                 target = route_lid(subnet, sender, dlid, vl15)
             elif not dr:
-                return [Delivery(DeliveryKind.BOUNCE, _datagram(
-                    dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
-                    note="permissive DLID on a LID-routed class")]
+                if not vl15 or response or sender.is_management_port:
+                    return [Delivery(DeliveryKind.BOUNCE, _datagram(
+                        dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                        note="permissive DLID on a LID-routed class")]
+                neighbour = route_neighbour(sender)
+                target = neighbour.node.management_port(neighbour)
             elif response:
                 target = route_dr_in(subnet, sender, hop_count, raw[192:256])
             else:
@@ -274,7 +285,9 @@ class MadEngine:
             reply_mad = self._reply_mad(raw, method, mgmt_class, dr, return_path, outcome)
         # -- route the reply back; it must reach the requester's node (ibsim :1904-1908)
         try:
-            if slid != mad.PERMISSIVE_LID:
+            if neighbour is not None:
+                back = route_neighbour(neighbour)  # back over the link it came in on
+            elif slid != mad.PERMISSIVE_LID:
                 back = route_lid(subnet, target, slid, vl15)
             elif dr:
                 back = route_dr_in(subnet, target, hop_count, return_path)
@@ -296,6 +309,44 @@ class MadEngine:
         if traps:
             return [delivery] + [d for trap in traps for d in self._trap_deliveries(trap)]
         return [delivery]
+
+    def unclaimed(self, delivery: Delivery, sender: PortState) -> Delivery:
+        """What a request handed to a client at ``delivery.target`` (a FORWARD) becomes
+        when no client there takes it; ``sender`` is the port it came from.
+
+        A Get or Set of a management class other than subnet management is answered by
+        the receiving node itself with status 0x000C: the class is not implemented there
+        (IBTA 13.4.7; it is what a Linux host's MAD layer sends for requests no agent is
+        registered for), so ``ibccquery`` against a node without a congestion control
+        agent gets an error at once, as on real hardware.  Anything else, and a reply that
+        cannot get back to the sender, goes back with status 110 as ibsim bounces it."""
+        data = delivery.datagram
+        raw = data[32:]
+        header: tuple[int, int, int, int, int, int] = _SIM_HEADER.unpack_from(data)
+        dlid, slid, dqp, sqp, status, length = header
+        mgmt_class, method = raw[1], raw[3]
+        target = delivery.target
+        if (target is None or method not in (mad.METHOD_GET, mad.METHOD_SET)
+                or mgmt_class in (mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE)
+                or slid == mad.PERMISSIVE_LID):
+            return Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                note="no one to handle pkt")
+        try:
+            back = route_lid(self.subnet, target, slid, False)
+        except NoRoute as e:
+            return Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                note=f"reply lost: {e}")
+        if back.node is not sender.node:
+            return Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                note="reply reached another node")
+        reply = bytearray(raw)
+        reply[3] = mad.response_method(method)
+        reply[4:6] = mad.STATUS_METHOD_ATTR_UNSUPPORTED.to_bytes(2, "big")
+        return Delivery(DeliveryKind.REPLY, _datagram(slid, dlid, sqp, dqp, 0, length, reply),
+                        note="class not implemented", target=sender)
 
     def _firmware_answer(self, target: PortState, raw: bytes, from_host: bool,
                          now: float) -> Outcome | FullReply:

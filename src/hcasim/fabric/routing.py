@@ -138,6 +138,18 @@ def route_dr_in(subnet: Subnet, start: PortState, hop_count: int,
     return port
 
 
+def route_neighbour(start: PortState) -> PortState:
+    """Carry an SMP addressed to the permissive LID 0xFFFF over ``start``'s link and return
+    the port it enters: the permissive DLID is accepted by whichever port receives it
+    (IBTA 7.11.1, 14.2.2.1), so the neighbour answers.  Raises :class:`NoRoute`."""
+    peer = start.peer
+    if start.phys_state != PHYS_LINK_UP or peer is None or peer.phys_state != PHYS_LINK_UP:
+        count_error(start, XMIT_DISCARDS, TOTAL_INACTIVE_DISCARDS)
+        raise NoRoute(f"{start.node.id!r} port {start.number} is not LinkUp")
+    count_hop(start, peer)
+    return peer
+
+
 def _usable(port: PortState, vl15: bool) -> bool:
     if port.phys_state != PHYS_LINK_UP:
         return False

@@ -133,6 +133,21 @@ SPEED_ORDER = (0x4, 0x2, 0x1)  # QDR, DDR, SDR
 EXT_SPEED_ORDER = (0x4, 0x2, 0x1)  # HDR, EDR, FDR
 
 
+def supported_width(widths: int) -> int:
+    """LinkWidthSupported of a port that can run ``widths``: one of IBTA's encodings
+    (14.2.5.6: 1 = 1x, 3 = 1x/4x, 7 = 1x/4x/8x, 11 = 1x/4x/12x, 15, and with 2x 17, 19,
+    ...): every port supports 1x, and a port wider than 4x supports 4x too."""
+    if widths & 0x0C:  # 8x or 12x
+        widths |= 0x02
+    return widths | 0x01
+
+
+def supported_speed(speeds: int) -> int:
+    """LinkSpeedSupported of a port that can run ``speeds`` (IBTA 14.2.5.6: 1, 3, 5, 7):
+    SDR is always supported."""
+    return speeds | 0x1
+
+
 # -- the firmware seam: what a device model overrides (see the module docstring) -----------
 
 
@@ -441,6 +456,18 @@ class NodeState:
         self.firmware = firmware if firmware is not None else NodeFirmware()
         self.ports = [PortState(self, p.number, p.guid, p.width_enabled, p.speed_enabled,
                                 p.ext_speed_enabled, p.lid, p.lmc) for p in spec.ports]
+        # What the node's hardware can do is what any of its ports was given in the net file
+        # (links are tagged per cable, so an unconnected port or switch port 0 has only the
+        # defaults); every port reports it as a legal Supported encoding.
+        widths = speeds = ext_speeds = 0
+        for port in self.ports:
+            widths |= port.width_enabled
+            speeds |= port.speed_enabled
+            ext_speeds |= port.ext_speed_enabled
+        for port in self.ports:
+            port.width_supported = supported_width(widths)
+            port.speed_supported = supported_speed(speeds)
+            port.ext_speed_supported = ext_speeds
         # index = port number (a CA has no port 0), for the routing fast path
         self.by_number: tuple[PortState | None, ...] = (
             tuple(self.ports) if self.is_switch else (None, *self.ports))
