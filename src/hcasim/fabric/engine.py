@@ -70,7 +70,16 @@ from hcasim.fabric.sma import (
     node_info_data,
     port_info_data,
 )
-from hcasim.fabric.subnet import NODE_REVISION, Action, MadContext, NodeFirmware, PortState, Subnet
+from hcasim.fabric.subnet import (
+    LINK_DOWNED,
+    NODE_REVISION,
+    Action,
+    MadContext,
+    NodeFirmware,
+    PortFault,
+    PortState,
+    Subnet,
+)
 from hcasim.fabric.topology import PortRef
 from hcasim.ib import mad, smp_attrs
 from hcasim.ib.simproto import SIM_MAD_SIZE, SIM_REQUEST_SIZE, SIM_STATUS_TIMEOUT, SimRequest
@@ -257,6 +266,10 @@ class MadEngine:
             raw = raw[:192] + return_path + raw[256:]
 
         # -- answer
+        if target.node.silent:  # an injected fault: the node's agents answer nothing
+            return [Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                note="node not answering (injected fault)")]
         from_host = target.node is sender.node
         traps: list[Trap] = []
         outcome: Outcome | FullReply
@@ -449,6 +462,46 @@ class MadEngine:
         return [d for node in switches
                 for d in self._trap_deliveries(Trap(node.ports[0],
                                                     link_state_change_notice(node.ports[0])))]
+
+    # -- injected faults (hcasim fault; docs/fabric.md §7.2) -------------------------------------
+
+    def fail_link(self, ref: PortRef, up: bool) -> list[Delivery]:
+        """Take the link at ``ref`` down as a failure would (``up`` False: both ends Down /
+        Polling and LinkDownedCounter + 1 on each, IBTA 16.1.3.5), or let it train again;
+        switches whose port state changed send trap 128 to their SM, as for
+        :meth:`set_link`."""
+        port = self.subnet.port(ref)
+        if port.is_management_port:
+            raise ValueError("switch port 0 has no link")
+        peer = port.peer
+        if up:
+            switches = self.subnet.train(port) if not port.link_up else []
+        else:
+            if not port.link_up:
+                return []
+            for p in (port, peer):
+                if p is not None:
+                    self.subnet.count_error(p, LINK_DOWNED)
+            switches = self.subnet.take_down(port)
+        return [d for node in switches
+                for d in self._trap_deliveries(Trap(node.ports[0],
+                                                    link_state_change_notice(node.ports[0])))]
+
+    def set_port_fault(self, ref: PortRef, symbol_rate: int, rcv_error_rate: int,
+                       drop_rate: int) -> None:
+        """Inject error rates (percent of the MADs entering the port) at ``ref``; all zero
+        makes the port healthy again (see :class:`hcasim.fabric.subnet.PortFault`)."""
+        port = self.subnet.port(ref)
+        if symbol_rate or rcv_error_rate or drop_rate:
+            port.fault = PortFault(symbol_rate, rcv_error_rate, drop_rate)
+        else:
+            port.fault = None
+
+    def set_node_silent(self, node_id: str, silent: bool) -> None:
+        """Make the node's agents (SMA, PMA, firmware) stop answering, or answer again;
+        requests to it come back to their sender as timed out.  Its switch, if it is one,
+        still relays."""
+        self.subnet.node(node_id).silent = silent
 
     # -- the control channel (reads the daemon answers with; docs/sources.md §1.2) -----------------
 

@@ -34,6 +34,7 @@ from hcasim.fabric.subnet import (
     COUNTER_LIMITS,
     TOTAL_DLID_MAPPING_ERRORS,
     TOTAL_INACTIVE_DISCARDS,
+    TOTAL_LOCAL_PHYSICAL_ERRORS,
     TOTAL_RCV_VL0,
     TOTAL_RCV_VL15,
     TOTAL_XMIT_VL0,
@@ -134,7 +135,8 @@ def _attribute_counters() -> dict[int, tuple[type[Layout], tuple[_Counter, ...]]
             ("data_sl", sl, _on_sl(lambda p: _rcv_pkts(p) * words, sl))
             for sl in range(_SL_COUNT))),
         perf.ATTR_PORT_RCV_ERROR_DETAILS: (perf.PortRcvErrorDetails, (
-            ("port_local_physical_errors", -1, _zero),
+            ("port_local_physical_errors", -1,
+             lambda p: _total(p, TOTAL_LOCAL_PHYSICAL_ERRORS)),
             ("port_malformed_packet_errors", -1, _zero),
             ("port_buffer_overrun_errors", -1, _zero),
             ("port_dlid_mapping_errors", -1,

@@ -43,6 +43,7 @@ from hcasim.fabric.subnet import (
     XMIT_DATA,
     XMIT_DISCARDS,
     XMIT_PKTS,
+    PortFault,
     PortState,
     Subnet,
     count_error,
@@ -102,7 +103,17 @@ def _step(node_port: PortState, egress_number: int, relayed: bool) -> PortState:
     counters[RCV_PKTS] += 1
     counters[RCV_DATA] += 72
     counters[TOTAL_RCV_VL15] += 1
+    fault = ingress.fault
+    if fault is not None:
+        _arrive(fault, ingress)
     return ingress
+
+
+def _arrive(fault: PortFault, port: PortState) -> None:
+    """An injected fault at ``port`` may lose the MAD entering it (docs/fabric.md §7.2)."""
+    lost = fault.arrives(port)
+    if lost:
+        raise NoRoute(f"{port.node.id!r} port {port.number}: {lost}")
 
 
 def route_dr_out(subnet: Subnet, start: PortState, hop_count: int,
@@ -147,6 +158,8 @@ def route_neighbour(start: PortState) -> PortState:
         count_error(start, XMIT_DISCARDS, TOTAL_INACTIVE_DISCARDS)
         raise NoRoute(f"{start.node.id!r} port {start.number} is not LinkUp")
     count_hop(start, peer)
+    if peer.fault is not None:
+        _arrive(peer.fault, peer)
     return peer
 
 
@@ -172,6 +185,8 @@ def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) ->
             count_error(port, XMIT_DISCARDS, TOTAL_INACTIVE_DISCARDS)
             raise NoRoute(f"{port.node.id!r} port {port.number} has no usable link")
         count_hop(port, peer, vl15)
+        if peer.fault is not None:
+            _arrive(peer.fault, peer)
         port = peer
     for _ in range(MAX_LID_HOPS):
         if port.covers_lid(dlid):
@@ -196,5 +211,7 @@ def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) ->
             count_error(egress, XMIT_DISCARDS, TOTAL_INACTIVE_DISCARDS)
             raise NoRoute(f"switch {node.id!r} port {egress.number} has no usable link")
         count_hop(egress, peer, vl15)
+        if peer.fault is not None:
+            _arrive(peer.fault, peer)
         port = peer
     raise NoRoute(f"LID {dlid}: more than {MAX_LID_HOPS} hops (routing loop?)")

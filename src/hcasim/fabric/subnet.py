@@ -296,7 +296,7 @@ class PortState:
         "vl_high_limit", "hoq_life", "vl_stall_count", "subnet_timeout", "resp_time_value",
         "guid_cap",
         "partition_enforcement", "alias_guids", "pkeys", "sl2vl", "vlarb", "counters",
-        "perf_marks",
+        "perf_marks", "fault",
     )
 
     def __init__(self, node: NodeState, number: int, guid: int, width: int, speed: int,
@@ -351,6 +351,8 @@ class PortState:
         self.counters: list[int] | None = None
         # what each optional PMA counter read at its last reset (hcasim.fabric.pma)
         self.perf_marks: dict[str, int] | None = None
+        # error rates an operator injected (hcasim fault port); None: a healthy port
+        self.fault: PortFault | None = None
 
     def __repr__(self) -> str:
         return f"<PortState {self.node.id!r}[{self.number}] lid={self.lid} state={self.state}>"
@@ -443,7 +445,7 @@ class NodeState:
     """One node's run-time state: its ports, switch state and firmware hook."""
 
     __slots__ = ("spec", "id", "kind", "is_switch", "guid", "ports", "switch", "firmware",
-                 "description", "by_number")
+                 "description", "by_number", "silent")
 
     def __init__(self, spec: Node, firmware: NodeFirmware | None = None) -> None:
         self.spec = spec
@@ -454,6 +456,7 @@ class NodeState:
         self.description = spec.description
         self.switch = SwitchState(bool(spec.enhanced_port0)) if self.is_switch else None
         self.firmware = firmware if firmware is not None else NodeFirmware()
+        self.silent = False  # hcasim fault node: its agents answer nothing
         self.ports = [PortState(self, p.number, p.guid, p.width_enabled, p.speed_enabled,
                                 p.ext_speed_enabled, p.lid, p.lmc) for p in spec.ports]
         # What the node's hardware can do is what any of its ports was given in the net file
@@ -685,4 +688,51 @@ TOTAL_XMIT_VL0 = TOTAL_XMIT_VL15 + 2
 TOTAL_RCV_VL0 = TOTAL_XMIT_VL15 + 3
 TOTAL_INACTIVE_DISCARDS = TOTAL_XMIT_VL15 + 4  # sent to a link that was not up / Active
 TOTAL_DLID_MAPPING_ERRORS = TOTAL_XMIT_VL15 + 5  # a switch's LFT had no entry for the DLID
-COUNTER_COUNT = TOTAL_XMIT_VL15 + 6
+TOTAL_LOCAL_PHYSICAL_ERRORS = TOTAL_XMIT_VL15 + 6  # packets received corrupted (injected)
+COUNTER_COUNT = TOTAL_XMIT_VL15 + 7
+SYMBOL_ERRORS = COUNTER_FIELDS.index("symbol_error_counter")
+LINK_DOWNED = COUNTER_FIELDS.index("link_downed_counter")
+
+
+class PortFault:
+    """Errors an operator injects at a port (``hcasim fault port``), each a percentage of
+    the MADs that enter the port over its link:
+
+    * ``symbol_rate``: a symbol error is seen (SymbolErrorCounter); the MAD gets through,
+      as the link layer's error correction delivers it;
+    * ``rcv_error_rate``: the MAD arrives corrupted and is discarded (PortRcvErrors, and
+      PortLocalPhysicalErrors in PortRcvErrorDetails);
+    * ``drop_rate``: the MAD is lost on the cable without a trace (ibsim's ``Error``
+      console command).
+
+    The rates are applied by accumulation, not by chance (rate 25: every fourth MAD), so a
+    run is repeatable."""
+
+    __slots__ = ("symbol_rate", "rcv_error_rate", "drop_rate", "_symbol", "_rcv", "_drop")
+
+    def __init__(self, symbol_rate: int = 0, rcv_error_rate: int = 0,
+                 drop_rate: int = 0) -> None:
+        for rate in (symbol_rate, rcv_error_rate, drop_rate):
+            if not 0 <= rate <= 100:
+                raise ValueError("rates are percentages, 0 to 100")
+        self.symbol_rate = symbol_rate
+        self.rcv_error_rate = rcv_error_rate
+        self.drop_rate = drop_rate
+        self._symbol = self._rcv = self._drop = 0
+
+    def arrives(self, port: PortState) -> str:
+        """Account one MAD entering ``port``; return why it is lost, or ``""``."""
+        self._symbol += self.symbol_rate
+        if self._symbol >= 100:
+            self._symbol -= 100
+            count_error(port, SYMBOL_ERRORS)
+        self._drop += self.drop_rate
+        if self._drop >= 100:
+            self._drop -= 100
+            return "lost on the link (injected drop)"
+        self._rcv += self.rcv_error_rate
+        if self._rcv >= 100:
+            self._rcv -= 100
+            count_error(port, RCV_ERRORS, TOTAL_LOCAL_PHYSICAL_ERRORS)
+            return "received corrupted (injected receive error)"
+        return ""

@@ -320,6 +320,10 @@ class IbsimServer:
         else:
             self._send_all(client, deliveries)
 
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        """Send datagrams nobody asked for (traps after an operator's change)."""
+        self._send_all(None, deliveries)
+
     def _send_all(self, sender: Client | None, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
             self._deliver(sender, delivery)
