@@ -85,6 +85,13 @@ def test_failed_link_in_iblinkinfo_and_ibqueryerrors(quiet: LabHandle) -> None:
     down = '           2    4[  ] ==(                Down/ Polling)==>             [  ] "" ( )\n'
     assert down in r.stdout
     assert "node3 HCA-1" not in r.stdout
+    assert quiet.hcasim("fault", "show").stdout == (
+        "sw1 port 4: link failed\nnode3 port 1: link failed\n")
+    # disabling and enabling the port (as an SM could) does not bring it back
+    assert quiet.run("node2", "ibportstate", "2", "4", "disable").returncode == 0
+    assert quiet.run("node2", "ibportstate", "2", "4", "enable").returncode == 0
+    r = quiet.run("node2", "iblinkinfo")
+    assert "node3 HCA-1" not in r.stdout
     r = quiet.run("node2", "ibqueryerrors")
     assert (r.returncode, r.stdout) == (1, (
         'Errors for 0x2c90200a1b000 "sw1 36-port switch"\n'

@@ -335,9 +335,11 @@ def cmd_fault(args: argparse.Namespace, home: LabHome) -> int:
                 for p in reply["ports"]:
                     print(f"{p['node']} port {p['port']}: symbol errors {p['symbol']}%, "
                           f"receive errors {p['rcv_errors']}%, drops {p['drop']}%")
+                for link in reply["failed_links"]:
+                    print(f"{link['node']} port {link['port']}: link failed")
                 for node in reply["silent_nodes"]:
                     print(f"{node}: not answering")
-                if not reply["ports"] and not reply["silent_nodes"]:
+                if not (reply["ports"] or reply["silent_nodes"] or reply["failed_links"]):
                     print("no faults")
         except LabError as exc:
             raise CliError(exc.message) from None

@@ -467,21 +467,27 @@ class MadEngine:
 
     def fail_link(self, ref: PortRef, up: bool) -> list[Delivery]:
         """Take the link at ``ref`` down as a failure would (``up`` False: both ends Down /
-        Polling and LinkDownedCounter + 1 on each, IBTA 16.1.3.5), or let it train again;
+        Polling and LinkDownedCounter + 1 on each, IBTA 16.1.3.5; nothing trains it, not
+        even a PortInfo Set, until it is restored), or let it train again;
         switches whose port state changed send trap 128 to their SM, as for
         :meth:`set_link`."""
         port = self.subnet.port(ref)
         if port.is_management_port:
             raise ValueError("switch port 0 has no link")
         peer = port.peer
+        ends = [p for p in (port, peer) if p is not None]
         if up:
+            for p in ends:
+                p.link_failed = False
             switches = self.subnet.train(port) if not port.link_up else []
         else:
-            if not port.link_up:
+            was_up = port.link_up
+            for p in ends:
+                p.link_failed = True
+            if not was_up:
                 return []
-            for p in (port, peer):
-                if p is not None:
-                    self.subnet.count_error(p, LINK_DOWNED)
+            for p in ends:
+                self.subnet.count_error(p, LINK_DOWNED)
             switches = self.subnet.take_down(port)
         return [d for node in switches
                 for d in self._trap_deliveries(Trap(node.ports[0],

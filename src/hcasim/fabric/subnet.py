@@ -296,7 +296,7 @@ class PortState:
         "vl_high_limit", "hoq_life", "vl_stall_count", "subnet_timeout", "resp_time_value",
         "guid_cap",
         "partition_enforcement", "alias_guids", "pkeys", "sl2vl", "vlarb", "counters",
-        "perf_marks", "fault",
+        "perf_marks", "fault", "link_failed",
     )
 
     def __init__(self, node: NodeState, number: int, guid: int, width: int, speed: int,
@@ -353,6 +353,7 @@ class PortState:
         self.perf_marks: dict[str, int] | None = None
         # error rates an operator injected (hcasim fault port); None: a healthy port
         self.fault: PortFault | None = None
+        self.link_failed = False  # hcasim fault link: does not train until restored
 
     def __repr__(self) -> str:
         return f"<PortState {self.node.id!r}[{self.number}] lid={self.lid} state={self.state}>"
@@ -569,6 +570,8 @@ class Subnet:
         b = a.peer
         if b is None or smp_attrs.PHYS_DISABLED in (a.phys_state, b.phys_state):
             return []
+        if a.link_failed or b.link_failed:
+            return []  # an injected link failure holds until the operator restores it
         width = highest_common(a.width_enabled & b.width_enabled, WIDTH_ORDER)
         speed = highest_common(a.speed_enabled & b.speed_enabled, SPEED_ORDER)
         if not width or not speed:

@@ -8,7 +8,7 @@ Control operations (docs/design-notes.md, control protocol):
   the MADs entering the port): symbol errors, corrupted packets, silent loss; all 0 heals;
 * ``fault_node`` (``node``, ``answering``): the node's agents stop answering, or answer
   again;
-* ``fault_show``: every fault in place.
+* ``fault_show``: every fault in place (port rates, failed link ends, silent nodes).
 
 Nodes are named as in the lab's net file (``hcasim status`` lists the hosts; switches by
 their net-file id).  The model is :mod:`hcasim.fabric.subnet` (``PortFault``,
@@ -87,14 +87,17 @@ class FaultService:
         """``fault_show``: the faults in place (ports with rates, failed links, silent nodes)."""
         ports: list[dict[str, Any]] = []
         nodes: list[str] = []
+        links: list[dict[str, Any]] = []
         for node in self.engine.subnet:
             if node.silent:
                 nodes.append(node.id)
             for port in node.ports:
+                if port.link_failed:
+                    links.append({"node": node.id, "port": port.number})
                 fault = port.fault
                 if fault is not None:
                     ports.append({"node": node.id, "port": port.number,
                                   "symbol": fault.symbol_rate,
                                   "rcv_errors": fault.rcv_error_rate,
                                   "drop": fault.drop_rate})
-        return {"ports": ports, "silent_nodes": nodes}
+        return {"ports": ports, "silent_nodes": nodes, "failed_links": links}
