@@ -222,7 +222,7 @@ def test_every_operation_answers_and_a_refusal_changes_nothing(
         requests = st.lists(_requests(ops, _CLASSES[klass], handle), min_size=1, max_size=4)
         for request in data.draw(requests):
             if request["op"] in ("host_reboot", "driver_restart"):
-                request.setdefault("host", "nosuchhost")  # legitimate events change state
+                request["host"] = "nosuchhost"  # legitimate events change state
             before = daemon.state()
             reply = daemon.request(session, request)
             assert isinstance(reply.get("ok"), bool), reply
