@@ -34,7 +34,8 @@ looks handlers up by ``class & 0xF``); a datagram handed to another client (``FO
 carries status 0 and must say its MAD is 24 to 256 bytes long, else it goes back to its
 sender (libumad2sim trusts the length); a LID-routed request whose SLID is the permissive
 LID cannot be answered and bounces; a LID-routed SMP to the permissive DLID is answered by
-the node at the other end of the sender's link (IBTA 7.11.1), where ibsim bounces it.
+the node at the other end of the sender's link (IBTA 7.11.1), where ibsim answers from the
+sender's own node.
 
 The daemon is expected to have tagged the TID of non-response MADs with the client index
 (docs/sources.md §1.4) before calling :meth:`process`; it hands over the datagram itself
