@@ -16,7 +16,8 @@ from hcasim.testing import LabHandle, running_lab
 @pytest.fixture(scope="module")
 def fabric(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
     with running_lab(tmp_path_factory.mktemp("pma") / "home") as lab:
-        r = lab.hcasim("sm", "start")
+        # no periodic sweeps (-s 0): counters move only with what a test sends
+        r = lab.hcasim("sm", "start", "--", "-s", "0")
         assert r.returncode == 0, r.stderr
         yield lab
 
@@ -152,3 +153,14 @@ def test_ibqueryerrors_reports_a_relay_error_where_it_happened(fabric: LabHandle
     # ibqueryerrors -k clears the error counters; the fabric is clean again
     assert fabric.run("node2", "ibqueryerrors", "-k").returncode == 1
     assert fabric.run("node2", "ibqueryerrors").returncode == 0
+
+
+def test_ibqueryerrors_clears_data_counters(fabric: LabHandle) -> None:
+    # -K: PortCounters' data counters and (ExtendedWidth advertised) PortCountersExtended;
+    # switch port 1 leads to the sm host, which a query from node2 never crosses
+    r = fabric.run("node2", "ibqueryerrors", "-K")
+    assert r.returncode in (0, 1), r.stderr
+    for options in (["-x"], []):
+        got = _fields(fabric.run("node2", "perfquery", *options, "2", "1").stdout)
+        assert [got[k] for k in ("PortXmitData", "PortRcvData", "PortXmitPkts",
+                                 "PortRcvPkts")] == ["0"] * 4, options
