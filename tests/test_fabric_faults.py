@@ -67,11 +67,12 @@ def test_symbol_and_receive_errors_reach_ibqueryerrors(quiet: LabHandle) -> None
 
 
 def test_dropped_mads_count_nothing(quiet: LabHandle) -> None:
+    # (through the fixture's helpers, as a user's own tests would)
     before = _counters(quiet, 3, 1)
-    assert quiet.hcasim("fault", "port", "node1", "1", "--drop", "100").returncode == 0
+    quiet.port_errors("node1", 1, drop=100)
     r = quiet.run("node2", "smpquery", "nodeinfo", "3")
     assert r.returncode == 255
-    assert quiet.hcasim("fault", "port", "node1", "1", "--drop", "0").returncode == 0
+    quiet.port_errors("node1", 1)
     after = _counters(quiet, 3, 1)
     errors = [k for k in after if k.endswith(("Errors", "ErrorCounter", "Discards"))]
     assert [after[k] for k in errors] == [before[k] for k in errors]
@@ -118,8 +119,11 @@ def test_silent_node_times_out(quiet: LabHandle) -> None:
         255, "smpquery: iberror: failed: operation nodeinfo: node info query failed\n")
     assert r.stderr.endswith("_do_madrpc failed; dport (Lid 3)\n")
     assert quiet.run("node2", "perfquery", "3").returncode == 255
-    assert quiet.hcasim("fault", "node", "node1", "answering").returncode == 0
+    quiet.node_answers("node1", True)
     assert quiet.run("node2", "smpquery", "nodeinfo", "3").returncode == 0
+    quiet.node_answers("node1", False)
+    assert quiet.run("node2", "smpquery", "nodeinfo", "3").returncode == 255
+    quiet.node_answers("node1", True)
 
 
 def test_bad_fault_requests(quiet: LabHandle) -> None:
@@ -149,13 +153,13 @@ def test_opensm_drops_and_readds_the_node_behind_a_failed_link(tmp_path: Path) -
         assert r.returncode == 0, r.stderr
         log = Path(r.stdout.rsplit("log ", 1)[1].strip())
         mark = len(log.read_text())
-        assert lab.hcasim("fault", "link", "sw1", "4", "down").returncode == 0
+        lab.fail_link("sw1", 4)
         assert _log_has(log, r"Received Generic Notice type:1 num:128 \(Link state change\)",
                         mark)
         assert _log_has(log, r"drop_mgr_remove_port: Removed port with GUID:0x0002c90300a1b241 "
                         r".* of node:node3 HCA-1", mark)
         mark = len(log.read_text())
-        assert lab.hcasim("fault", "link", "sw1", "4", "up").returncode == 0
+        lab.restore_link("sw1", 4)
         assert _log_has(log, r"Discovered new port with GUID:0x0002c90300a1b241 .* of node: "
                         r"node3 HCA-1", mark)
         assert _log_has(log, r"SUBNET UP", mark)
