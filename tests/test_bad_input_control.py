@@ -49,6 +49,9 @@ OP_FIELDS: dict[str, tuple[str, ...]] = {
     "flash_read": ("handle", "offset", "length"), "flash_write": ("handle", "data"),
     "host_reboot": ("host",), "driver_restart": ("host",), "driver_show": ("host",),
     "sm_start": ("host", "options", "timeout"), "mlx5_open": ("device",),
+    "fault_link": ("node", "port", "state"),
+    "fault_port": ("node", "port", "symbol", "rcv_errors", "drop"),
+    "fault_node": ("node", "answering"),
     "mlx5_reg": ("device", "register_id", "method", "data"),
     "mlx5_dek_create": ("key_size", "has_keytag", "key_purpose", "pd", "opaque", "key",
                         "comp_mask", "crypto_login"),
@@ -99,7 +102,13 @@ class InProcessDaemon:
                 list(getattr(firmware, "_hcr", [])),
             )
         store = self.lab.store
-        return devices, store.flash_images(), json.dumps(store.all_nv_objects(), sort_keys=True)
+        fabric = [(port.ref, port.state, port.phys_state, port.link_failed,
+                   None if port.fault is None else (port.fault.symbol_rate,
+                                                    port.fault.rcv_error_rate,
+                                                    port.fault.drop_rate), node.silent)
+                  for node in self.services.ibsim.subnet for port in node.ports]
+        return (devices, store.flash_images(),
+                json.dumps(store.all_nv_objects(), sort_keys=True), fabric)
 
     def close(self) -> None:
         """Stop the services."""
@@ -143,6 +152,13 @@ _RIGHT: dict[str, st.SearchStrategy[Any]] = {
     "offset": st.integers(0, 64),
     "length": st.integers(0, 64),
     "values": st.lists(st.integers(0, 0xFFFFFFFF), min_size=1, max_size=2),
+    "node": st.sampled_from(["sw1", "node1", "crypto1"]),
+    "port": st.integers(0, 6),
+    "state": st.sampled_from(["down", "up"]),
+    "symbol": st.integers(0, 100),
+    "rcv_errors": st.integers(0, 100),
+    "drop": st.integers(0, 100),
+    "answering": st.booleans(),
 }
 _CLASSES: dict[str, st.SearchStrategy[Any]] = {
     # wrong JSON types for every field
@@ -222,7 +238,7 @@ def test_every_operation_answers_and_a_refusal_changes_nothing(
         requests = st.lists(_requests(ops, _CLASSES[klass], handle), min_size=1, max_size=4)
         for request in data.draw(requests):
             if request["op"] in ("host_reboot", "driver_restart"):
-                request.setdefault("host", "nosuchhost")  # legitimate events change state
+                request["host"] = "nosuchhost"  # legitimate events change state
             before = daemon.state()
             reply = daemon.request(session, request)
             assert isinstance(reply.get("ok"), bool), reply

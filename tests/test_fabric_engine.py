@@ -66,7 +66,7 @@ def test_replays_smpquery_portinfo_one_hop(engine: MadEngine) -> None:
     # the net file: 4x, SDR) where ibsim shows fixed 1x-12x, SDR-QDR
     ours, theirs = smp_attrs.PortInfo.decode(got[96:160]), smp_attrs.PortInfo.decode(want[96:160])
     assert (ours.gid_prefix, theirs.gid_prefix) == (0xFE80000000000000, 0)
-    assert (ours.link_width_supported, theirs.link_width_supported) == (0x02, 0x1F)
+    assert (ours.link_width_supported, theirs.link_width_supported) == (0x03, 0x1F)
     assert (ours.link_speed_supported, theirs.link_speed_supported) == (0x1, 0x7)
     assert replace(ours, gid_prefix=0, link_width_supported=0x1F,
                    link_speed_supported=0x7) == theirs

@@ -180,7 +180,7 @@ def test_portinfo_set_is_all_or_nothing(lab: Lab) -> None:
     for bad in (replace(pi, lid=0xC000), replace(pi, lid=0xBFFF, lmc=1),
                 replace(pi, master_sm_lid=0xFFFF), replace(pi, port_state=5),
                 replace(pi, operational_vls=5),
-                replace(pi, link_width_enabled=0x01), replace(pi, link_speed_enabled=2),
+                replace(pi, link_width_enabled=0x08), replace(pi, link_speed_enabled=2),
                 replace(pi, link_speed_ext_enabled=1), replace(pi, port_state=4)):
         result = lab.set_portinfo("h1", replace(bad, m_key=0x99))
         assert result is not None and result[0] == BAD_FIELD

@@ -59,6 +59,9 @@ def test_operator_actions_are_refused_inside_a_host(lab: LabHandle) -> None:
         ("host", "reboot", "node1"): "host_reboot",
         ("status",): "status",
         ("sm", "status"): "sm_status",
+        ("fault", "link", "node3", "1", "down"): "fault_link",
+        ("fault", "node", "node3", "silent"): "fault_node",
+        ("fault", "show"): "fault_show",
         ("down",): None,
     }
     for args, op in refused.items():

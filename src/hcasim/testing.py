@@ -87,6 +87,27 @@ class LabHandle:
         """Restart the HCA driver on a host."""
         self._check(self.hcasim("driver", "restart", host))
 
+    def fail_link(self, node: str, port: int) -> None:
+        """Take the link at a port down as a failure would (``hcasim fault link ... down``:
+        LinkDownedCounter at both ends, trap 128); it stays down until restored."""
+        self._check(self.hcasim("fault", "link", node, str(port), "down"))
+
+    def restore_link(self, node: str, port: int) -> None:
+        """Let a failed link train again (``hcasim fault link ... up``)."""
+        self._check(self.hcasim("fault", "link", node, str(port), "up"))
+
+    def port_errors(self, node: str, port: int, *, symbol: int = 0, rcv_errors: int = 0,
+                    drop: int = 0) -> None:
+        """Set a port's injected error rates, in percent of the MADs entering it (all 0: a
+        healthy port again; ``hcasim fault port``)."""
+        self._check(self.hcasim("fault", "port", node, str(port), "--symbol", str(symbol),
+                                "--rcv-errors", str(rcv_errors), "--drop", str(drop)))
+
+    def node_answers(self, node: str, answering: bool) -> None:
+        """Make a node's agents stop answering, or answer again (``hcasim fault node``)."""
+        self._check(self.hcasim("fault", "node", node,
+                                "answering" if answering else "silent"))
+
     def status(self) -> dict[str, Any]:
         """The lab's status as data."""
         result = self._check(self.hcasim("status", "--json"))

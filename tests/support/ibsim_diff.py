@@ -7,7 +7,8 @@ from hcasim.ib import mad
 
 # Fields that differ on purpose (each a documented choice of hcasim.fabric):
 # * PortInfo LinkWidth/Speed/SpeedExtSupported come from the net file's link tags (the
-#   port's hardware) where ibsim reports fixed masks 1x-12x, SDR-QDR, FDR-HDR;
+#   node's hardware, on every port, in IBTA's encodings) where ibsim reports fixed masks
+#   1x-12x, SDR-QDR, FDR-HDR;
 # * PortInfo GidPrefix reads as the IBTA default fe80:: until an SM sets it (ibsim: 0);
 # * SwitchInfo LinearFDBCap is 48K, every unicast LID (ibsim 0.10: 30720);
 # * PortInfo of a port with no cable: ibsim's "down" templates (sim_net.c:96-129) read

@@ -328,6 +328,54 @@ def cmd_sm(args: argparse.Namespace, home: LabHome) -> int:
     return 0
 
 
+def _percent(text: str) -> int:
+    """A rate in percent, 0 to 100 (argparse type)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"a rate is 0 to 100 percent, not {value}")
+    return value
+
+
+def cmd_fault(args: argparse.Namespace, home: LabHome) -> int:
+    """Inject faults into the lab's fabric (docs/fabric.md §7.2)."""
+    with connect(home) as client:
+        try:
+            if args.action == "link":
+                reply = client.call("fault_link", node=args.node, port=args.port,
+                                    state=args.state)
+                print(f"hcasim: {reply['node']} port {reply['port']}: link "
+                      f"{'up' if reply['link_up'] else 'down'}")
+            elif args.action == "port":
+                reply = client.call("fault_port", node=args.node, port=args.port,
+                                    symbol=args.symbol, rcv_errors=args.rcv_errors,
+                                    drop=args.drop)
+                print(f"hcasim: {reply['node']} port {reply['port']}: symbol errors "
+                      f"{reply['symbol']}%, receive errors {reply['rcv_errors']}%, drops "
+                      f"{reply['drop']}%")
+            elif args.action == "node":
+                reply = client.call("fault_node", node=args.node,
+                                    answering=args.state == "answering")
+                print(f"hcasim: {reply['node']}: "
+                      f"{'answering' if reply['answering'] else 'not answering'}")
+            else:
+                reply = client.call("fault_show")
+                for p in reply["ports"]:
+                    print(f"{p['node']} port {p['port']}: symbol errors {p['symbol']}%, "
+                          f"receive errors {p['rcv_errors']}%, drops {p['drop']}%")
+                for link in reply["failed_links"]:
+                    print(f"{link['node']} port {link['port']}: link failed")
+                for node in reply["silent_nodes"]:
+                    print(f"{node}: not answering")
+                if not (reply["ports"] or reply["silent_nodes"] or reply["failed_links"]):
+                    print("no faults")
+        except LabError as exc:
+            raise CliError(exc.message) from None
+    return 0
+
+
 def cmd_web(args: argparse.Namespace, home: LabHome) -> int:
     """Serve the lab's web view on loopback (or stop it) and print its address."""
     with connect(home) as client:
@@ -492,6 +540,27 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--timeout", type=_seconds, default=120.0,
                     help=f"seconds to wait for SUBNET UP (at most {MAX_SM_TIMEOUT:.0f})")
     sm.set_defaults(func=cmd_sm)
+
+    fault = sub.add_parser("fault", help="inject faults into the fabric (links, ports, nodes)")
+    fault_sub = fault.add_subparsers(dest="action", required=True)
+    f_link = fault_sub.add_parser("link", help="take a link down as a failure would, or up")
+    f_link.add_argument("node", help="node id as in the net file (a host's name for its HCA)")
+    f_link.add_argument("port", type=int)
+    f_link.add_argument("state", choices=("down", "up"))
+    f_port = fault_sub.add_parser("port", help="error rates of a port, in percent of MADs "
+                                  "entering it (all 0: healthy)")
+    f_port.add_argument("node")
+    f_port.add_argument("port", type=int)
+    f_port.add_argument("--symbol", type=_percent, default=0,
+                        help="symbol errors (counted, MAD delivered)")
+    f_port.add_argument("--rcv-errors", type=_percent, default=0,
+                        help="receive errors (counted, MAD discarded)")
+    f_port.add_argument("--drop", type=_percent, default=0, help="MADs lost without a trace")
+    f_node = fault_sub.add_parser("node", help="make a node's agents stop answering, or answer")
+    f_node.add_argument("node")
+    f_node.add_argument("state", choices=("silent", "answering"))
+    fault_sub.add_parser("show", help="the faults in place")
+    fault.set_defaults(func=cmd_fault)
 
     web = sub.add_parser("web", help="serve the lab's live web view on 127.0.0.1")
     web.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")

@@ -19,9 +19,10 @@ differences below):
 4. routing: DLID below 0xFFFF is LID-routed, else directed route (outbound for requests,
    inbound for responses); a MAD that cannot be routed comes back with status 110;
 5. responses are forwarded to the port they reach;
-6. requests reaching their node: SMPs go to the SMA, PerfMgt to the PMA, other classes to
-   the node's firmware (``mad_received``); what none of them serves is forwarded to the
-   port (SMInfo, traps, SA, unserved vendor classes);
+6. requests reaching their node: SMPs go to the SMA, PerfMgt to the PMA (which answers
+   every attribute, those it lacks with status 0x000C), other classes to the node's
+   firmware (``mad_received``); what none of them serves is forwarded to the port
+   (SMInfo, traps, SA, unserved vendor classes);
 7. a reply is built (GetResp; DR replies carry D=1, the status in the 15-bit DR field and
    the return path) and routed back; it must reach the requester's node.
 
@@ -32,7 +33,9 @@ indexes are answered with status 0x001C; management classes are matched exactly 
 looks handlers up by ``class & 0xF``); a datagram handed to another client (``FORWARD``)
 carries status 0 and must say its MAD is 24 to 256 bytes long, else it goes back to its
 sender (libumad2sim trusts the length); a LID-routed request whose SLID is the permissive
-LID cannot be answered and bounces.
+LID cannot be answered and bounces; a LID-routed SMP to the permissive DLID is answered by
+the node at the other end of the sender's link (IBTA 7.11.1), where ibsim answers from the
+sender's own node.
 
 The daemon is expected to have tagged the TID of non-response MADs with the client index
 (docs/sources.md §1.4) before calling :meth:`process`; it hands over the datagram itself
@@ -48,7 +51,13 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from hcasim.fabric.pma import handle_perf
-from hcasim.fabric.routing import NoRoute, route_dr_in, route_dr_out, route_lid
+from hcasim.fabric.routing import (
+    NoRoute,
+    route_dr_in,
+    route_dr_out,
+    route_lid,
+    route_neighbour,
+)
 from hcasim.fabric.sma import (
     DROPPED,
     NOT_HANDLED,
@@ -62,7 +71,16 @@ from hcasim.fabric.sma import (
     node_info_data,
     port_info_data,
 )
-from hcasim.fabric.subnet import NODE_REVISION, Action, MadContext, NodeFirmware, PortState, Subnet
+from hcasim.fabric.subnet import (
+    LINK_DOWNED,
+    NODE_REVISION,
+    Action,
+    MadContext,
+    NodeFirmware,
+    PortFault,
+    PortState,
+    Subnet,
+)
 from hcasim.fabric.topology import PortRef
 from hcasim.ib import mad, smp_attrs
 from hcasim.ib.simproto import SIM_MAD_SIZE, SIM_REQUEST_SIZE, SIM_STATUS_TIMEOUT, SimRequest
@@ -218,13 +236,17 @@ class MadEngine:
         # -- route
         return_path = b""
         vl15 = mgmt_class == mad.CLASS_SUBN_LID_ROUTED
+        neighbour: PortState | None = None  # the port a permissive-LID SMP entered
         try:
             if dlid != mad.PERMISSIVE_LID:
                 target = route_lid(subnet, sender, dlid, vl15)
             elif not dr:
-                return [Delivery(DeliveryKind.BOUNCE, _datagram(
-                    dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
-                    note="permissive DLID on a LID-routed class")]
+                if not vl15 or response or sender.is_management_port:
+                    return [Delivery(DeliveryKind.BOUNCE, _datagram(
+                        dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                        note="permissive DLID on a LID-routed class")]
+                neighbour = route_neighbour(sender)
+                target = neighbour.node.management_port(neighbour)
             elif response:
                 target = route_dr_in(subnet, sender, hop_count, raw[192:256])
             else:
@@ -245,6 +267,10 @@ class MadEngine:
             raw = raw[:192] + return_path + raw[256:]
 
         # -- answer
+        if target.node.silent:  # an injected fault: the node's agents answer nothing
+            return [Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                note="node not answering (injected fault)")]
         from_host = target.node is sender.node
         traps: list[Trap] = []
         outcome: Outcome | FullReply
@@ -252,8 +278,6 @@ class MadEngine:
             outcome, traps = self.sma.handle_raw(target, raw, from_host, now, return_path)
         elif mgmt_class == mad.CLASS_PERF_MGT:
             outcome = handle_perf(target, mad.PerfMgtMad.decode(raw))
-            if outcome is NOT_HANDLED:
-                outcome = self._firmware_answer(target, raw, from_host, now)
         else:
             outcome = self._firmware_answer(target, raw, from_host, now)
         if outcome is DROPPED:
@@ -275,7 +299,9 @@ class MadEngine:
             reply_mad = self._reply_mad(raw, method, mgmt_class, dr, return_path, outcome)
         # -- route the reply back; it must reach the requester's node (ibsim :1904-1908)
         try:
-            if slid != mad.PERMISSIVE_LID:
+            if neighbour is not None:
+                back = route_neighbour(neighbour)  # back over the link it came in on
+            elif slid != mad.PERMISSIVE_LID:
                 back = route_lid(subnet, target, slid, vl15)
             elif dr:
                 back = route_dr_in(subnet, target, hop_count, return_path)
@@ -297,6 +323,44 @@ class MadEngine:
         if traps:
             return [delivery] + [d for trap in traps for d in self._trap_deliveries(trap)]
         return [delivery]
+
+    def unclaimed(self, delivery: Delivery, sender: PortState) -> Delivery:
+        """What a request handed to a client at ``delivery.target`` (a FORWARD) becomes
+        when no client there takes it; ``sender`` is the port it came from.
+
+        A Get or Set of a management class other than subnet management is answered by
+        the receiving node itself with status 0x000C: the class is not implemented there
+        (IBTA 13.4.7; it is what a Linux host's MAD layer sends for requests no agent is
+        registered for), so ``ibccquery`` against a node without a congestion control
+        agent gets an error at once, as on real hardware.  Anything else, and a reply that
+        cannot get back to the sender, goes back with status 110 as ibsim bounces it."""
+        data = delivery.datagram
+        raw = data[32:]
+        header: tuple[int, int, int, int, int, int] = _SIM_HEADER.unpack_from(data)
+        dlid, slid, dqp, sqp, status, length = header
+        mgmt_class, method = raw[1], raw[3]
+        target = delivery.target
+        if (target is None or method not in (mad.METHOD_GET, mad.METHOD_SET)
+                or mgmt_class in (mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE)
+                or slid == mad.PERMISSIVE_LID):
+            return Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                note="no one to handle pkt")
+        try:
+            back = route_lid(self.subnet, target, slid, False)
+        except NoRoute as e:
+            return Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                note=f"reply lost: {e}")
+        if back.node is not sender.node:
+            return Delivery(DeliveryKind.BOUNCE, _datagram(
+                dlid, slid, dqp, sqp, SIM_STATUS_TIMEOUT, length, raw),
+                note="reply reached another node")
+        reply = bytearray(raw)
+        reply[3] = mad.response_method(method)
+        reply[4:6] = mad.STATUS_METHOD_ATTR_UNSUPPORTED.to_bytes(2, "big")
+        return Delivery(DeliveryKind.REPLY, _datagram(slid, dlid, sqp, dqp, 0, length, reply),
+                        note="class not implemented", target=sender)
 
     def _firmware_answer(self, target: PortState, raw: bytes, from_host: bool,
                          now: float) -> Outcome | FullReply:
@@ -399,6 +463,52 @@ class MadEngine:
         return [d for node in switches
                 for d in self._trap_deliveries(Trap(node.ports[0],
                                                     link_state_change_notice(node.ports[0])))]
+
+    # -- injected faults (hcasim fault; docs/fabric.md §7.2) -------------------------------------
+
+    def fail_link(self, ref: PortRef, up: bool) -> list[Delivery]:
+        """Take the link at ``ref`` down as a failure would (``up`` False: both ends Down /
+        Polling and LinkDownedCounter + 1 on each, IBTA 16.1.3.5; nothing trains it, not
+        even a PortInfo Set, until it is restored), or let it train again;
+        switches whose port state changed send trap 128 to their SM, as for
+        :meth:`set_link`."""
+        port = self.subnet.port(ref)
+        if port.is_management_port:
+            raise ValueError("switch port 0 has no link")
+        peer = port.peer
+        ends = [p for p in (port, peer) if p is not None]
+        if up:
+            for p in ends:
+                p.link_failed = False
+            switches = self.subnet.train(port) if not port.link_up else []
+        else:
+            was_up = port.link_up
+            for p in ends:
+                p.link_failed = True
+            if not was_up:
+                return []
+            for p in ends:
+                self.subnet.count_error(p, LINK_DOWNED)
+            switches = self.subnet.take_down(port)
+        return [d for node in switches
+                for d in self._trap_deliveries(Trap(node.ports[0],
+                                                    link_state_change_notice(node.ports[0])))]
+
+    def set_port_fault(self, ref: PortRef, symbol_rate: int, rcv_error_rate: int,
+                       drop_rate: int) -> None:
+        """Inject error rates (percent of the MADs entering the port) at ``ref``; all zero
+        makes the port healthy again (see :class:`hcasim.fabric.subnet.PortFault`)."""
+        port = self.subnet.port(ref)
+        if symbol_rate or rcv_error_rate or drop_rate:
+            port.fault = PortFault(symbol_rate, rcv_error_rate, drop_rate)
+        else:
+            port.fault = None
+
+    def set_node_silent(self, node_id: str, silent: bool) -> None:
+        """Make the node's agents (SMA, PMA, firmware) stop answering, or answer again;
+        requests to it come back to their sender as timed out.  Its switch, if it is one,
+        still relays."""
+        self.subnet.node(node_id).silent = silent
 
     # -- the control channel (reads the daemon answers with; docs/sources.md §1.2) -----------------
 

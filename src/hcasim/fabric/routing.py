@@ -19,7 +19,8 @@ up, any other MAD needs both ends Active (IBTA ch. 7 link states: only VL15 flow
 Active; ibsim requires Active for all LID routing).
 
 Every traversal counts one packet on the egress and ingress port; failures count
-PortXmitDiscards or PortRcvSwitchRelayErrors, as ibsim does.
+PortXmitDiscards or PortRcvSwitchRelayErrors, as ibsim does, except that a directed-route
+SMP whose first hop names a port its own node lacks counts nothing (no switch relayed it).
 
 The walk follows IBTA's hop-by-hop rules, but the HopPointer field of the datagrams is left
 as the requester wrote it (0), in requests handed to a client and in replies, because that
@@ -35,9 +36,14 @@ from hcasim.fabric.subnet import (
     RCV_DATA,
     RCV_PKTS,
     RCV_SWITCH_RELAY_ERRORS,
+    TOTAL_DLID_MAPPING_ERRORS,
+    TOTAL_INACTIVE_DISCARDS,
+    TOTAL_RCV_VL15,
+    TOTAL_XMIT_VL15,
     XMIT_DATA,
     XMIT_DISCARDS,
     XMIT_PKTS,
+    PortFault,
     PortState,
     Subnet,
     count_error,
@@ -61,22 +67,28 @@ class DrRoute(NamedTuple):
     return_path: bytes
 
 
-def _step(node_port: PortState, egress_number: int) -> PortState:
-    """Leave ``node_port``'s node by port ``egress_number``; return the ingress port."""
+def _step(node_port: PortState, egress_number: int, relayed: bool) -> PortState:
+    """Leave ``node_port``'s node by port ``egress_number``; return the ingress port.
+
+    ``relayed``: the SMP came in at ``node_port`` and a switch relays it.  Only then is a
+    bad egress port a PortRcvSwitchRelayError of ``node_port`` (IBTA 16.1.3.5: packets a
+    switch received and could not relay); at the first hop the SMP leaves the node that
+    made it, which received nothing, so nothing is counted there."""
     node = node_port.node
     table = node.by_number
     egress = table[egress_number] if egress_number < len(table) else None
     if egress is None:
-        count_error(node_port, RCV_SWITCH_RELAY_ERRORS)
+        if relayed:
+            count_error(node_port, RCV_SWITCH_RELAY_ERRORS)
         raise NoRoute(f"{node.id!r} has no port {egress_number}")
     if egress_number == 0:
         return egress  # only a switch has a port 0: its own SMA
     ingress = egress.peer
     if egress.phys_state != PHYS_LINK_UP or ingress is None:
-        count_error(egress, XMIT_DISCARDS)
+        count_error(egress, XMIT_DISCARDS, TOTAL_INACTIVE_DISCARDS)
         raise NoRoute(f"{node.id!r} port {egress_number} is not LinkUp")
     if ingress.phys_state != PHYS_LINK_UP:
-        count_error(egress, XMIT_DISCARDS)
+        count_error(egress, XMIT_DISCARDS, TOTAL_INACTIVE_DISCARDS)
         raise NoRoute(f"{ingress.node.id!r} port {ingress.number} is not LinkUp")
     # count_hop, inlined: this runs for every hop of every MAD
     counters = egress.counters
@@ -84,12 +96,24 @@ def _step(node_port: PortState, egress_number: int) -> PortState:
         counters = egress.counters = [0] * COUNTER_COUNT
     counters[XMIT_PKTS] += 1
     counters[XMIT_DATA] += 72
+    counters[TOTAL_XMIT_VL15] += 1  # directed route: SMPs, VL15
     counters = ingress.counters
     if counters is None:
         counters = ingress.counters = [0] * COUNTER_COUNT
     counters[RCV_PKTS] += 1
     counters[RCV_DATA] += 72
+    counters[TOTAL_RCV_VL15] += 1
+    fault = ingress.fault
+    if fault is not None:
+        _arrive(fault, ingress)
     return ingress
+
+
+def _arrive(fault: PortFault, port: PortState) -> None:
+    """An injected fault at ``port`` may lose the MAD entering it (docs/fabric.md §7.2)."""
+    lost = fault.arrives(port)
+    if lost:
+        raise NoRoute(f"{port.node.id!r} port {port.number}: {lost}")
 
 
 def route_dr_out(subnet: Subnet, start: PortState, hop_count: int,
@@ -106,7 +130,7 @@ def route_dr_out(subnet: Subnet, start: PortState, hop_count: int,
     for i in range(1, hop_count + 1):
         if i > 1 and not port.node.is_switch:
             raise NoRoute(f"hop {i - 1} is not a switch ({port.node.id!r})")
-        port = _step(port, initial_path[i])
+        port = _step(port, initial_path[i], i > 1)
         path[i] = port.number
     return DrRoute(port, bytes(path))
 
@@ -121,8 +145,22 @@ def route_dr_in(subnet: Subnet, start: PortState, hop_count: int,
     for i in range(hop_count, 0, -1):
         if i < hop_count and not port.node.is_switch:
             raise NoRoute(f"hop {i} is not a switch ({port.node.id!r})")
-        port = _step(port, return_path[i])
+        port = _step(port, return_path[i], i < hop_count)
     return port
+
+
+def route_neighbour(start: PortState) -> PortState:
+    """Carry an SMP addressed to the permissive LID 0xFFFF over ``start``'s link and return
+    the port it enters: the permissive DLID is accepted by whichever port receives it
+    (IBTA 7.11.1, 14.2.2.1), so the neighbour answers.  Raises :class:`NoRoute`."""
+    peer = start.peer
+    if start.phys_state != PHYS_LINK_UP or peer is None or peer.phys_state != PHYS_LINK_UP:
+        count_error(start, XMIT_DISCARDS, TOTAL_INACTIVE_DISCARDS)
+        raise NoRoute(f"{start.node.id!r} port {start.number} is not LinkUp")
+    count_hop(start, peer)
+    if peer.fault is not None:
+        _arrive(peer.fault, peer)
+    return peer
 
 
 def _usable(port: PortState, vl15: bool) -> bool:
@@ -144,9 +182,11 @@ def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) ->
     if not port.node.is_switch:
         peer = port.peer
         if peer is None or not _usable(port, vl15) or not _usable(peer, vl15):
-            count_error(port, XMIT_DISCARDS)
+            count_error(port, XMIT_DISCARDS, TOTAL_INACTIVE_DISCARDS)
             raise NoRoute(f"{port.node.id!r} port {port.number} has no usable link")
-        count_hop(port, peer)
+        count_hop(port, peer, vl15)
+        if peer.fault is not None:
+            _arrive(peer.fault, peer)
         port = peer
     for _ in range(MAX_LID_HOPS):
         if port.covers_lid(dlid):
@@ -159,7 +199,7 @@ def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) ->
         out = switch.lft_lookup(dlid)
         egress = node.port(out) if out != 0xFF else None
         if egress is None:
-            count_error(port, RCV_SWITCH_RELAY_ERRORS)
+            count_error(port, RCV_SWITCH_RELAY_ERRORS, TOTAL_DLID_MAPPING_ERRORS)
             raise NoRoute(f"switch {node.id!r} has no route to LID {dlid}")
         if egress.number == 0:
             if egress.covers_lid(dlid):
@@ -168,8 +208,10 @@ def route_lid(subnet: Subnet, start: PortState, dlid: int, vl15: bool = True) ->
                           "not own it")
         peer = egress.peer
         if peer is None or not _usable(egress, vl15) or not _usable(peer, vl15):
-            count_error(egress, XMIT_DISCARDS)
+            count_error(egress, XMIT_DISCARDS, TOTAL_INACTIVE_DISCARDS)
             raise NoRoute(f"switch {node.id!r} port {egress.number} has no usable link")
-        count_hop(egress, peer)
+        count_hop(egress, peer, vl15)
+        if peer.fault is not None:
+            _arrive(peer.fault, peer)
         port = peer
     raise NoRoute(f"LID {dlid}: more than {MAX_LID_HOPS} hops (routing loop?)")

@@ -133,6 +133,21 @@ SPEED_ORDER = (0x4, 0x2, 0x1)  # QDR, DDR, SDR
 EXT_SPEED_ORDER = (0x4, 0x2, 0x1)  # HDR, EDR, FDR
 
 
+def supported_width(widths: int) -> int:
+    """LinkWidthSupported of a port that can run ``widths``: one of IBTA's encodings
+    (14.2.5.6: 1 = 1x, 3 = 1x/4x, 7 = 1x/4x/8x, 11 = 1x/4x/12x, 15, and with 2x 17, 19,
+    ...): every port supports 1x, and a port wider than 4x supports 4x too."""
+    if widths & 0x0C:  # 8x or 12x
+        widths |= 0x02
+    return widths | 0x01
+
+
+def supported_speed(speeds: int) -> int:
+    """LinkSpeedSupported of a port that can run ``speeds`` (IBTA 14.2.5.6: 1, 3, 5, 7):
+    SDR is always supported."""
+    return speeds | 0x1
+
+
 # -- the firmware seam: what a device model overrides (see the module docstring) -----------
 
 
@@ -281,6 +296,7 @@ class PortState:
         "vl_high_limit", "hoq_life", "vl_stall_count", "subnet_timeout", "resp_time_value",
         "guid_cap",
         "partition_enforcement", "alias_guids", "pkeys", "sl2vl", "vlarb", "counters",
+        "perf_marks", "fault", "link_failed",
     )
 
     def __init__(self, node: NodeState, number: int, guid: int, width: int, speed: int,
@@ -333,6 +349,11 @@ class PortState:
         self.sl2vl: dict[int, tuple[int, ...]] | None = None
         self.vlarb: dict[int, tuple[tuple[int, int], ...]] | None = None
         self.counters: list[int] | None = None
+        # what each optional PMA counter read at its last reset (hcasim.fabric.pma)
+        self.perf_marks: dict[str, int] | None = None
+        # error rates an operator injected (hcasim fault port); None: a healthy port
+        self.fault: PortFault | None = None
+        self.link_failed = False  # hcasim fault link: does not train until restored
 
     def __repr__(self) -> str:
         return f"<PortState {self.node.id!r}[{self.number}] lid={self.lid} state={self.state}>"
@@ -425,7 +446,7 @@ class NodeState:
     """One node's run-time state: its ports, switch state and firmware hook."""
 
     __slots__ = ("spec", "id", "kind", "is_switch", "guid", "ports", "switch", "firmware",
-                 "description", "by_number")
+                 "description", "by_number", "silent")
 
     def __init__(self, spec: Node, firmware: NodeFirmware | None = None) -> None:
         self.spec = spec
@@ -436,8 +457,21 @@ class NodeState:
         self.description = spec.description
         self.switch = SwitchState(bool(spec.enhanced_port0)) if self.is_switch else None
         self.firmware = firmware if firmware is not None else NodeFirmware()
+        self.silent = False  # hcasim fault node: its agents answer nothing
         self.ports = [PortState(self, p.number, p.guid, p.width_enabled, p.speed_enabled,
                                 p.ext_speed_enabled, p.lid, p.lmc) for p in spec.ports]
+        # What the node's hardware can do is what any of its ports was given in the net file
+        # (links are tagged per cable, so an unconnected port or switch port 0 has only the
+        # defaults); every port reports it as a legal Supported encoding.
+        widths = speeds = ext_speeds = 0
+        for port in self.ports:
+            widths |= port.width_enabled
+            speeds |= port.speed_enabled
+            ext_speeds |= port.ext_speed_enabled
+        for port in self.ports:
+            port.width_supported = supported_width(widths)
+            port.speed_supported = supported_speed(speeds)
+            port.ext_speed_supported = ext_speeds
         # index = port number (a CA has no port 0), for the routing fast path
         self.by_number: tuple[PortState | None, ...] = (
             tuple(self.ports) if self.is_switch else (None, *self.ports))
@@ -536,6 +570,8 @@ class Subnet:
         b = a.peer
         if b is None or smp_attrs.PHYS_DISABLED in (a.phys_state, b.phys_state):
             return []
+        if a.link_failed or b.link_failed:
+            return []  # an injected link failure holds until the operator restores it
         width = highest_common(a.width_enabled & b.width_enabled, WIDTH_ORDER)
         speed = highest_common(a.speed_enabled & b.speed_enabled, SPEED_ORDER)
         if not width or not speed:
@@ -586,14 +622,15 @@ class Subnet:
         count_hop(egress, ingress)
 
     @staticmethod
-    def count_error(port: PortState, index: int) -> None:
-        """Add one to error counter ``index`` of ``port``."""
-        count_error(port, index)
+    def count_error(port: PortState, index: int, detail: int = -1) -> None:
+        """Add one to error counter ``index`` of ``port`` (see :func:`count_error`)."""
+        count_error(port, index, detail)
 
 
-def count_hop(egress: PortState, ingress: PortState) -> None:
+def count_hop(egress: PortState, ingress: PortState, vl15: bool = True) -> None:
     """Count one MAD crossing a link: 1 packet and 72 data words (288 bytes / 4) on each
-    side (ibsim pc_updated, sim_mad.c:825-860).
+    side (ibsim pc_updated, sim_mad.c:825-860), and the packet in the running total of
+    its VL (15 for subnet management packets, 0 for every other MAD).
 
     Counters are stored unbounded and read through :func:`saturated`, which is what a
     saturating counter shows (IBTA 16.1.3.5)."""
@@ -602,26 +639,31 @@ def count_hop(egress: PortState, ingress: PortState) -> None:
         counters = egress.counters = [0] * COUNTER_COUNT
     counters[XMIT_PKTS] += 1
     counters[XMIT_DATA] += 72
+    counters[TOTAL_XMIT_VL15 if vl15 else TOTAL_XMIT_VL0] += 1
     counters = ingress.counters
     if counters is None:
         counters = ingress.counters = [0] * COUNTER_COUNT
     counters[RCV_PKTS] += 1
     counters[RCV_DATA] += 72
+    counters[TOTAL_RCV_VL15 if vl15 else TOTAL_RCV_VL0] += 1
 
 
-def count_error(port: PortState, index: int) -> None:
-    """Add one to error counter ``index`` of ``port``."""
+def count_error(port: PortState, index: int, detail: int = -1) -> None:
+    """Add one to error counter ``index`` of ``port`` and, when ``detail`` is one of the
+    ``TOTAL_*`` indexes, to that running total (the detail attributes' cause)."""
     counters = port.counters
     if counters is None:
         counters = port.counters = [0] * COUNTER_COUNT
     counters[index] += 1
+    if detail >= 0:
+        counters[detail] += 1
 
 
 def saturated(port: PortState) -> list[int]:
     """The port's counters as PortCounters shows them: each stops at its maximum."""
     if port.counters is None:
         return [0] * len(COUNTER_LIMITS)
-    return [min(v, limit) for v, limit in zip(port.counters, COUNTER_LIMITS, strict=True)]
+    return [min(v, limit) for v, limit in zip(port.counters, COUNTER_LIMITS, strict=False)]
 
 
 # PortCounters storage: one list per port, in CounterSelect bit order (hcasim.ib.perf).
@@ -639,4 +681,61 @@ XMIT_DATA = COUNTER_FIELDS.index("port_xmit_data")
 RCV_DATA = COUNTER_FIELDS.index("port_rcv_data")
 XMIT_PKTS = COUNTER_FIELDS.index("port_xmit_pkts")
 RCV_PKTS = COUNTER_FIELDS.index("port_rcv_pkts")
-COUNTER_COUNT = len(COUNTER_LIMITS)
+# After the PortCounters entries each port's list keeps running totals that no PortCounters
+# Set clears: packets per VL and the causes of discards and relay errors.  The optional PMA
+# attributes (PortCountersExtended, the per-SL and per-VL counters, the detail attributes)
+# are read from them, each against its own reset mark (hcasim.fabric.pma).
+TOTAL_XMIT_VL15 = len(COUNTER_LIMITS)
+TOTAL_RCV_VL15 = TOTAL_XMIT_VL15 + 1
+TOTAL_XMIT_VL0 = TOTAL_XMIT_VL15 + 2
+TOTAL_RCV_VL0 = TOTAL_XMIT_VL15 + 3
+TOTAL_INACTIVE_DISCARDS = TOTAL_XMIT_VL15 + 4  # sent to a link that was not up / Active
+TOTAL_DLID_MAPPING_ERRORS = TOTAL_XMIT_VL15 + 5  # a switch's LFT had no entry for the DLID
+TOTAL_LOCAL_PHYSICAL_ERRORS = TOTAL_XMIT_VL15 + 6  # packets received corrupted (injected)
+COUNTER_COUNT = TOTAL_XMIT_VL15 + 7
+SYMBOL_ERRORS = COUNTER_FIELDS.index("symbol_error_counter")
+LINK_DOWNED = COUNTER_FIELDS.index("link_downed_counter")
+
+
+class PortFault:
+    """Errors an operator injects at a port (``hcasim fault port``), each a percentage of
+    the MADs that enter the port over its link:
+
+    * ``symbol_rate``: a symbol error is seen (SymbolErrorCounter); the MAD gets through,
+      as the link layer's error correction delivers it;
+    * ``rcv_error_rate``: the MAD arrives corrupted and is discarded (PortRcvErrors, and
+      PortLocalPhysicalErrors in PortRcvErrorDetails);
+    * ``drop_rate``: the MAD is lost on the cable without a trace (ibsim's ``Error``
+      console command).
+
+    The rates are applied by accumulation, not by chance (rate 25: every fourth MAD), so a
+    run is repeatable."""
+
+    __slots__ = ("symbol_rate", "rcv_error_rate", "drop_rate", "_symbol", "_rcv", "_drop")
+
+    def __init__(self, symbol_rate: int = 0, rcv_error_rate: int = 0,
+                 drop_rate: int = 0) -> None:
+        for rate in (symbol_rate, rcv_error_rate, drop_rate):
+            if not 0 <= rate <= 100:
+                raise ValueError("rates are percentages, 0 to 100")
+        self.symbol_rate = symbol_rate
+        self.rcv_error_rate = rcv_error_rate
+        self.drop_rate = drop_rate
+        self._symbol = self._rcv = self._drop = 0
+
+    def arrives(self, port: PortState) -> str:
+        """Account one MAD entering ``port``; return why it is lost, or ``""``."""
+        self._symbol += self.symbol_rate
+        if self._symbol >= 100:
+            self._symbol -= 100
+            count_error(port, SYMBOL_ERRORS)
+        self._drop += self.drop_rate
+        if self._drop >= 100:
+            self._drop -= 100
+            return "lost on the link (injected drop)"
+        self._rcv += self.rcv_error_rate
+        if self._rcv >= 100:
+            self._rcv -= 100
+            count_error(port, RCV_ERRORS, TOTAL_LOCAL_PHYSICAL_ERRORS)
+            return "received corrupted (injected receive error)"
+        return ""

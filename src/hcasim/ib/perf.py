@@ -1,7 +1,12 @@
-"""Performance management (class 0x04): ClassPortInfo and PortCounters.
+"""Performance management (class 0x04): ClassPortInfo, PortCounters and the optional
+counter attributes perfquery and ibqueryerrors ask for.
 
-Offsets from IBTA Vol 1 16.1.3 and 13.4.8.1; libibmad ``fields.c`` (tag v44.0) lines
-243-262 (PortCounters) and 383-407 (ClassPortInfo).
+Offsets from IBTA Vol 1 16.1.3, 16.1.4 and 13.4.8.1; libibmad ``fields.c`` (tag v44.0):
+PortCounters, ClassPortInfo, the "Extended port counters" table, PortXmitDataSL /
+PortRcvDataSL, PortXmitDiscardDetails, PortRcvErrorDetails, PortOpRcvCounters,
+PortFlowCtlCounters and the PortVL* tables.  Every attribute here carries PortSelect in
+bits 8-15 and a 16-bit CounterSelect in bits 16-31 (what infiniband-diags'
+``performance_reset_via`` writes); the counters follow.
 """
 
 from __future__ import annotations
@@ -10,12 +15,22 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hcasim.ib import mad
-from hcasim.ib.layout import Layout, raw, uint
+from hcasim.ib.layout import Layout, array, raw, uint
 
 ATTR_PORT_SAMPLES_CONTROL = 0x0010  # IBTA 16.1.3.2
 ATTR_PORT_SAMPLES_RESULT = 0x0011  # IBTA 16.1.3.3
 ATTR_PORT_COUNTERS = mad.ATTR_PORT_COUNTERS  # 0x0012, IBTA 16.1.3.5
+ATTR_PORT_RCV_ERROR_DETAILS = 0x0015  # IBTA 16.1.4.1
+ATTR_PORT_XMIT_DISCARD_DETAILS = 0x0016  # IBTA 16.1.4.2
+ATTR_PORT_OP_RCV_COUNTERS = 0x0017  # IBTA 16.1.4.3
+ATTR_PORT_FLOW_CTL_COUNTERS = 0x0018  # IBTA 16.1.4.4
+ATTR_PORT_VL_OP_PACKETS = 0x0019  # IBTA 16.1.4.5
+ATTR_PORT_VL_OP_DATA = 0x001A  # IBTA 16.1.4.6
+ATTR_PORT_VL_XMIT_FLOW_CTL_UPDATE_ERRORS = 0x001B  # IBTA 16.1.4.7
+ATTR_PORT_VL_XMIT_WAIT_COUNTERS = 0x001C  # IBTA 16.1.4.8
 ATTR_PORT_COUNTERS_EXTENDED = 0x001D  # IBTA 16.1.4.11
+ATTR_PORT_XMIT_DATA_SL = 0x0036  # IBTA 16.1.4.9
+ATTR_PORT_RCV_DATA_SL = 0x0037  # IBTA 16.1.4.10
 ALL_PORTS = 0xFF  # PortSelect 0xFF: all ports of a switch (IBTA 16.1.3.5)
 
 # ClassPortInfo.CapabilityMask bits for PerfMgt (IBTA 16.1.2).
@@ -102,6 +117,145 @@ class PortCounters(Layout):
     port_xmit_pkts: int = uint(256, 32, "PortXmitPkts")
     port_rcv_pkts: int = uint(288, 32, "PortRcvPkts")
     port_xmit_wait: int = uint(320, 32, "PortXmitWait")
+
+
+@dataclass(slots=True)
+class PortCountersExtended(Layout):
+    """PortCountersExtended, attribute 0x001D (IBTA 16.1.4.11): 64-bit data and packet
+    counters.  CounterSelect bit i clears the i-th counter field below."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_COUNTERS_EXTENDED
+    SIZE: ClassVar[int] = 72
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    port_xmit_data: int = uint(64, 64, "PortXmitData")
+    port_rcv_data: int = uint(128, 64, "PortRcvData")
+    port_xmit_pkts: int = uint(192, 64, "PortXmitPkts")
+    port_rcv_pkts: int = uint(256, 64, "PortRcvPkts")
+    port_unicast_xmit_pkts: int = uint(320, 64, "PortUnicastXmitPkts")
+    port_unicast_rcv_pkts: int = uint(384, 64, "PortUnicastRcvPkts")
+    port_multicast_xmit_pkts: int = uint(448, 64, "PortMulticastXmitPkts")
+    port_multicast_rcv_pkts: int = uint(512, 64, "PortMulticastRcvPkts")
+
+
+@dataclass(slots=True)
+class PortXmitDataSL(Layout):
+    """PortXmitDataSL, attribute 0x0036 (IBTA 16.1.4.9): data sent per SL, in 4-byte words."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_XMIT_DATA_SL
+    SIZE: ClassVar[int] = 68
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    data_sl: tuple[int, ...] = array(32, 16, 32, ref="XmtDataSL0")
+
+
+@dataclass(slots=True)
+class PortRcvDataSL(Layout):
+    """PortRcvDataSL, attribute 0x0037 (IBTA 16.1.4.10): data received per SL."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_RCV_DATA_SL
+    SIZE: ClassVar[int] = 68
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    data_sl: tuple[int, ...] = array(32, 16, 32, ref="RcvDataSL0")
+
+
+@dataclass(slots=True)
+class PortRcvErrorDetails(Layout):
+    """PortRcvErrorDetails, attribute 0x0015 (IBTA 16.1.4.1): why packets were refused."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_RCV_ERROR_DETAILS
+    SIZE: ClassVar[int] = 16
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    port_local_physical_errors: int = uint(32, 16, "PortLocalPhysicalErrors")
+    port_malformed_packet_errors: int = uint(48, 16, "PortMalformedPktErrors")
+    port_buffer_overrun_errors: int = uint(64, 16, "PortBufferOverrunErrors")
+    port_dlid_mapping_errors: int = uint(80, 16, "PortDLIDMappingErrors")
+    port_vl_mapping_errors: int = uint(96, 16, "PortVLMappingErrors")
+    port_looping_errors: int = uint(112, 16, "PortLoopingErrors")
+
+
+@dataclass(slots=True)
+class PortXmitDiscardDetails(Layout):
+    """PortXmitDiscardDetails, attribute 0x0016 (IBTA 16.1.4.2): why packets were not sent."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_XMIT_DISCARD_DETAILS
+    SIZE: ClassVar[int] = 12
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    port_inactive_discards: int = uint(32, 16, "PortInactiveDiscards")
+    port_neighbor_mtu_discards: int = uint(48, 16, "PortNeighborMTUDiscards")
+    port_sw_lifetime_limit_discards: int = uint(64, 16, "PortSwLifetimeLimitDiscards")
+    port_sw_hoq_lifetime_limit_discards: int = uint(80, 16, "PortSwHOQLifetimeLimitDiscards")
+
+
+@dataclass(slots=True)
+class PortOpRcvCounters(Layout):
+    """PortOpRcvCounters, attribute 0x0017 (IBTA 16.1.4.3): packets and data received."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_OP_RCV_COUNTERS
+    SIZE: ClassVar[int] = 12
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    port_op_rcv_pkts: int = uint(32, 32, "PortOpRcvPkts")
+    port_op_rcv_data: int = uint(64, 32, "PortOpRcvData")
+
+
+@dataclass(slots=True)
+class PortFlowCtlCounters(Layout):
+    """PortFlowCtlCounters, attribute 0x0018 (IBTA 16.1.4.4): flow-control packets."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_FLOW_CTL_COUNTERS
+    SIZE: ClassVar[int] = 12
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    port_xmit_flow_pkts: int = uint(32, 32, "PortXmitFlowPkts")
+    port_rcv_flow_pkts: int = uint(64, 32, "PortRcvFlowPkts")
+
+
+@dataclass(slots=True)
+class PortVLOpPackets(Layout):
+    """PortVLOpPackets, attribute 0x0019 (IBTA 16.1.4.5): packets received per VL."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_VL_OP_PACKETS
+    SIZE: ClassVar[int] = 36
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    packets: tuple[int, ...] = array(32, 16, 16, ref="PortVLOpPackets0")
+
+
+@dataclass(slots=True)
+class PortVLOpData(Layout):
+    """PortVLOpData, attribute 0x001A (IBTA 16.1.4.6): data received per VL."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_VL_OP_DATA
+    SIZE: ClassVar[int] = 68
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    data: tuple[int, ...] = array(32, 16, 32, ref="PortVLOpData0")
+
+
+@dataclass(slots=True)
+class PortVLXmitFlowCtlUpdateErrors(Layout):
+    """PortVLXmitFlowCtlUpdateErrors, attribute 0x001B (IBTA 16.1.4.7): 2 bits per VL."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_VL_XMIT_FLOW_CTL_UPDATE_ERRORS
+    SIZE: ClassVar[int] = 8
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    errors: tuple[int, ...] = array(32, 16, 2, ref="PortVLXmitFlowCtlUpdateErrors0")
+
+
+@dataclass(slots=True)
+class PortVLXmitWaitCounters(Layout):
+    """PortVLXmitWaitCounters, attribute 0x001C (IBTA 16.1.4.8): ticks waiting per VL."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_VL_XMIT_WAIT_COUNTERS
+    SIZE: ClassVar[int] = 36
+    port_select: int = uint(8, 8, "PortSelect")
+    counter_select: int = uint(16, 16, "CounterSelect")
+    wait: tuple[int, ...] = array(32, 16, 16, ref="PortVLXmitWait0")
 
 
 COUNTER_NAMES: tuple[str, ...] = tuple(COUNTER_SELECT_BITS)

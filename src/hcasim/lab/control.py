@@ -44,6 +44,8 @@ MAX_CR_DWORDS = 4096
 OPERATOR_OPS = frozenset({
     "status", "host_reboot", "driver_restart", "shutdown", "sm_start", "sm_stop",
     "sm_status", "web_start", "web_stop", "web_snapshot",
+    # fault injection takes links and nodes of the whole fabric down (hcasim.lab.faults)
+    "fault_link", "fault_port", "fault_node", "fault_show",
 })
 
 

@@ -26,6 +26,7 @@ from hcasim.hosts.cx3_wire import Cx3Fabric
 from hcasim.ib import layout
 from hcasim.lab.control import ControlEndpoint, Session, str_arg
 from hcasim.lab.crypto_service import CryptoService, bind_storage_keys
+from hcasim.lab.faults import FaultService
 from hcasim.lab.home import LabHome, LabHomeError
 from hcasim.lab.ibsim_server import IbsimServer, build_engine
 from hcasim.lab.identity import Identities
@@ -147,6 +148,7 @@ async def start_services(lab: Lab, home: LabHome, on_shutdown: Callable[[], None
     control.register("sm_start", sm.start)
     control.register("sm_stop", sm.stop)
     control.register("sm_status", sm.status)
+    FaultService(ibsim).register(control)
     return services
 
 

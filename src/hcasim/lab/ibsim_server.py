@@ -9,8 +9,10 @@ name (``LabHome.ibsim_sockname``), which ``hcasim exec`` exports as ``IBSIM_SOCK
 Differences from ibsim, deliberate and documented in docs/fabric.md: any number of clients
 (up to :data:`MAX_CLIENTS`, out sockets bound on demand), a CONNECT whose data socket is
 missing is refused instead of killing the server, IsSM is cleared when an SM client goes
-away, and requests of classes an SM client never registers (vendor classes) are bounced
-instead of forwarded, so they cannot crash OpenSM.  Bad input is refused, never fatal:
+away, and requests of classes an SM client never registers (vendor classes) are not
+forwarded, so they cannot crash OpenSM: a Get or Set nobody takes is answered with status
+0x000C by the node it reached (:meth:`hcasim.fabric.engine.MadEngine.unclaimed`), other
+requests are bounced.  Bad input is refused, never fatal:
 control messages for a client index are taken only from the socket that attached it;
 responses reach a client only in a class it has sent MADs of; datagrams handed to another
 client have status 0 and a MAD length a MAD can have; complaints about bad input are
@@ -372,7 +374,8 @@ class IbsimServer:
             self._send_all(client, deliveries)
 
     def deliver_all(self, deliveries: list[Delivery]) -> None:
-        """Deliver what an event of the lab (not a client's MAD) produced: traps."""
+        """Send what an event of the lab (not a client's MAD) produced: traps after a reboot
+        or an operator's change."""
         self._send_all(None, deliveries)
 
     def _send_all(self, sender: Client | None, deliveries: list[Delivery]) -> None:
@@ -389,7 +392,8 @@ class IbsimServer:
                 return  # a trap nobody takes is dropped, like ibsim's
             if mad.is_response(datagram[35]):
                 return
-            datagram = bounce(delivery.request, "no one to handle pkt").datagram
+            state = sender.state if sender.state is not None else self.subnet.port(sender.port)
+            datagram = self.engine.unclaimed(delivery, state).datagram
         if sender is not None:
             self._send(sender, datagram)
 
