@@ -177,7 +177,12 @@ def test_kill_9_in_the_middle_of_officer_operations(fresh: CryptoLab, tmp_path: 
         assert proc.stdout is not None
         acked = [int(proc.stdout.readline()) for _ in range(threshold)]
         os.kill(daemon_pid(fresh), signal.SIGKILL)
-        rest, _ = proc.communicate(timeout=30)
+        # read on through the same text stream: readline() may already hold later lines in
+        # its buffer, which communicate() (reading the pipe itself) would never see
+        rest = proc.stdout.read()
+        assert proc.stderr is not None
+        proc.stderr.read()  # the officer's traceback when it lost the daemon: drained
+        proc.wait(timeout=30)
         acked += [int(line) for line in rest.split()]
         assert proc.returncode != 0  # it lost the daemon
         last_acked = acked[-1] + 1  # operations known done
