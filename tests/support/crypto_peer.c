@@ -21,6 +21,8 @@
 #include <infiniband/mlx5dv.h>
 #include <infiniband/verbs.h>
 
+#include "verbs_client.h"
+
 #define HALF 512
 
 static struct ibv_context *ctx;
@@ -29,25 +31,6 @@ static struct ibv_cq *cq;
 static struct ibv_qp *qp;
 static struct ibv_mr *mr;
 static char buf[2 * HALF];
-
-static void die(const char *what)
-{
-	printf("%s failed: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int read_hex(const char *path, unsigned char *out, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t i;
-	int ok = f != NULL;
-
-	for (i = 0; ok && i < len; i++)
-		ok = fscanf(f, "%2hhx", &out[i]) == 1;
-	if (f)
-		fclose(f);
-	return ok ? 0 : -1;
-}
 
 static void setup(void)
 {

@@ -22,6 +22,8 @@
 #include <infiniband/mlx5dv.h>
 #include <infiniband/verbs.h>
 
+#include "verbs_client.h"
+
 #define HALF 512
 
 struct player {
@@ -32,25 +34,6 @@ struct player {
 	struct ibv_mr *mr;
 	char buf[4 * HALF];
 };
-
-static void die(const char *what)
-{
-	printf("%s failed: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int read_hex(const char *path, unsigned char *out, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	size_t i;
-	int ok = f != NULL;
-
-	for (i = 0; ok && i < len; i++)
-		ok = fscanf(f, "%2hhx", &out[i]) == 1;
-	if (f)
-		fclose(f);
-	return ok ? 0 : -1;
-}
 
 static void setup(struct player *p, struct ibv_device *dev)
 {
