@@ -20,6 +20,7 @@ from tests.support.crypto_helpers import (
     crypto_lab,
     login,
     state_of,
+    two_crypto_hosts,
     wrapped_dek_hex,
     write_hex,
 )
@@ -300,30 +301,10 @@ def test_no_lab_running(tmp_path: Path) -> None:
                        "'hcasim up')\n"
 
 
-TWO_CRYPTO_HOSTS = """\
-Switch 8 "leaf1"
-[1] "vault1"[1]
-[2] "vault2"[1]
-
-caguid=0x0002c90300003000
-Hca 2 "vault1"
-[1] "leaf1"[1]
-
-caguid=0x0002c90300004000
-Hca 2 "vault2"
-[1] "leaf1"[2]
-"""
-
 
 def test_a_lab_file_can_name_crypto_hosts(tmp_path: Path) -> None:
     """Each ConnectX-6 Dx of a lab has its own NV state (and storage key)."""
-    from hcasim.testing import running_lab
-
-    net = tmp_path / "lab.net"
-    net.write_text(TWO_CRYPTO_HOSTS)
-    labfile = tmp_path / "lab.toml"
-    labfile.write_text('[hosts.vault1]\ndevice = "mt4125"\n[hosts.vault2]\ndevice = "mt4125"\n')
-    with running_lab(tmp_path / "home", ("--topology", str(net), "--lab", str(labfile))) as lab:
+    with two_crypto_hosts(tmp_path) as lab:
         cred = write_hex(tmp_path / "cred.hex", ADMIN.credential)
         kek = write_hex(tmp_path / "kek.hex", ADMIN.kek)
         r = lab.hcasim("crypto", "commission", "--host", "vault2", "--credential-file", cred,

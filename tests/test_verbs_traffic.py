@@ -16,8 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from hcasim.testing import HCASIM, LabHandle, running_lab
-from tests.support.crypto_helpers import ADMIN, HOST, CryptoLab, crypto_lab, write_hex
+from hcasim.testing import HCASIM, LabHandle
+from tests.support.crypto_helpers import (
+    ADMIN,
+    HOST,
+    CryptoLab,
+    crypto_lab,
+    two_crypto_hosts,
+    write_hex,
+)
 from tests.support.verbs_clients import build_preload, compile_program
 from tests.support.xts import xts_reference
 
@@ -82,23 +89,6 @@ def test_crypto_mkeys_encrypt_and_decrypt_rc_traffic(lab: CryptoLab, program: Pa
     assert keys.wrapped_credential().hex() not in result.stdout
 
 
-TWO_CRYPTO_HOSTS = """\
-vendid=0x2c9
-devid=0xc738
-switchguid=0x0002c90200001000
-Switch 4 "leaf1"
-[1] "vault1"[1]
-[2] "vault2"[1]
-
-caguid=0x0002c90300003000
-Hca 2 "vault1"
-[1] "leaf1"[1]
-
-caguid=0x0002c90300004000
-Hca 2 "vault2"
-[1] "leaf1"[2]
-"""
-
 
 class Peer:
     """``crypto_peer`` on a lab host, driven one line at a time."""
@@ -130,11 +120,7 @@ def test_an_rc_connection_between_two_hosts_carries_ciphertext(
 ) -> None:
     peer = compile_program(Path(__file__).parent / "support" / "crypto_peer.c",
                            tmp_path / "crypto_peer")
-    net = tmp_path / "lab.net"
-    net.write_text(TWO_CRYPTO_HOSTS)
-    labfile = tmp_path / "lab.toml"
-    labfile.write_text('[hosts.vault1]\ndevice = "mt4125"\n[hosts.vault2]\ndevice = "mt4125"\n')
-    with running_lab(tmp_path / "home", ("--topology", str(net), "--lab", str(labfile))) as lab:
+    with two_crypto_hosts(tmp_path) as lab:
         cred = write_hex(tmp_path / "officer-cred.hex", ADMIN.credential)
         kek = write_hex(tmp_path / "officer-kek.hex", ADMIN.kek)
         r = lab.hcasim("crypto", "commission", "--host", "vault2", "--credential-file", cred,

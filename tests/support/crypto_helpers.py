@@ -8,6 +8,7 @@ through the device's access registers (``mlx5_reg``), as an officer tool would.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -190,6 +191,33 @@ def crypto_status(lab: LabHandle) -> dict[str, Any]:
     """The ``crypto`` part of crypto1's status."""
     state: dict[str, Any] = lab.device_state(HOST)["crypto"]
     return state
+
+
+#: A leaf switch and two hosts, each given a ConnectX-6 Dx by :func:`two_crypto_hosts`.
+TWO_CRYPTO_HOSTS = """\
+Switch 8 "leaf1"
+[1] "vault1"[1]
+[2] "vault2"[1]
+
+caguid=0x0002c90300003000
+Hca 2 "vault1"
+[1] "leaf1"[1]
+
+caguid=0x0002c90300004000
+Hca 2 "vault2"
+[1] "leaf1"[2]
+"""
+
+
+@contextlib.contextmanager
+def two_crypto_hosts(tmp: Path) -> Iterator[LabHandle]:
+    """Run a lab of two crypto hosts, vault1 and vault2 (nothing commissioned), in ``tmp``."""
+    net = tmp / "lab.net"
+    net.write_text(TWO_CRYPTO_HOSTS)
+    labfile = tmp / "lab.toml"
+    labfile.write_text('[hosts.vault1]\ndevice = "mt4125"\n[hosts.vault2]\ndevice = "mt4125"\n')
+    with running_lab(tmp / "home", ("--topology", str(net), "--lab", str(labfile))) as lab:
+        yield lab
 
 
 def crypto_lab(tmp: Path, *, commission: bool = True) -> Iterator[CryptoLab]:
