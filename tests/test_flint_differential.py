@@ -25,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +34,7 @@ import pytest
 from hcasim.devices import fs2
 from hcasim.testing import LabHandle, running_lab
 from tests.support.flint import CX3, KEY, MSTFLINT, Cx3State, run_as_flint, run_our_flint
+from tests.support.verbs_clients import build_preload
 
 SEED = 11
 MISSING = "99:00.0"
@@ -223,40 +225,55 @@ def test_images(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ a device
+#: node1's ConnectX-3 by PCI address: the name both tools are given on the local path
+#: (hcasim's flint takes every name mstflint's mtcr parses, docs/flint.md section 1).
+PCI = "01:00.0"
+
+
 @pytest.fixture(scope="module")
-def inband(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabHandle, int]]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabHandle, int]]:
     if shutil.which("opensm") is None:
         pytest.fail("opensm is not installed (make install-debs)")
-    with running_lab(tmp_path_factory.mktemp("flint-diff") / "home") as lab:
-        assert lab.hcasim("sm", "start").returncode == 0
-        shown = json.loads(lab.hcasim("driver", "show", "node1", "--json").stdout)
-        yield lab, int(shown["devices"][0]["port"]["lid"])
+    build_preload()  # libhcapci.so: the real mstflint's local path (preload/hcapci.c)
+    with running_lab(tmp_path_factory.mktemp("flint-diff") / "home") as handle:
+        assert handle.hcasim("sm", "start").returncode == 0  # for the in-band cases
+        shown = json.loads(handle.hcasim("driver", "show", "node1", "--json").stdout)
+        yield handle, int(shown["devices"][0]["port"]["lid"])
 
 
 #: (state, command words, typed input) run by both tools from the same device state.
+_STATES = ("clean", "keyed", "locked", "enabled")
 DEVICE_CASES: list[tuple[str, list[str], str]] = [
     (state, words, "")
-    for state in ("clean", "keyed", "locked", "enabled")
-    for words in (["q"], ["-qq", "q"], ["v"], ["hw_access", "disable"],
+    for state in _STATES
+    for words in (["q"], ["-qq", "q"], ["v"], ["q", "full"], ["hw_access", "disable"],
                   ["hw_access", "enable", KEY], ["hw_access", "enable", "1234"],
                   ["set_key", "1234"])
 ] + [
+    # keys typed at the prompt: good, bad, mismatched, edited, in every state
     ("clean", ["set_key"], "zz\n1234\n"), ("clean", ["set_key"], "1234\nzz\n"),
     ("clean", ["set_key"], "1234\n01234\n"), ("clean", ["set_key"], "1234\n1235\n"),
     ("clean", ["set_key"], "\n"), ("clean", ["set_key"], "12\x7f3\n13\n"),
+    ("keyed", ["set_key"], f"{KEY}\n{KEY}\n"), ("locked", ["set_key"], f"{KEY}\n{KEY}\n"),
+    ("enabled", ["set_key"], "0\n0\n"), ("enabled", ["set_key"], "0x12\n0x12\n"),
+    ("enabled", ["set_key"], KEY + "ff\n"),
     ("locked", ["hw_access", "enable"], KEY + "\n"), ("locked", ["hw_access", "enable"], "\n"),
-    ("locked", ["hw_access", "enable"], "nothex\n"), ("locked", ["-s", "q"], ""),
-    ("locked", ["-s", "v"], ""), ("clean", ["-s", "set_key", "12"], ""),
-]
-BURNS: list[tuple[str, list[str], str]] = [
-    ("old", ["--no"], ""), ("old", ["-y"], ""), ("old", [], "n\n"), ("old", [], "y\ny\n"),
-    ("new", ["-y"], ""), ("new", [], "y\n"), ("new", ["--no"], ""), ("same", [], "yes\nn\n"),
-    ("zero", ["-y"], ""), ("newer-format", ["-y"], ""), ("psid", ["-y"], ""),
-    ("psid", ["-y", "--allow_psid_change"], ""), ("pro", ["-y", "--allow_psid_change"], ""),
-    ("pro-same-psid", ["-y"], ""), ("no-psid", ["-y"], ""), ("connect-ib", ["-y"], ""),
-    ("unknown-device", ["-y"], ""), ("corrupt", ["-y"], ""), ("short", ["-y"], ""),
-    ("new", ["-y", "extra"], ""), ("new", ["-y", "-s"], ""), ("new", ["-y", "--nofs"], ""),
-    ("new", ["-y", "--use_image_ps"], ""), ("old", ["-s", "--no"], ""),
+    ("locked", ["hw_access", "enable"], "nothex\n"),
+    ("locked", ["hw_access", "enable"], KEY.upper() + "\n"),
+    ("locked", ["hw_access", "enable"], "0x" + KEY + "\n"),
+    ("clean", ["hw_access", "enable"], KEY + "\n"), ("keyed", ["hw_access", "enable"], "1\n"),
+    ("enabled", ["hw_access", "enable"], "2b2b2b2b1a1a1a1a\n"),
+    # keys given on the command line: wrong, malformed, out of range
+    ("locked", ["hw_access", "enable", "0"], ""), ("locked", ["hw_access", "enable", "zz"], ""),
+    ("locked", ["hw_access", "enable", KEY + "2b"], ""),
+    ("locked", ["hw_access", "enable", "-1"], ""), ("clean", ["set_key", "0x12"], ""),
+    ("clean", ["set_key", KEY + "2"], ""), ("clean", ["set_key", "0"], ""),
+    ("locked", ["hw_access"], ""), ("locked", ["hw_access", "foo"], ""),
+    ("locked", ["hw_access", "disable", "1"], ""),
+    # silent, and the other commands on a device
+    ("locked", ["-s", "q"], ""), ("locked", ["-s", "v"], ""),
+    ("clean", ["-s", "set_key", "12"], ""), ("locked", ["v", "showitoc"], ""),
+    ("enabled", ["-qq", "q", "full"], ""), ("locked", ["q", "x"], ""),
 ]
 
 
@@ -278,36 +295,151 @@ def burn_image(name: str) -> bytes:
         "unknown-device": lambda: fs2.with_image_info_tag(new, fs2.TAG_DEVICE_TYPE,
                                                           (4200).to_bytes(4, "big")),
         "short": lambda: new[:0x40],
+        "insecure": lambda: build((2, 42, 5100), secure=False),
     }[name]()
 
 
-def compare_on_device(lab: LabHandle, lid: int, state: Cx3State, name: str,
-                      words: list[str], typed: str) -> None:
-    """Run ``words`` with each tool from device state ``name``; compare what they print."""
-    dev = f"lid-{lid}"
-    state.enter(name)
-    real = lab.run("node2", MSTFLINT, "-d", dev, *words, input=typed)
-    state.enter(name)
-    ours = lab.flint("node1", "-d", CX3, *words, input=typed)
-    # The device's name is echoed in some messages (docs/flint.md, "Device names").
-    expected = (real.returncode, real.stdout.replace(dev, CX3),
-                real.stderr.replace(dev, CX3))
-    assert (ours.returncode, ours.stdout, ours.stderr) == expected, (name, words, typed)
+#: (device state, image, flags, typed input): every burn question, and burns on a device
+#: that is keyed, locked (refused) and enabled (the seed's burn while secure).
+BURNS: list[tuple[str, str, list[str], str]] = [
+    ("clean", image, flags, typed) for image, flags, typed in (
+        ("old", ["--no"], ""), ("old", ["-y"], ""), ("old", [], "n\n"), ("old", [], "y\ny\n"),
+        ("new", ["-y"], ""), ("new", [], "y\n"), ("new", ["--no"], ""),
+        ("same", [], "yes\nn\n"), ("zero", ["-y"], ""), ("newer-format", ["-y"], ""),
+        ("psid", ["-y"], ""), ("psid", ["-y", "--allow_psid_change"], ""),
+        ("pro", ["-y", "--allow_psid_change"], ""), ("pro-same-psid", ["-y"], ""),
+        ("no-psid", ["-y"], ""), ("connect-ib", ["-y"], ""), ("unknown-device", ["-y"], ""),
+        ("corrupt", ["-y"], ""), ("short", ["-y"], ""), ("new", ["-y", "extra"], ""),
+        ("new", ["-y", "-s"], ""), ("new", ["-y", "--nofs"], ""),
+        ("new", ["-y", "--use_image_ps"], ""), ("old", ["-s", "--no"], ""))
+] + [
+    ("locked", "new", ["-y"], ""), ("locked", "new", ["-s", "-y"], ""),
+    ("locked", "short", ["-y"], ""), ("locked", "corrupt", ["-y"], ""),
+    ("enabled", "new", ["-y"], ""), ("enabled", "insecure", [], "y\n"),
+    ("enabled", "old", [], "n\n"), ("keyed", "new", ["-y"], ""),
+    ("keyed", "psid", ["-y"], ""),
+]
+
+
+def flash_contents() -> Iterator[tuple[str, bytes]]:
+    """What the device's flash may hold that a burn of a checked image would not leave:
+    PSID and VSD bytes that are no text, no PSID, written over the flash of the running
+    device. (Not images with bad CRCs, truncated or padded: docs/flint.md, "Flash
+    contents".)"""
+    base = build()
+    yield "psid-bytes", fs2.with_image_info_tag(base, fs2.TAG_PSID,
+                                                b"MT\xe9\xff_X".ljust(16, b"\0"))
+    yield "vsd-bytes", fs2.with_image_info_tag(base, fs2.TAG_VSD,
+                                               b"v\x80\xc3\xa9sd".ljust(208, b"\0"))
+    yield "no-psid", fs2.with_image_info_tag(base, fs2.TAG_PSID, bytes(16))
+
+
+#: The commands that may change the device (and hw_access enable is one).
+_CHANGING = frozenset({"set_key", "hw_access", "b", "burn"})
+
+
+def run_both(lab: LabHandle, state: Cx3State, name: str, words: list[str], typed: str, *,
+             ours_dev: str = PCI, theirs_dev: str = PCI, host: str = "node1",
+             flash: bytes | None = None) -> tuple[subprocess.CompletedProcess[str],
+                                                  subprocess.CompletedProcess[str]]:
+    """Put the device into state ``name`` (and ``flash`` on its flash), run the real
+    mstflint on ``host`` with ``theirs_dev``; again, and hcasim's flint on node1."""
+    state.enter(name, flash)
+    real = lab.run(host, MSTFLINT, "-d", theirs_dev, *words, input=typed)
+    if any(w in _CHANGING for w in words):
+        state.enter(name, flash)  # q and v change nothing: no need to reset for those
+    ours = lab.flint("node1", "-d", ours_dev, *words, input=typed)
+    return real, ours
+
+
+def compare_on_device(lab: LabHandle, state: Cx3State, name: str, words: list[str],
+                      typed: str, *, flash: bytes | None = None) -> None:
+    """Both tools locally on node1, both given the PCI address: no name to put in place."""
+    real, ours = run_both(lab, state, name, words, typed, flash=flash)
+    assert (ours.returncode, ours.stdout, ours.stderr) == \
+        (real.returncode, real.stdout, real.stderr), (name, words, typed)
+
+
+@pytest.fixture
+def state(lab: tuple[LabHandle, int]) -> Cx3State:
+    return Cx3State(str(lab[0].home / "hcasim.sock"), build())
 
 
 @pytest.mark.parametrize(("name", "words", "typed"), DEVICE_CASES,
                          ids=lambda v: v if isinstance(v, str) else " ".join(v))
-def test_device(inband, name, words, typed):  # type: ignore[no-untyped-def]
-    lab, lid = inband
-    compare_on_device(lab, lid, Cx3State(str(lab.home / "hcasim.sock"), build()), name,
-                      words, typed)
+def test_device(lab, state, name, words, typed):  # type: ignore[no-untyped-def]
+    compare_on_device(lab[0], state, name, words, typed)
 
 
-@pytest.mark.parametrize(("image", "flags", "typed"), BURNS,
+@pytest.mark.parametrize(("name", "image", "flags", "typed"), BURNS,
                          ids=lambda v: v if isinstance(v, str) else " ".join(v))
-def test_burn(inband, tmp_path, image, flags, typed):  # type: ignore[no-untyped-def]
-    lab, lid = inband
+def test_burn(lab, state, tmp_path, name, image, flags, typed):  # type: ignore[no-untyped-def]
     path = tmp_path / f"{image}.bin"
     path.write_bytes(burn_image(image))
-    compare_on_device(lab, lid, Cx3State(str(lab.home / "hcasim.sock"), build()), "clean",
-                      ["-i", str(path), *flags, "b"], typed)
+    compare_on_device(lab[0], state, name, ["-i", str(path), *flags, "b"], typed)
+
+
+def test_flash_contents(lab, state, tmp_path):  # type: ignore[no-untyped-def]
+    """The device's flash holding what no burn would write: q and v read it as it is."""
+    new = tmp_path / "new.bin"
+    new.write_bytes(burn_image("new"))
+    failures = []
+    for name, data in flash_contents():
+        for words, typed in ((["q"], ""), (["v"], ""), (["-qq", "q"], ""),
+                             (["-i", str(new), "-y", "b"], ""), (["-i", str(new), "b"], "y\n"),
+                             (["-i", str(new), "b"], "n\n"),
+                             (["-i", str(new), "--use_image_ps", "-y", "b"], ""),
+                             (["-i", str(new), "--allow_psid_change", "-y", "b"], "")):
+            real, ours = run_both(lab[0], state, "clean", words, typed, flash=data)
+            if (ours.returncode, ours.stdout, ours.stderr) != \
+                    (real.returncode, real.stdout, real.stderr):
+                failures.append((name, words, real, ours))
+    assert not failures, failures[:2]
+
+
+#: Names mstflint's mtcr parses (or refuses), on node1 (docs/flint.md, "Device names").
+DEVICE_NAMES = ["0000:01:00.0", "0:1:0.0", " 01:00.0x", "01:00.1", "x", "/dev/null"]
+
+
+def test_device_names(lab, state, tmp_path):  # type: ignore[no-untyped-def]
+    """Each name with commands that fail on the locked device and so change nothing: the
+    device is locked once, and checked still locked at the end."""
+    handle = lab[0]
+    new = tmp_path / "new.bin"
+    new.write_bytes(burn_image("new"))
+    state.enter("locked")
+    failures = []
+    for dev in DEVICE_NAMES:
+        for words in (["-s", "v"], ["set_key", "1234"], ["-i", str(new), "-y", "b"]):
+            real = handle.run("node1", MSTFLINT, "-d", dev, *words)
+            ours = handle.flint("node1", "-d", dev, *words)
+            if (ours.returncode, ours.stdout, ours.stderr) != \
+                    (real.returncode, real.stdout, real.stderr):
+                failures.append((dev, words, real, ours))
+    assert not failures, failures[:2]
+    assert handle.device_state("node1")["cr_space_locked"] is True
+
+
+#: Cases where each tool is given its own name for the device: hcasim's flint its mst
+#: device file, which this mstflint cannot parse; the real one the PCI address in-band's
+#: ``lid-N``. Each is run again by the other name.
+NAMED_CASES: list[tuple[str, list[str], str]] = [
+    ("clean", ["q"], ""), ("locked", ["-qq", "q"], ""), ("locked", ["v"], ""),
+    ("locked", ["set_key", "1234"], ""), ("locked", ["hw_access", "enable"], "1234\n"),
+    ("enabled", ["set_key"], f"{KEY}\n{KEY}\n"), ("keyed", ["hw_access", "disable"], ""),
+]
+
+
+@pytest.mark.parametrize(("name", "words", "typed"), NAMED_CASES,
+                         ids=lambda v: v if isinstance(v, str) else " ".join(v))
+def test_device_by_other_names(lab, state, name, words, typed):  # type: ignore[no-untyped-def]
+    """mstflint locally by PCI address and in-band from node2 by ``lid-N``, against flint by
+    its mst device file: each prints the name it was given where it echoes the device, so
+    the test compares with that name put in place of the other's, and nothing else."""
+    handle, lid = lab
+    for host, theirs in (("node1", PCI), ("node2", f"lid-{lid}")):
+        real, ours = run_both(handle, state, name, words, typed, ours_dev=CX3,
+                              theirs_dev=theirs, host=host)
+        expected = (real.returncode, real.stdout.replace(theirs, CX3),
+                    real.stderr.replace(theirs, CX3))
+        assert (ours.returncode, ours.stdout, ours.stderr) == expected, (host, words, typed)

@@ -39,11 +39,13 @@ SEMAPHORE_TIMEOUT = 30.0
 
 
 class DeviceOpenError(Exception):
-    """The device file cannot be opened; ``reason`` is the mtcr-style text."""
+    """The device file cannot be opened; ``reason`` is the mtcr-style text, ``unparsed``
+    whether mtcr could not even parse the name (it then says so on stderr)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, unparsed: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unparsed = unparsed
 
 
 class SemaphoreTimeout(Exception):
@@ -61,7 +63,14 @@ class MstDevice:
 
     @classmethod
     def open(cls, path: str) -> MstDevice:
-        """Open ``path`` on the host named by the environment (set by ``hcasim exec``)."""
+        """Open ``path`` on the host named by the environment (set by ``hcasim exec``):
+        an mst device file, or any name mstflint's mtcr takes for a device, such as the
+        PCI address ``01:00.0`` (:func:`hcasim.api.device_names.device_file`)."""
+        from hcasim.api.device_names import device_file
+
+        file = device_file(path)
+        if file is None:
+            raise DeviceOpenError(os.strerror(errno.EINVAL), unparsed=True)
         host = os.environ.get("HCASIM_HOST")
         sock = socket_path_from_env()
         if not host or not sock:
@@ -71,7 +80,7 @@ class MstDevice:
         except (LabUnavailable, LabError):
             raise DeviceOpenError("No such file or directory") from None
         try:
-            reply = client.call("open", path=path)
+            reply = client.call("open", path=file)
         except LabError as exc:
             client.close()
             raise DeviceOpenError(os.strerror(exc.errno)) from None

@@ -95,7 +95,7 @@ def cmd_burn(opts: Options) -> int:
         if exc.stage == "open":
             return _image_query_failed(exc, path)
         query_error = exc
-    device = open_for_fw_ops(opts.device or "", silent=opts.silent)
+    device = open_for_fw_ops(opts.device or "", silent=opts.silent, with_image=True)
     if isinstance(device, int):
         return device
     if query_error is not None:
@@ -124,7 +124,12 @@ def cmd_burn(opts: Options) -> int:
                 )
             if current is not None:
                 # The device keeps its GUIDs, MACs and VSD (fs2_ops.cpp:1685-1712).
-                data = fs2.with_vsd(fs2.with_guids(data, current.guids, current.macs), current.vsd)
+                # The VSD as the bytes it is, up to its first NUL: any byte value, printable
+                # or not (PatchInfoSect, fs2_ops.cpp:1362-1384).
+                size = fs2.TAGS[fs2.TAG_VSD].size
+                vsd = current.vsd.encode("latin-1")[:size].ljust(size, b"\0")
+                data = fs2.with_image_info_tag(
+                    fs2.with_guids(data, current.guids, current.macs), fs2.TAG_VSD, vsd)
             # Neither our images nor the flash carry an expansion ROM (fs2_ops.cpp:1612-1615).
             out("-W- Skipping ROM section handling (ROM section is empty)\n")
             # No percentage before OK, as mstflint prints it for images this size
@@ -154,6 +159,18 @@ def _confirm(opts: Options, current: object, new: object) -> int | None:
 
     assert isinstance(new, Fs2Info)
     cur = current if isinstance(current, Fs2Info) else None
+    if cur is not None and not cur.psid and "vsd" not in opts.other \
+            and "use_image_ps" not in opts.other:
+        # dealWithVSD, before the versions (subcommands.cpp:2864-2871, 2934-2958): a flash
+        # without a PSID; an FS2 burn is not failsafe, so it asks.
+        out("\n-W- Can not extract VSD/PSID info from flash.\n\n"
+            "    To use a specific VSD, abort and re-burn specifying the\n"
+            "    needed info (using command line flags -vsd / -use_image_ps).\n"
+            "    You can also continue burn using blank VSD.\n")
+        if not ask_user(opts):
+            if not opts.no:
+                err("Aborted by user")
+            return FLINT_FAILED
     cur_version = cur.fw_version if cur else (0, 0, 0)
     out(f"\n    Current FW version on flash:  {version_text(cur_version)}\n")
     out(f"    New FW version:               {version_text(new.fw_version)}\n")
@@ -173,12 +190,12 @@ def _confirm(opts: Options, current: object, new: object) -> int | None:
         if not opts.allow_psid_change:
             out("\n")
             return err(
-                f"PSID mismatch. The PSID on flash ({cur.psid}) differs from the PSID in the "
-                f"given image ({new.psid})."
+                f"PSID mismatch. The PSID on flash ({raw_text(cur.psid)}) differs from the "
+                f"PSID in the given image ({raw_text(new.psid)})."
             )
         out(
-            f'\n    You are about to replace current PSID on flash - "{cur.psid}" with a '
-            f'different PSID - "{new.psid}".\n'
+            f'\n    You are about to replace current PSID on flash - "{raw_text(cur.psid)}" '
+            f'with a different PSID - "{raw_text(new.psid)}".\n'
             "    Note: It is highly recommended not to change the PSID.\n"
         )
         if not ask_user(opts):
