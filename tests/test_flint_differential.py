@@ -1,7 +1,7 @@
 """hcasim's flint against the installed mstflint 4.21, over generated cases: stdout, stderr
 and exit status byte for byte.
 
-Three groups, generated from one seed so that every run checks the same cases:
+Four groups, generated from one seed so that every run checks the same cases:
 
 * command lines: random runs of options (known, abbreviated, unknown, with and without
   values, ``--``), command words and parameters, on an image or a device that is absent;
@@ -9,14 +9,17 @@ Three groups, generated from one seed so that every run checks the same cases:
   flipped, header dwords overwritten, truncated, padded) and files that are no image at
   all, each queried and verified;
 * a device: node1's ConnectX-3 in each secure-host state (no key, a key on flash, locked,
-  enabled), queried, verified, keyed, locked and unlocked, and burnt with images that ask
-  every burn question. The real mstflint reaches it in-band from node2 (``-d lid-N``),
-  hcasim's flint locally on node1 (its mst device file). The local path of the real tool
-  joins here when the preload that lets mstflint open a lab host's own device lands.
+  enabled), queried, verified, keyed, locked and unlocked (keys given and typed at the
+  prompt), and burnt with images that ask every burn question, in every state; its flash
+  holding PSIDs and VSDs that are no text; device names mtcr parses or refuses. Both tools
+  run locally on node1 with the same ``-d 01:00.0`` (the real mstflint through the PCI
+  preload), so their output is compared as it is.
+* the device by other names: hcasim's flint by its mst device file against the real tool
+  by PCI address and in-band from node2 (``-d lid-N``); only there is the name each echoes
+  put in place of the other's.
 
-The real tool runs with argv[0] "flint" (getopt's messages name it). Differences that
-remain are the ones docs/flint.md lists: the help text after the synopsis, and the
-device's name in messages that echo it (``lid-N`` against the mst device file).
+The real tool runs with argv[0] "flint" for the command lines and images (getopt's
+messages name it). Differences that remain are the ones docs/flint.md lists.
 """
 
 from __future__ import annotations
