@@ -324,7 +324,7 @@ BURNS: list[tuple[str, str, list[str], str]] = [
 ]
 
 
-def flash_contents() -> Iterator[tuple[str, bytes]]:
+def flash_contents(count: int) -> Iterator[tuple[str, bytes]]:
     """What the device's flash may hold that a burn of a checked image would not leave:
     PSID and VSD bytes that are no text, no PSID, written over the flash of the running
     device. (Not images with bad CRCs, truncated or padded: docs/flint.md, "Flash
@@ -335,6 +335,20 @@ def flash_contents() -> Iterator[tuple[str, bytes]]:
     yield "vsd-bytes", fs2.with_image_info_tag(base, fs2.TAG_VSD,
                                                b"v\x80\xc3\xa9sd".ljust(208, b"\0"))
     yield "no-psid", fs2.with_image_info_tag(base, fs2.TAG_PSID, bytes(16))
+    rng = random.Random(SEED + 2)
+    for n in range(count):
+        data = bytearray(base)
+        if n % 4 == 1:
+            for _ in range(rng.randint(1, 3)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif n % 4 == 2:
+            del data[rng.randrange(len(data)):]
+        elif n % 4 == 3:
+            data += rng.randbytes(rng.choice((4, 8, 64, 3)))
+        else:
+            at = rng.randrange(0, len(data) - 4, 4)
+            data[at:at + 4] = rng.choice(_INTERESTING).to_bytes(4, "big")
+        yield f"mut{n}", bytes(data)
 
 
 #: The commands that may change the device (and hw_access enable is one).
@@ -387,12 +401,13 @@ def test_flash_contents(lab, state, tmp_path):  # type: ignore[no-untyped-def]
     new = tmp_path / "new.bin"
     new.write_bytes(burn_image("new"))
     failures = []
-    for name, data in flash_contents():
+    for name, data in flash_contents(16):
         for words, typed in ((["q"], ""), (["v"], ""), (["-qq", "q"], ""),
                              (["-i", str(new), "-y", "b"], ""), (["-i", str(new), "b"], "y\n"),
                              (["-i", str(new), "b"], "n\n"),
                              (["-i", str(new), "--use_image_ps", "-y", "b"], ""),
-                             (["-i", str(new), "--allow_psid_change", "-y", "b"], "")):
+                             (["-i", str(new), "--allow_psid_change", "-y", "b"], ""),
+                             (["-i", str(new), "--nofs", "-y", "b"], "")):
             real, ours = run_both(lab[0], state, "clean", words, typed, flash=data)
             if (ours.returncode, ours.stdout, ours.stderr) != \
                     (real.returncode, real.stdout, real.stderr):

@@ -161,10 +161,15 @@ class MstDevice:
 
     # ------------------------------------------------------------- flash
     def read_flash_image(self) -> bytes:
-        """Read the programmed part of the flash (hold the flash semaphore)."""
-        programmed = int(self.client.call("flash_info", handle=self.handle)["programmed"])
+        """Read the programmed part of the flash (hold the flash semaphore), as a
+        :class:`hcasim.devices.fs2.FlashContents` that knows the flash's size: an image
+        that claims more reads erased cells there, as on the device."""
+        from hcasim.devices.fs2 import FlashContents
+
+        info = self.client.call("flash_info", handle=self.handle)
+        programmed = int(info["programmed"])
         reply = self.client.call("flash_read", handle=self.handle, offset=0, length=programmed)
-        return unb64(str(reply["data"]))
+        return FlashContents(unb64(str(reply["data"])), int(info["size"]))
 
     def write_flash_image(self, image: bytes) -> None:
         """Program a whole image in one durable write (hold the flash semaphore)."""

@@ -105,9 +105,13 @@ def cmd_burn(opts: Options) -> int:
         with device.semaphore(SEM_FLASH_PROGRAMMING):
             current_image = device.read_flash_image()
             try:
-                current: fs2.Fs2Info | None = fs2.parse_image(current_image)
-            except fs2.ImageError:
+                # the device queried as FwQuery does it: no CRC (subcommands.cpp:3310)
+                current: fs2.Fs2Info | None = fs2.parse_image(current_image, flash=True)
+            except fs2.ImageError as exc:
                 current = None
+                status = _unreadable_flash(opts, exc)
+                if status is not None:
+                    return status
             status = _confirm(opts, current, new)
             if status is not None:
                 return status
@@ -150,6 +154,26 @@ def _image_query_failed(error: object, path: str) -> int:
 
     assert isinstance(error, ImageError)
     out(format_query_error(error, source=path))
+    return FLINT_FAILED
+
+
+def _unreadable_flash(opts: Options, error: Exception) -> int | None:
+    """dealWithGuids (subcommands.cpp:2962-2996): a flash that cannot be queried has no
+    GUIDs or MACs to keep; unless the burn is told which to use, it stops there."""
+    given = opts.other
+    if any(flag in given for flag in ("use_image_guids", "blank_guids", "guid", "guids",
+                                      "mac", "macs")):
+        return None
+    reason = getattr(error, "reason", str(error))
+    if not opts.nofs:
+        out(f"-E- Can not extract GUIDs/MACs info from flash, {reason}\n"
+            "    Can not burn in a failsafe mode.\n"
+            '    If you want to burn in non failsafe mode, use the "-nofs" switch.\n')
+    else:
+        # reportErr without a newline, then printMissingGuidErr for a ConnectX-3, an IB
+        # and Ethernet device (subcommands.cpp:1428-1451)
+        out(f"-E- Can not extract GUIDs/MACs info from flash, {reason}"
+            "Please specify GUIDs / MACs (using command line flags -guid(s) / -mac(s) ).\n")
     return FLINT_FAILED
 
 
