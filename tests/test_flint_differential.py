@@ -58,7 +58,7 @@ def build(version: tuple[int, int, int] = (2, 42, 5000), *, psid: str = "MT_1090
 _OPTION_WORDS = [
     ["-i", "IMG"], ["--image", "IMG"], ["--image=IMG"], ["-image", "IMG"], ["-iIMG"],
     ["-d", MISSING], ["--device", MISSING], ["-device", MISSING], ["--dev", MISSING],
-    ["--device=" + MISSING],
+    ["--device=" + MISSING], ["-d", "x"], ["--device", "01:00"], ["-d", "0:99:0.0"],
     ["-y"], ["--yes"], ["--no"], ["-qq"], ["--qq"], ["-q"], ["-s"], ["--silent"],
     ["--low_cpu"], ["--use_fw"], ["--nofs"], ["-nofs"], ["--flashed_version"],
     ["--striped_image"], ["--allow_psid_change"], ["--log", "LOG"], ["--vsd", "v s d"],
@@ -70,7 +70,6 @@ _OPTION_WORDS = [
     ["--version"], ["-h"], ["--hh"], ["--foo"], ["-z"], ["--d", MISSING], ["-n"],
     ["--yes=1"], ["--ima"], ["--image"], ["-i"], ["--"], ["-"], ["-5"], ["--psid="],
 ]
-_DEVICE_WORDS = ("-d", "--device", "-device", "--dev", "--d")
 _COMMAND_WORDS = [["q"], ["query"], ["v"], ["verify"], ["b"], ["burn"], ["set_key"],
                   ["hw_access"], ["Q"], ["foo"], ["q", "full"], ["v", "showitoc"],
                   ["hw_access", "enable"], ["hw_access", "disable", "1"], ["set_key", "zz"],
@@ -92,9 +91,9 @@ def command_lines(rng: random.Random, count: int) -> list[list[str]]:
         if rng.random() < 0.25:
             words += rng.choice(_PARAM_WORDS)
         if rng.random() < 0.15 and words:
-            # A stray option word anywhere; not a device option, whose value would then be
-            # a word mstflint's device-name parser refuses (docs/flint.md, "Device names").
-            stray = rng.choice([w[0] for w in _OPTION_WORDS if w[0] not in _DEVICE_WORDS])
+            # A stray option word anywhere; after a device option it becomes the device's
+            # name, which mtcr parses or refuses (docs/flint.md, section 1).
+            stray = rng.choice([w[0] for w in _OPTION_WORDS])
             words.insert(rng.randrange(len(words) + 1), stray)
         cases.append(words)
     return cases
