@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
@@ -78,7 +77,6 @@ def test_decode_encode_keeps_fields_and_clears_reserved(layout: type[Layout],
 # -- framework rules ----------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class Example(Layout):
     SIZE: ClassVar[int] = 8
     kind: int = uint(0, 4)
@@ -116,7 +114,6 @@ def test_decode_rejects_short_buffers() -> None:
 
 
 def test_overlapping_fields_are_refused() -> None:
-    @dataclass(slots=True)
     class Bad(Layout):
         SIZE: ClassVar[int] = 4
         a: int = uint(0, 8)
@@ -127,7 +124,6 @@ def test_overlapping_fields_are_refused() -> None:
 
 
 def test_fields_outside_size_are_refused() -> None:
-    @dataclass(slots=True)
     class Bad(Layout):
         SIZE: ClassVar[int] = 2
         a: int = uint(8, 16)
@@ -137,7 +133,6 @@ def test_fields_outside_size_are_refused() -> None:
 
 
 def test_text_and_host_fields() -> None:
-    @dataclass(slots=True)
     class Msg(Layout):
         SIZE: ClassVar[int] = 12
         word: int = host_uint(0, 4)

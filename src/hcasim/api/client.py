@@ -7,13 +7,18 @@ contexts it opens end when it disconnects, as when a process holding a device fi
 
 from __future__ import annotations
 
-import base64
+# The C module under socket.py: socket.py adds conveniences this client does not use and,
+# when imported, builds enums of every socket constant, which costs flint's start-up 3 ms.
+import _socket
+import binascii
 import errno
 import os
-import socket
-from typing import Any
 
 from hcasim.lab.protocol import HEADER, ProtocolError, body_length, decode_body, encode
+
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class LabError(Exception):
@@ -44,7 +49,7 @@ class ControlClient:
 
     def __init__(self, path: str, *, host: str | None = None, timeout: float = 60.0) -> None:
         self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
             self._sock.connect(path)
@@ -96,9 +101,9 @@ class ControlClient:
 
 def b64(data: bytes) -> str:
     """Encode bytes for a control message."""
-    return base64.b64encode(data).decode()
+    return binascii.b2a_base64(data, newline=False).decode()  # base64.b64encode
 
 
 def unb64(text: str) -> bytes:
     """Decode bytes from a control message."""
-    return base64.b64decode(text)
+    return binascii.a2b_base64(text)  # base64.b64decode: what it does for a str

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import re
 import struct
-from typing import Any
+
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
+if TYPE_CHECKING:
+    from typing import Any
 
 HEADER = struct.Struct(">I")
 #: Largest message either side accepts: a whole 16 MiB flash in base64 plus slack.
