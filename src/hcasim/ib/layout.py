@@ -349,7 +349,7 @@ class _Codec:
         self.names = tuple(s.name for s in specs)
         getter = operator.attrgetter(*self.names)
         self.fetch = getter if len(self.names) > 1 else (lambda obj: (getter(obj),))
-        self.decode, self.encode = _Generator(cls, self.specs).build()
+        self.decode, self.encode = _Generator(cls, self.specs).build(codec=self)
 
     def _check(self, cls_name: str, specs: list[FieldSpec]) -> None:
         """Every field inside ``SIZE``, no two fields overlapping."""
@@ -444,12 +444,15 @@ class _Generator:
         return self._name("words", struct.Struct(fmt)), used
 
     def build(self, params: str = "obj", sources: Sequence[str] | None = None,
-              as_bytes: bool = False) -> tuple[Callable[[Buffer, int], Any], Callable[..., Any]]:
+              as_bytes: bool = False, codec: _Codec | None = None,
+              ) -> tuple[Callable[[Buffer, int], Any], Callable[..., Any]]:
         """Compile the decode and encode functions.
 
         The encoder takes ``params`` and computes field ``i`` as the Python expression
         ``sources[i]`` (default: the attributes of one instance, ``obj``); it returns a
-        bytearray, or bytes with ``as_bytes``.
+        bytearray, or bytes with ``as_bytes``.  Given the ``codec`` they are for, the
+        encoder is compiled when first called, and then replaces itself there: a tool that
+        only reads (``flint q``) compiles no encoder.
         """
         if sources is None:
             sources = [f"obj.{spec.name}" for spec in self.specs]
@@ -539,7 +542,9 @@ class _Generator:
             encode.append(f"    buf = bytearray({self.size})")
         decode.append(f"    return cls({', '.join(dec_values)})")
         encode += [*enc_after, "    return bytes(buf)" if as_bytes else "    return buf"]
-        source = "\n".join(decode) + "\n\n" + "\n".join(encode) + "\n"
+        decode_source = "\n".join(decode) + "\n"
+        encode_source = "\n".join(encode) + "\n"
+        source = decode_source + "\n" + encode_source
         env_names = tuple(sorted(self.env))
         GENERATED.append((self.cls.__qualname__, source, env_names))
         # The key (a SHA-256) only when there is a compiled set to look it up in: hashlib
@@ -548,9 +553,22 @@ class _Generator:
             if _native_factories else None
         if factory is not None:
             return factory(self.env)
-        namespace: dict[str, Any] = {}
+        if codec is None:
+            functions = self._compile(source)
+            return functions["decode"], functions["encode"]
+
+        def encode_first(obj: Any) -> Any:
+            assert codec is not None
+            codec.encode = self._compile(encode_source)["encode"]
+            return codec.encode(obj)
+
+        return self._compile(decode_source)["decode"], encode_first
+
+    def _compile(self, source: str) -> dict[str, Callable[..., Any]]:
+        """The functions ``source`` defines, compiled with ``exec``, by name."""
+        namespace: dict[str, Callable[..., Any]] = {}
         exec(compile(source, f"<layout {self.cls.__qualname__}>", "exec"), self.env, namespace)
-        return namespace["decode"], namespace["encode"]
+        return namespace
 
 
 _MISSING = object()  # a field annotated without a value (no default)
