@@ -332,9 +332,6 @@ class _Codec:
 
     def __init__(self, cls: type[Layout]) -> None:
         self.size = cls.SIZE
-        if "__dataclass_params__" in cls.__dict__:
-            raise TypeError(f"{cls.__name__}: a layout is made by Layout itself; drop its "
-                            "@dataclass decorator")
         specs: list[FieldSpec] = []
         for name, declared in cls._layout_fields.items():
             if not isinstance(declared, _Declared):
@@ -670,6 +667,18 @@ class _DataclassFields:
         return self.fields
 
 
+class _NoDataclassParams:
+    """A layout's ``__dataclass_params__``, which only ``@dataclass`` reads (of each base
+    class of the class it processes): a layout under that decorator stops there, saying why,
+    instead of being made twice."""
+
+    __slots__ = ()
+
+    def __get__(self, obj: object, owner: type) -> object:
+        raise AttributeError(f"{owner.__name__} is a layout, which Layout makes itself: drop "
+                             "the @dataclass decorator of the class deriving from it")
+
+
 class _LayoutType(type):
     """The metaclass of layouts: turns the annotated fields of a class statement into the
     class ``@dataclass(slots=True)`` would make (see the module's docstring).  Fields are
@@ -678,9 +687,6 @@ class _LayoutType(type):
 
     def __new__(mcls, name: str, bases: tuple[type, ...],
                 namespace: dict[str, Any]) -> _LayoutType:
-        if "__dataclass_params__" in namespace:  # @dataclass(slots=True) remaking the class
-            raise TypeError(f"{name}: a layout is made by Layout itself; drop its @dataclass "
-                            "decorator")
         fields: dict[str, Any] = {}
         for base in reversed(bases):
             fields.update(getattr(base, "_layout_fields", {}))
@@ -719,6 +725,7 @@ class Layout(metaclass=_LayoutType):
     SIZE: ClassVar[int]
     _codec_cache: ClassVar[_Codec | None] = None
     _layout_fields: ClassVar[dict[str, Any]]  # name: its _Declared (or plain default)
+    __dataclass_params__ = _NoDataclassParams()
 
     @staticmethod
     def _values_of(obj: Any) -> object:
