@@ -20,7 +20,6 @@ The sections hcasim writes are the GUID section (type 6) and the Image Info sect
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Callable, Sequence
 
@@ -905,9 +904,20 @@ def parse_image(data: bytes | bytearray) -> Fs2Info:
 _PARSE_MEMO_MAX_BYTES = 1 << 20
 
 
-@functools.lru_cache(maxsize=8)
+#: The last results of :func:`_parse_bytes`, least recently used first (what
+#: ``functools.lru_cache(maxsize=8)`` keeps; functools is not loaded for flint's start-up).
+_PARSED: dict[bytes, Fs2Info] = {}
+_PARSED_MAX = 8
+
+
 def _parse_bytes(data: bytes) -> Fs2Info:
-    return _describe(data, _walk(data))
+    info = _PARSED.pop(data, None)
+    if info is None:
+        info = _describe(data, _walk(data))
+        if len(_PARSED) >= _PARSED_MAX:
+            del _PARSED[next(iter(_PARSED))]
+    _PARSED[data] = info
+    return info
 
 
 def _describe(data: bytes | bytearray, walk: _Walk) -> Fs2Info:

@@ -385,7 +385,8 @@ class _Generator:
         # 32-bit words when the layout is a whole number of them (every MAD layout), else
         # bytes, so the struct never reads past SIZE
         self.unit = 32 if self.size % 4 == 0 else 8
-        self.env: dict[str, Any] = {"cls": cls, "_bad": _bad_value, "_text": _text_value}
+        self.env: dict[str, Any] = {"cls": cls, "_new": object.__new__, "_bad": _bad_value,
+                                    "_text": _text_value}
         self.units: set[int] = set()
 
     def _name(self, prefix: str, value: Any) -> str:
@@ -537,7 +538,12 @@ class _Generator:
             encode.append(f"    buf = bytearray({words}.pack({values}))")
         else:
             encode.append(f"    buf = bytearray({self.size})")
-        decode.append(f"    return cls({', '.join(dec_values)})")
+        # the instance made without its __init__ (fields set one by one, as __init__ would):
+        # a tool that only reads then compiles no __init__ (see _first_init)
+        decode.append("    obj = _new(cls)")
+        decode += [f"    obj.{spec.name} = {value}" for spec, value in zip(self.specs, dec_values,
+                                                                             strict=True)]
+        decode.append("    return obj")
         encode += [*enc_after, "    return bytes(buf)" if as_bytes else "    return buf"]
         decode_source = "\n".join(decode) + "\n"
         encode_source = "\n".join(encode) + "\n"
