@@ -131,9 +131,15 @@ class FieldSpec:
 
     def __init__(self, kind: str, bit: int, width: int, count: int = 1, stride: int = 0,
                  ref: str = "", name: str = "", layout: type[Layout] | None = None) -> None:
-        for attr, value in zip(self._FIELDS, (kind, bit, width, count, stride, ref, name,
-                                              layout), strict=True):
-            object.__setattr__(self, attr, value)
+        init = object.__setattr__  # frozen: __setattr__ refuses
+        init(self, "kind", kind)
+        init(self, "bit", bit)
+        init(self, "width", width)
+        init(self, "count", count)
+        init(self, "stride", stride)
+        init(self, "ref", ref)
+        init(self, "name", name)
+        init(self, "layout", layout)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}: a FieldSpec is immutable")
@@ -580,8 +586,8 @@ _MISSING = object()  # a field annotated without a value (no default)
 def _is_classvar(annotation: object) -> bool:
     """Whether a class-body annotation is ``ClassVar[...]``: a string under ``from
     __future__ import annotations`` (read as :mod:`dataclasses` reads it), else the object."""
-    if isinstance(annotation, str):
-        return annotation.split("[", 1)[0].strip().rpartition(".")[2] == "ClassVar"
+    if isinstance(annotation, str):  # "ClassVar[int]", "typing.ClassVar[int]"...
+        return annotation.partition("[")[0].strip().endswith("ClassVar")
     typing = sys.modules.get("typing")  # a ClassVar object means typing is loaded
     return typing is not None and (annotation is typing.ClassVar
                                    or getattr(annotation, "__origin__", None) is typing.ClassVar)
