@@ -44,6 +44,8 @@ KEPT_OFF = {
     "base64": "imports re; the control client uses binascii",
     "contextlib": "1 ms; hcasim.api.mst.HeldSemaphore is a plain class",
     "hashlib": "loads OpenSSL, 3 to 4 ms; needed only with compiled codecs",
+    "functools": "with types; fs2's memo of parsed images is a dict",
+    "importlib": "imports warnings; the compiled-path guard asks _imp for the suffixes",
     "argparse": "flint takes its command line apart itself (hcasim.cli.flint_args)",
     "pathlib": "os.path does",
     "subprocess": "nothing on the path starts a process",
