@@ -61,6 +61,14 @@ class ControlClient:
 
     def call(self, op: str, **args: Any) -> dict[str, Any]:
         """Send one request and return the reply, raising LabError on refusal."""
+        self.send(op, **args)
+        return self.receive()
+
+    def send(self, op: str, **args: Any) -> None:
+        """Send one request without waiting for its reply (:meth:`receive` reads the
+        replies in the order the requests went: the daemon runs a session's requests one
+        after the other). Requests that do not depend on each other's replies can so
+        share one round trip."""
         args["op"] = op
         try:
             request = encode(args)
@@ -68,6 +76,12 @@ class ControlClient:
             raise LabError(errno.EMSGSIZE, str(exc)) from None
         try:
             self._sock.sendall(request)
+        except OSError as exc:
+            raise LabUnavailable(f"lab daemon connection lost: {exc}") from None
+
+    def receive(self) -> dict[str, Any]:
+        """The reply to the oldest request not yet answered, raising LabError on refusal."""
+        try:
             header = self._recv_exact(HEADER.size)
             reply = decode_body(self._recv_exact(body_length(header)))
         except OSError as exc:

@@ -87,11 +87,14 @@ class MstDevice:
         if not host or not sock:
             raise DeviceOpenError("No such file or directory")
         try:
-            client = ControlClient(sock, host=host)
+            client = ControlClient(sock)
+            client.send("hello", host=host)
+            client.send("open", path=path)  # one round trip for both (flint's start-up)
+            client.receive()  # hello's
         except (LabUnavailable, LabError):
             raise DeviceOpenError("No such file or directory") from None
         try:
-            reply = client.call("open", path=path)
+            reply = client.receive()
         except LabError as exc:
             client.close()
             raise DeviceOpenError(os.strerror(exc.errno)) from None
