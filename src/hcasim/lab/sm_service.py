@@ -149,6 +149,7 @@ class SubnetManager:
         conf.write_text("force_log_flush TRUE\n")
         started = time.monotonic()
         if self.identities is not None:  # OpenSM attaches as its host, and only as it
+            self.identities.prune()
             self.identities.children_host = host
         argv = [binary, "-F", str(conf), "-f", str(log_path), *options]
         # in the host's sandbox: its M_Key cache and log exist only there (and here)
