@@ -41,9 +41,15 @@ HOST_DIRS: dict[str, str] = {
 HOME_PARENT = "/home"
 #: The name of the host's home directory in ``HOME/hosts/H``.
 HOME_DIR = "home"
-#: Most entries a directory may have to be rebuilt on a tmpfs for a missing mount point;
+#: Most entries a directory may have to be rebuilt on a tmpfs for a missing mount point
+#: (each is one more mount, about 0.3 ms: /etc's 150 add some 45 ms to every command);
 #: past it the mount point is left out (docs/security-model.md §3).
-MAX_REBUILT_ENTRIES = 4096
+MAX_REBUILT_ENTRIES = 1024
+#: Shared scratch directories never rebuilt: their entries come and go (another process's
+#: file made after the sandbox would be missing from it). A missing mount point in one is
+#: left out; ``/tmp/mstflint_lockfiles`` is the only one, and the PCI preload sends
+#: mstflint's lock files to the host's own tree anyway (hcasim.lab.pci_sysfs).
+NEVER_REBUILT = frozenset({"/tmp", "/var/tmp", "/dev/shm"})
 
 
 def home_directory(host: str) -> str:
@@ -97,7 +103,8 @@ def _rebuilt_parents(targets: list[str]) -> tuple[list[str], set[str]]:
             entries = len(os.listdir(parent))
         except OSError:
             entries = MAX_REBUILT_ENTRIES + 1
-        if parent == "/" or os.path.islink(parent) or entries > MAX_REBUILT_ENTRIES:
+        if parent == "/" or parent in NEVER_REBUILT or os.path.islink(parent) \
+                or entries > MAX_REBUILT_ENTRIES:
             skipped.add(target)
         else:
             rebuild.add(parent)
@@ -108,7 +115,8 @@ def _rebuilt_parents(targets: list[str]) -> tuple[list[str], set[str]]:
 def _rebuild_args(directory: str) -> list[str]:
     """bwrap arguments that put a tmpfs on ``directory`` (same mode) and bind each of its
     entries back (a symbolic link is made again as one), so that mount points may then be
-    made in it without touching the machine's own directory."""
+    made in it without touching the machine's own directory. An entry that goes away
+    before bubblewrap binds it is skipped (``--bind-try``)."""
     mode = stat.S_IMODE(os.stat(directory).st_mode)
     args = ["--perms", f"{mode:04o}", "--tmpfs", directory]
     with os.scandir(directory) as entries:
@@ -116,7 +124,7 @@ def _rebuild_args(directory: str) -> list[str]:
             if entry.is_symlink():
                 args += ["--symlink", os.readlink(entry.path), entry.path]
             else:
-                args += ["--bind", entry.path, entry.path]
+                args += ["--bind-try", entry.path, entry.path]
     return args
 
 
