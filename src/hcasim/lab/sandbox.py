@@ -89,8 +89,9 @@ def _within(path: str, directory: str) -> bool:
 
 def _rebuilt_parents(targets: list[str]) -> tuple[list[str], set[str]]:
     """For mount points the machine lacks: the existing directories to rebuild on a tmpfs
-    (outermost first), and the targets that cannot be had (under ``/`` itself, or in a
-    directory too large to rebuild)."""
+    (outermost first), and the targets that cannot be had: under ``/`` itself, in shared
+    scratch space (:data:`NEVER_REBUILT`), under a symbolic link, or in a directory of more
+    than :data:`MAX_REBUILT_ENTRIES` entries."""
     rebuild: set[str] = set()
     skipped: set[str] = set()
     for target in targets:
