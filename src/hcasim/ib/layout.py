@@ -381,6 +381,21 @@ def _text_value(data: Buffer) -> str:
 _STD = {8: "B", 16: "H", 32: "I", 64: "Q"}
 
 
+def _define(source: str, env: dict[str, Any], filename: str) -> dict[str, Callable[..., Any]]:
+    """The functions generated ``source`` defines, run in ``env``, by name; their code
+    carries ``filename`` for tracebacks.
+
+    The text goes to ``exec`` itself, not through ``compile()``: the builtin first makes
+    the types of the :mod:`ast` module (it checks whether its argument is a tree), 1 to 3 ms
+    of the first call in a process, which every flint start-up would pay.
+    """
+    namespace: dict[str, Callable[..., Any]] = {}
+    exec(source, env, namespace)
+    for function in namespace.values():
+        function.__code__ = function.__code__.replace(co_filename=filename)
+    return namespace
+
+
 class _Generator:
     """Writes the source of one layout's decode and encode functions (see :class:`_Codec`)."""
 
@@ -575,9 +590,7 @@ class _Generator:
 
     def _compile(self, source: str) -> dict[str, Callable[..., Any]]:
         """The functions ``source`` defines, compiled with ``exec``, by name."""
-        namespace: dict[str, Callable[..., Any]] = {}
-        exec(compile(source, f"<layout {self.cls.__qualname__}>", "exec"), self.env, namespace)
-        return namespace
+        return _define(source, self.env, f"<layout {self.cls.__qualname__}>")
 
 
 _MISSING = object()  # a field annotated without a value (no default)
@@ -626,9 +639,8 @@ def _make_init(cls: type[Layout]) -> Callable[..., None]:
         body.append(f"    __layout_self__.{name} = {name}")
     source = (f"def __init__(__layout_self__, {', '.join(params)}):\n"
               + ("\n".join(body) or "    pass") + "\n")
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<layout {cls.__qualname__}.__init__>", "exec"), env, namespace)
-    init: Callable[..., None] = namespace["__init__"]
+    init: Callable[..., None] = _define(source, env,
+                                        f"<layout {cls.__qualname__}.__init__>")["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     return init
 
