@@ -10,8 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from hcasim.api.client import (
     ControlClient,
@@ -52,6 +50,28 @@ class SemaphoreTimeout(Exception):
     """A device semaphore stayed taken by another process."""
 
 
+class HeldSemaphore:
+    """A read-to-acquire semaphore held for a ``with`` block (:meth:`MstDevice.semaphore`):
+    taken on entry, released however the block ends.  A class rather than a
+    ``contextlib.contextmanager``: contextlib costs flint's start-up a millisecond."""
+
+    def __init__(self, device: MstDevice, addr: int) -> None:
+        self.device = device
+        self.addr = addr
+
+    def __enter__(self) -> None:
+        deadline = time.monotonic() + SEMAPHORE_TIMEOUT
+        delay = 0.001
+        while self.device.read1(self.addr) != 0:
+            if time.monotonic() > deadline:
+                raise SemaphoreTimeout(f"semaphore {self.addr:#x} is held by another process")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        self.device.write(self.addr, [0])
+
+
 class MstDevice:
     """An opened mst device file on the host this process runs on."""
 
@@ -76,11 +96,14 @@ class MstDevice:
         if not host or not sock:
             raise DeviceOpenError("No such file or directory")
         try:
-            client = ControlClient(sock, host=host)
+            client = ControlClient(sock)
+            client.send("hello", host=host)
+            client.send("open", path=file)  # one round trip for both (flint's start-up)
+            client.receive()  # hello's
         except (LabUnavailable, LabError):
             raise DeviceOpenError("No such file or directory") from None
         try:
-            reply = client.call("open", path=file)
+            reply = client.receive()
         except LabError as exc:
             client.close()
             raise DeviceOpenError(os.strerror(exc.errno)) from None
@@ -113,20 +136,9 @@ class MstDevice:
         """Whether CR-space is locked (HW_DEV_ID reads 0xbad0cafe)."""
         return self.read1(HW_DEV_ID_ADDR) == CR_LOCKED_VALUE
 
-    @contextmanager
-    def semaphore(self, addr: int) -> Iterator[None]:
-        """Hold a read-to-acquire semaphore for the duration of the block."""
-        deadline = time.monotonic() + SEMAPHORE_TIMEOUT
-        delay = 0.001
-        while self.read1(addr) != 0:
-            if time.monotonic() > deadline:
-                raise SemaphoreTimeout(f"semaphore {addr:#x} is held by another process")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        try:
-            yield
-        finally:
-            self.write(addr, [0])
+    def semaphore(self, addr: int) -> HeldSemaphore:
+        """Hold a read-to-acquire semaphore for the duration of a ``with`` block."""
+        return HeldSemaphore(self, addr)
 
     # ------------------------------------------------------------- tools HCR
     def hcr_command(

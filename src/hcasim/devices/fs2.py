@@ -20,13 +20,16 @@ The sections hcasim writes are the GUID section (type 6) and the Image Info sect
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
 
 from hcasim.ib.layout import FieldSpec, Layout, dword, raw
+
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
+if TYPE_CHECKING:
+    from typing import ClassVar, NamedTuple
+else:
+    from hcasim.records import NamedTuple
 
 __all__ = [
     "CONNECTX3",
@@ -152,7 +155,6 @@ MAGIC_POSITIONS = (0, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000, 0x
                    0x800000, 0x1000000)
 
 
-@dataclass(slots=True)
 class ImageHeader(Layout):
     """The image header, offsets from the image start; BOOT2 follows it
     (FS2_BOOT_START, flint_base.h:272)."""
@@ -192,7 +194,6 @@ class Header:
     SIZE = ImageHeader.SIZE
 
 
-@dataclass(slots=True)
 class Boot2Header(Layout):
     """The first two dwords of BOOT2 (``checkBoot2``, fw_ops.cpp:284-365)."""
 
@@ -212,7 +213,6 @@ class Boot2:
     MAX_SIZE = 0x100000
 
 
-@dataclass(slots=True)
 class PartitionHeader(Layout):
     """General Partition Header of a section (struct GPH, flint_base.h:450-456)."""
 
@@ -284,7 +284,6 @@ TAG_KEY_DIGEST_SEAL = 0xE0
 TAG_END = 0xFF
 
 
-@dataclass(slots=True)
 class TagHeader(Layout):
     """The dword before each Image Info tag's payload: id and payload bytes (ParseInfoSect,
     fs2_ops.cpp:84-312)."""
@@ -294,7 +293,6 @@ class TagHeader(Layout):
     size: int = dword(0, 23, 0)  # payload bytes
 
 
-@dataclass(slots=True)
 class VersionTag(Layout):
     """FwVersion and MicVersion payloads: major = word0[31:16]; minor, subminor =
     word1[31:16], [15:0] (fs2_ops.cpp:110-115, 133-140)."""
@@ -305,7 +303,6 @@ class VersionTag(Layout):
     subminor: int = dword(4, 15, 0)
 
 
-@dataclass(slots=True)
 class BuildTimeTag(Layout):
     """FwBuildTime payload (fs2_ops.cpp:117-122): word1 = year[31:16] month[15:8] day[7:0],
     printed with %x, so the numbers are BCD. word0 is not read by mstflint; hcasim writes 0."""
@@ -316,7 +313,6 @@ class BuildTimeTag(Layout):
     day: int = dword(4, 7, 0)
 
 
-@dataclass(slots=True)
 class DeviceTypeTag(Layout):
     """DeviceType payload: the PCI device id in bits 15:0 (fs2_ops.cpp:142-146)."""
 
@@ -324,7 +320,6 @@ class DeviceTypeTag(Layout):
     device_id: int = dword(0, 15, 0)
 
 
-@dataclass(slots=True)
 class VsdVendorIdTag(Layout):
     """VsdVendorId payload: the VSD vendor in bits 15:0, 0x15b3 for Mellanox
     (fs2_ops.cpp:148-151, flint_base.h:301)."""
@@ -333,7 +328,6 @@ class VsdVendorIdTag(Layout):
     vendor_id: int = dword(0, 15, 0)
 
 
-@dataclass(slots=True)
 class HwAccessKeyTag(Layout):
     """HwAccessKey payload: key[63:32] in word0, key[31:0] in word1 (fs2_ops.cpp:215-223)."""
 
@@ -949,9 +943,21 @@ def parse_image(data: bytes | bytearray, *, flash: bool = False) -> Fs2Info:
 _PARSE_MEMO_MAX_BYTES = 1 << 20
 
 
-@functools.lru_cache(maxsize=8)
+#: The last results of :func:`_parse_bytes`, least recently used first (what
+#: ``functools.lru_cache(maxsize=8)`` keeps; functools is not loaded for flint's start-up).
+_PARSED: dict[tuple[bytes, bool], Fs2Info] = {}
+_PARSED_MAX = 8
+
+
 def _parse_bytes(data: bytes, flash: bool) -> Fs2Info:
-    return _describe(data, _walk(data, flash=flash))
+    key = (data, flash)
+    info = _PARSED.pop(key, None)
+    if info is None:
+        info = _describe(data, _walk(data, flash=flash))
+        if len(_PARSED) >= _PARSED_MAX:
+            del _PARSED[next(iter(_PARSED))]
+    _PARSED[key] = info
+    return info
 
 
 def _describe(data: bytes | bytearray, walk: _Walk) -> Fs2Info:
