@@ -37,11 +37,13 @@ SEMAPHORE_TIMEOUT = 30.0
 
 
 class DeviceOpenError(Exception):
-    """The device file cannot be opened; ``reason`` is the mtcr-style text."""
+    """The device file cannot be opened; ``reason`` is the mtcr-style text, ``unparsed``
+    whether mtcr could not even parse the name (it then says so on stderr)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, unparsed: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unparsed = unparsed
 
 
 class SemaphoreTimeout(Exception):
@@ -81,7 +83,14 @@ class MstDevice:
 
     @classmethod
     def open(cls, path: str) -> MstDevice:
-        """Open ``path`` on the host named by the environment (set by ``hcasim exec``)."""
+        """Open ``path`` on the host named by the environment (set by ``hcasim exec``):
+        an mst device file, or any name mstflint's mtcr takes for a device, such as the
+        PCI address ``01:00.0`` (:func:`hcasim.api.device_names.device_file`)."""
+        from hcasim.api.device_names import device_file
+
+        file = device_file(path)
+        if file is None:
+            raise DeviceOpenError(os.strerror(errno.EINVAL), unparsed=True)
         host = os.environ.get("HCASIM_HOST")
         sock = socket_path_from_env()
         if not host or not sock:
@@ -89,7 +98,7 @@ class MstDevice:
         try:
             client = ControlClient(sock)
             client.send("hello", host=host)
-            client.send("open", path=path)  # one round trip for both (flint's start-up)
+            client.send("open", path=file)  # one round trip for both (flint's start-up)
             client.receive()  # hello's
         except (LabUnavailable, LabError):
             raise DeviceOpenError("No such file or directory") from None
@@ -164,10 +173,15 @@ class MstDevice:
 
     # ------------------------------------------------------------- flash
     def read_flash_image(self) -> bytes:
-        """Read the programmed part of the flash (hold the flash semaphore)."""
-        programmed = int(self.client.call("flash_info", handle=self.handle)["programmed"])
+        """Read the programmed part of the flash (hold the flash semaphore), as a
+        :class:`hcasim.devices.fs2.FlashContents` that knows the flash's size: an image
+        that claims more reads erased cells there, as on the device."""
+        from hcasim.devices.fs2 import FlashContents
+
+        info = self.client.call("flash_info", handle=self.handle)
+        programmed = int(info["programmed"])
         reply = self.client.call("flash_read", handle=self.handle, offset=0, length=programmed)
-        return unb64(str(reply["data"]))
+        return FlashContents(unb64(str(reply["data"])), int(info["size"]))
 
     def write_flash_image(self, image: bytes) -> None:
         """Program a whole image in one durable write (hold the flash semaphore)."""
