@@ -106,6 +106,14 @@ enum { RMPP_T_DATA = 1, RMPP_T_ACK = 2, RMPP_T_STOP = 3, RMPP_T_ABORT = 4 };
 /* How long a sender waits for an ACK when the program gave no timeout (a response). */
 #define RMPP_ACK_MS 200
 #define RMPP_ACK_RETRIES 3
+/*
+ * How much later than timeout_ms a send times out. The kernel starts the timer when the
+ * send completes and runs it on jiffies and a workqueue (mad.c wait_for_response(),
+ * timeout_sends()), so it fires after a poll() of the same length the program starts
+ * once write() returns: libibmad's _do_madrpc() waits exactly its send's timeout and, on
+ * hardware, sees its own poll time out first ("recv failed: Connection timed out").
+ */
+#define TIMER_SLACK_MS 50
 /* A reassembly nobody continues is forgotten after this long. */
 #define RMPP_STALE_MS 40000
 
@@ -853,7 +861,7 @@ static void rmpp_control(const uint8_t *mad)
 			free_send(s);
 			return;
 		}
-		s->deadline = now_ms() + s->timeout_ms;
+		s->deadline = now_ms() + s->timeout_ms + TIMER_SLACK_MS;
 		return;
 	}
 	rmpp_send_window(s);
@@ -1122,7 +1130,7 @@ static uint64_t expire(void)
 			s->deadline = now + (s->timeout_ms ? s->timeout_ms : RMPP_ACK_MS);
 		} else {
 			send_mad(s->dlid, s->dqp, s->sqp, s->mads);
-			s->deadline = now + s->timeout_ms;
+			s->deadline = now + s->timeout_ms + TIMER_SLACK_MS;
 		}
 		if (s->deadline < next)
 			next = s->deadline;
@@ -1613,7 +1621,7 @@ static ssize_t umad_write(struct ufile *f, const uint8_t *buf, size_t count)
 		s->deadline = now_ms() + (timeout ? timeout : RMPP_ACK_MS);
 	} else {
 		send_mad(lid, qpn, a->qpn, s->mads);
-		s->deadline = now_ms() + timeout;
+		s->deadline = now_ms() + timeout + TIMER_SLACK_MS;
 	}
 	if (!s->request && !rmpp) {
 		free_send(s); /* nothing to wait for */
@@ -1717,6 +1725,9 @@ static int umad_ioctl(struct ufile *f, unsigned long request, void *arg)
 		f->pkey = true;
 		return 0;
 	}
+	if (request != IB_USER_MAD_REGISTER_AGENT && request != IB_USER_MAD_REGISTER_AGENT2 &&
+	    request != IB_USER_MAD_UNREGISTER_AGENT)
+		return ENOTTY; /* ib_umad_ioctl(): -ENOIOCTLCMD */
 	if (!arg)
 		return EFAULT;
 	if (request == IB_USER_MAD_REGISTER_AGENT) {
