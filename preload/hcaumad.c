@@ -6,7 +6,7 @@
  * Debian's libumad2sim 0.10 speaks the same protocol but cuts every MAD it receives to
  * 224 bytes, every MAD it sends to 256, does no RMPP and ignores timeout_ms; this library
  * follows the kernel instead (Linux drivers/infiniband/core/user_mad.c, mad.c,
- * mad_rmpp.c; rdma-core libibumad/umad.c, docs/sources.md §1.12):
+ * mad_rmpp.c; rdma-core libibumad/umad.c, docs/sources.md §21):
  *
  * - sysfs: /sys/class/infiniband/<dev>/..., /sys/class/infiniband_mad/{abi_version,
  *   umad0/, issm0/} are files in a private directory under $TMPDIR, rewritten from the
