@@ -11,7 +11,8 @@
  * - sysfs: /sys/class/infiniband/<dev>/..., /sys/class/infiniband_mad/{abi_version,
  *   umad0/, issm0/} are files in a private directory under $TMPDIR, rewritten from the
  *   daemon (GET_PORTINFO, GET_PKEYS) each time a program opens one of them, so LID, SM
- *   LID and port state are live; the directory is removed when the process exits.
+ *   LID and port state are live; the directory is removed when the process exits (or by
+ *   the next process to attach, when it was killed).
  * - /dev/infiniband/umad0 is a real file descriptor (an eventfd counting queued MADs), so
  *   poll, select and epoll work on it natively; read() and write() on it are the
  *   kernel's: struct ib_user_mad with the P_Key index header (abi 5), full 256-byte MADs,
@@ -50,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -207,7 +209,8 @@ static struct send *sends;
 static struct reasm *reasms;
 static uint16_t next_hi_tid;
 
-static int init_state; /* 0 not tried, 1 ready, -1 failed */
+static int init_state; /* 0 not tried, 1 ready, -1 failed or gone */
+static bool hooked;    /* the exit and fork handlers are installed */
 static pid_t owner;
 static int ctl_fd = -1, data_fd = -1, wake_fd = -1;
 static uint32_t client_id;
@@ -592,16 +595,72 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 static void cleanup(void)
 {
-	if (getpid() != owner)
+	if (getpid() != owner || init_state != 1)
 		return; /* a forked child leaves its parent's tree alone */
+	init_state = -1;
 	if (root[0])
 		nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	if (ctl_fd >= 0)
 		ctl_call(CTL_DISCONNECT, NULL, 0, NULL);
 }
 
+/*
+ * Remove the trees of processes that are gone without cleaning up (killed, or ended with
+ * _exit): hcaumad-<pid>-XXXXXX of this user whose pid no longer exists.
+ */
+static void sweep(const char *dir)
+{
+	REAL(DIR *, opendir, const char *);
+	char path[1024];
+	struct dirent *e;
+	struct stat st;
+	DIR *d = real_opendir(dir);
+	long pid;
+	char *end;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "hcaumad-", 8))
+			continue;
+		pid = strtol(e->d_name + 8, &end, 10);
+		if (pid <= 0 || *end != '-' || !kill((pid_t)pid, 0) || errno != ESRCH)
+			continue; /* alive (or not ours to judge) */
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path) ||
+		    lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	}
+	closedir(d);
+}
+
 /* ---------------------------------------------------------------- data path */
 static void *receiver(void *arg);
+
+/*
+ * In a forked child: the parent's attachment, sysfs tree and umad files stay the parent's
+ * (the child has no receiver thread); the child attaches anew when it looks at a path.
+ */
+static void forked(void)
+{
+	int i;
+
+	pthread_mutex_init(&mu, NULL);
+	pthread_mutex_init(&ctl_mu, NULL);
+	for (i = 0; i < MAX_FILES; i++)
+		files[i].used = false; /* their fds are plain eventfds in the child */
+	sends = NULL;
+	reasms = NULL;
+	if (ctl_fd >= 0)
+		sys_close(ctl_fd);
+	if (data_fd >= 0)
+		sys_close(data_fd);
+	if (wake_fd >= 0)
+		sys_close(wake_fd);
+	ctl_fd = data_fd = wake_fd = -1;
+	root[0] = '\0';
+	init_state = 0;
+}
 
 /* Attach to the lab: control socket, data socket, CONNECT, the sysfs tree. Lock held. */
 static int attach(void)
@@ -646,13 +705,18 @@ static int attach(void)
 	abstract_addr(&a, &alen, name);
 	if (connect(data_fd, (struct sockaddr *)&a, alen))
 		return -1;
-	if ((size_t)snprintf(root, sizeof(root), "%s/hcaumad-XXXXXX",
-			     tmp && *tmp ? tmp : "/tmp") >= sizeof(root) ||
+	sweep(tmp && *tmp ? tmp : "/tmp");
+	if ((size_t)snprintf(root, sizeof(root), "%s/hcaumad-%d-XXXXXX", tmp && *tmp ? tmp : "/tmp",
+			     (int)owner) >= sizeof(root) ||
 	    !mkdtemp(root)) {
 		root[0] = '\0';
 		return -1;
 	}
-	atexit(cleanup);
+	if (!hooked) {
+		hooked = true;
+		atexit(cleanup);
+		pthread_atfork(NULL, NULL, forked);
+	}
 	if (write_tree())
 		return -1;
 	if (pthread_create(&thread, NULL, receiver, NULL))

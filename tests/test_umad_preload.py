@@ -77,11 +77,12 @@ def test_sysfs_is_live_and_private(lab: LabHandle) -> None:
         assert r.stdout == "1: DOWN\n2: Polling\n"
     finally:
         lab.restore_link("node3", 1)
-    # and the private tree is gone once the program exits
+    # and the private tree is gone once the program exits (trees of processes that died
+    # without cleaning up are swept by the next one to attach)
     tmp = Path(os.environ.get("TMPDIR") or "/tmp")
     before = set(tmp.glob("hcaumad-*"))
     ok(lab.run("node3", "ibstat"))
-    assert set(tmp.glob("hcaumad-*")) == before
+    assert set(tmp.glob("hcaumad-*")) <= before
 
 
 def test_registration_ioctls_reads_and_writes(lab: LabHandle, probe: Path) -> None:

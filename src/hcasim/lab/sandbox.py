@@ -5,10 +5,11 @@ except that the lab home is an empty directory holding only the control socket (
 H's own OpenSM directory), and each host has its own persistent directories where a real
 host keeps such files (``/var/cache/opensm``, ``/etc/opensm``, ``/etc/mft``,
 ``/tmp/mstflint_lockfiles``), kept in ``HOME/hosts/H``. Its own mount, IPC and UTS
-namespaces (hostname H); the network namespace stays shared, since libumad2sim reaches the
-lab's ibsim endpoint through abstract sockets, which live there (and the daemon tells who
-attaches from the kernel's credentials, not from the socket). A process inside cannot
-undo the mounts: bubblewrap leaves it no capabilities. docs/security-model.md §3.
+namespaces (hostname H); the network namespace stays shared, since the umad preload (like
+libumad2sim) reaches the lab's ibsim endpoint through abstract sockets, which live there
+(and the daemon tells who attaches from the kernel's credentials, not from the socket).
+A process inside cannot undo the mounts: bubblewrap leaves it no capabilities.
+docs/security-model.md §3.
 """
 
 from __future__ import annotations
