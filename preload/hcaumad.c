@@ -1579,6 +1579,12 @@ EXPORT ssize_t read(int fd, void *buf, size_t count)
 		pthread_mutex_unlock(&mu);
 		return sys_read(fd, buf, count);
 	}
+	if (f->issm) {
+		/* the issm file has no read or write (ib_umad_sm_fops) */
+		pthread_mutex_unlock(&mu);
+		errno = EINVAL;
+		return -1;
+	}
 	return umad_read(f, fd, buf, count); /* unlocks */
 }
 
@@ -1708,7 +1714,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t count)
 		pthread_mutex_unlock(&mu);
 		return sys_write(fd, buf, count);
 	}
-	n = umad_write(f, buf, count);
+	n = f->issm ? -EINVAL : umad_write(f, buf, count);
 	pthread_mutex_unlock(&mu);
 	if (n < 0) {
 		errno = (int)-n;

@@ -113,6 +113,7 @@ def test_registration_ioctls_reads_and_writes(lab: LabHandle, probe: Path) -> No
         "agents: ENOMEM after 29 more\n"     # 32 agents per file
         "IsSM before issm0: 0\n"
         "IsSM with issm0 open: 1\n"          # SET_ISSM, seen in the live cap_mask
+        "read issm0: EINVAL\n"               # it has no read or write
         "IsSM after close: 0\n"
     )
 

@@ -186,6 +186,8 @@ static int checks(void)
 	printf("IsSM before issm0: %u\n", (cap_mask() >> 1) & 1);
 	issm = open("/dev/infiniband/issm0", O_RDWR);
 	printf("IsSM with issm0 open: %u\n", (cap_mask() >> 1) & 1);
+	n = (int)read(issm, buf, sizeof(buf));
+	printf("read issm0: %s\n", n < 0 ? err_name(errno) : "data");
 	close(issm);
 	printf("IsSM after close: %u\n", (cap_mask() >> 1) & 1);
 	return 0;
