@@ -4,9 +4,9 @@ In a default lab with OpenSM up, one ``hcasim exec --host H`` runs a timing loop
 host: ``sminfo`` (one SMP), ``saquery`` (the NodeRecord table: one RMPP answer under the
 preload, its first 224 bytes under libumad2sim) and ``smpquery portinfo`` of a LID, each
 started alternately under the preload (as ``hcasim exec`` sets it up) and under
-libumad2sim (``LD_PRELOAD`` naming it alone, run from a temporary directory, where it
-writes its sysfs). Prints the medians and their ratio per tool. The numbers are for
-docs/fabric.md §10.
+libumad2sim (the same ``LD_PRELOAD`` with libumad2sim in the preload's place; run from a
+temporary directory, where libumad2sim writes its sysfs). Prints the medians and their
+ratio per tool. The numbers are for docs/fabric.md §10.
 
 Run: ``.venv/bin/python bench/umad_preload.py [--runs 30] [--host node2]``. Nothing is
 asserted.
@@ -19,16 +19,17 @@ import json
 import subprocess
 import sys
 
-from hcasim.lab.home import UMAD2SIM
+from hcasim.lab.home import UMAD2SIM, umad_preload
 from hcasim.testing import HCASIM, running_lab
 
 #: Runs on the lab host: times each tool under both preloads, prints JSON.
 LOOP = r"""
 import json, os, statistics, subprocess, sys, tempfile, time
-runs, umad2sim = int(sys.argv[1]), sys.argv[2]
+runs, umad2sim, preload = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 tools = {"sminfo": ["sminfo"], "saquery": ["saquery"], "smpquery": ["smpquery", "portinfo", "1"]}
 ours = dict(os.environ)
-theirs = dict(os.environ, LD_PRELOAD=umad2sim)
+theirs = dict(os.environ, LD_PRELOAD=" ".join(
+    umad2sim if p == preload else p for p in os.environ["LD_PRELOAD"].split()))
 tmp = tempfile.mkdtemp()
 def timed(argv, env):
     start = time.perf_counter()
@@ -57,7 +58,7 @@ def main() -> None:
             sys.exit(started.stderr)
         result = subprocess.run(
             [*HCASIM, "--home", str(lab.home), "exec", "--host", args.host, "--",
-             sys.executable, "-c", LOOP, str(args.runs), UMAD2SIM],
+             sys.executable, "-c", LOOP, str(args.runs), UMAD2SIM, umad_preload()],
             env=lab.env(), capture_output=True, text=True, check=True)
     medians = json.loads(result.stdout)
     for tool, (ours, theirs) in medians.items():

@@ -218,6 +218,17 @@ static char root[1024];
 static char dev_name[32] = "ibsim0";
 static unsigned port_num = 1;
 static uint8_t node_info[CTL_DATA];
+/*
+ * The port's PortInfo and P_Keys as last read from the daemon, and when (ms). A program
+ * opening a file of the port gets them fresh, except within SNAPSHOT_MS of the last read:
+ * libibumad's get_port() opens some 40 files one after another, and they see one moment.
+ */
+#define SNAPSHOT_MS 20
+static uint8_t port_info[CTL_DATA], pkey_table[CTL_DATA];
+static uint64_t port_info_at, pkeys_at;
+/* What the port's files hold now. */
+static uint8_t written_port_info[CTL_DATA], written_pkeys[CTL_DATA];
+static bool written_pi, written_pk;
 
 /* ---------------------------------------------------------------- real functions */
 static void *next_symbol(const char *name)
@@ -447,15 +458,11 @@ static const char *phys_state_name(unsigned s)
 	return s < 8 ? names[s] : "<unknown>";
 }
 
-/* Whether the port file `name` (relative to ports/<n>) is to be written: all, or `only`. */
-static bool wanted(const char *only, const char *name)
-{
-	return !only || !strcmp(only, name);
-}
-
 /*
- * The port's files (sysfs.c / rate_show() forms) from a fresh PortInfo and P_Key table:
- * all of them, or only the one named `only` (the file a program is opening).
+ * The port's files (sysfs.c / rate_show() forms) from a fresh PortInfo and P_Key table.
+ * `only` names the file a program is opening (relative to ports/<n>): then only the
+ * PortInfo or the P_Key files are brought up to date, and only when the daemon's answer
+ * differs from what they hold; NULL writes them all.
  */
 static int write_port(const char *only)
 {
@@ -466,15 +473,30 @@ static int write_port(const char *only)
 	uint64_t guid;
 	int bad = 0;
 	bool pkeys = !only || !strncmp(only, "pkeys/", 6);
+	uint64_t now = now_ms();
 
-	if ((!pkeys || !only) && ctl_call(CTL_GET_PORTINFO, &arg, 1, pi))
-		return -1;
-	if (pkeys && ctl_call(CTL_GET_PKEYS, NULL, 0, pk))
-		return -1;
+	if ((!pkeys || !only) && (!port_info_at || now - port_info_at > SNAPSHOT_MS)) {
+		if (ctl_call(CTL_GET_PORTINFO, &arg, 1, port_info))
+			return -1;
+		port_info_at = now;
+	}
+	if (pkeys && (!pkeys_at || now - pkeys_at > SNAPSHOT_MS)) {
+		if (ctl_call(CTL_GET_PKEYS, NULL, 0, pkey_table))
+			return -1;
+		pkeys_at = now;
+	}
+	memcpy(pi, port_info, sizeof(pi));
+	memcpy(pk, pkey_table, sizeof(pk));
+	if (only && !pkeys && written_pi && !memcmp(pi, written_port_info, sizeof(pi)))
+		return 0;
+	if (only && pkeys && written_pk && !memcmp(pk, written_pkeys, sizeof(pk)))
+		return 0;
 	snprintf(dir, sizeof(dir), "%s/sys/class/infiniband/%s/ports/%u", root, dev_name, port_num);
 	if (!only && make_dirs(dir))
 		return -1;
 	if (!only || !pkeys) {
+		memcpy(written_port_info, pi, sizeof(pi));
+		written_pi = true;
 		state = pi[32] & 0xf;
 		phys = pi[33] >> 4;
 		width = pi[31];
@@ -483,47 +505,38 @@ static int write_port(const char *only)
 		/* tenths of Gb/s per lane: SDR 2.5, DDR 5, QDR 10 */
 		gbps10 = speed == 1 ? 25 : speed == 2 ? 50 : speed == 4 ? 100 : 25;
 		sp = speed == 2 ? " DDR" : speed == 4 ? " QDR" : "";
-		if (wanted(only, "lid"))
-			bad |= write_file(dir, "lid", "0x%x\n", (unsigned)(pi[16] << 8 | pi[17]));
-		if (wanted(only, "sm_lid"))
-			bad |= write_file(dir, "sm_lid", "0x%x\n", (unsigned)(pi[18] << 8 | pi[19]));
-		if (wanted(only, "sm_sl"))
-			bad |= write_file(dir, "sm_sl", "%u\n", (unsigned)(pi[36] & 0xf));
-		if (wanted(only, "lid_mask_count"))
-			bad |= write_file(dir, "lid_mask_count", "%u\n", (unsigned)(pi[34] & 7));
-		if (wanted(only, "state"))
-			bad |= write_file(dir, "state", "%u: %s\n", state, port_state_name(state));
-		if (wanted(only, "phys_state"))
-			bad |= write_file(dir, "phys_state", "%u: %s\n", phys, phys_state_name(phys));
-		if (wanted(only, "cap_mask"))
-			bad |= write_file(dir, "cap_mask", "0x%08x\n", get_be32(pi + 20));
-		if (wanted(only, "link_layer"))
-			bad |= write_file(dir, "link_layer", "InfiniBand\n");
-		if (wanted(only, "rate") && gbps10 * lanes % 10)
+		bad |= write_file(dir, "lid", "0x%x\n", (unsigned)(pi[16] << 8 | pi[17]));
+		bad |= write_file(dir, "sm_lid", "0x%x\n", (unsigned)(pi[18] << 8 | pi[19]));
+		bad |= write_file(dir, "sm_sl", "%u\n", (unsigned)(pi[36] & 0xf));
+		bad |= write_file(dir, "lid_mask_count", "%u\n", (unsigned)(pi[34] & 7));
+		bad |= write_file(dir, "state", "%u: %s\n", state, port_state_name(state));
+		bad |= write_file(dir, "phys_state", "%u: %s\n", phys, phys_state_name(phys));
+		bad |= write_file(dir, "cap_mask", "0x%08x\n", get_be32(pi + 20));
+		bad |= write_file(dir, "link_layer", "InfiniBand\n");
+		if (gbps10 * lanes % 10)
 			bad |= write_file(dir, "rate", "%u.%u Gb/sec (%uX%s)\n", gbps10 * lanes / 10,
 					  gbps10 * lanes % 10, lanes, sp);
-		else if (wanted(only, "rate"))
+		else
 			bad |= write_file(dir, "rate", "%u Gb/sec (%uX%s)\n", gbps10 * lanes / 10,
 					  lanes, sp);
 		/* GID 0: the subnet prefix and the port GUID (a CA port's is node GUID + port) */
 		guid = get_be64(node_info + 12) + (node_info[2] == 2 ? 0 : port_num);
 		snprintf(sub, sizeof(sub), "%s/gids", dir);
-		if (wanted(only, "gids/0"))
-			bad |= make_dirs(sub) ||
-			       write_file(sub, "0", "%04x:%04x:%04x:%04x:%04x:%04x:%04x:%04x\n",
-					  (unsigned)(pi[8] << 8 | pi[9]), (unsigned)(pi[10] << 8 | pi[11]),
-					  (unsigned)(pi[12] << 8 | pi[13]), (unsigned)(pi[14] << 8 | pi[15]),
-					  (unsigned)(guid >> 48 & 0xffff), (unsigned)(guid >> 32 & 0xffff),
-					  (unsigned)(guid >> 16 & 0xffff), (unsigned)(guid & 0xffff));
+		bad |= make_dirs(sub) ||
+		       write_file(sub, "0", "%04x:%04x:%04x:%04x:%04x:%04x:%04x:%04x\n",
+				  (unsigned)(pi[8] << 8 | pi[9]), (unsigned)(pi[10] << 8 | pi[11]),
+				  (unsigned)(pi[12] << 8 | pi[13]), (unsigned)(pi[14] << 8 | pi[15]),
+				  (unsigned)(guid >> 48 & 0xffff), (unsigned)(guid >> 32 & 0xffff),
+				  (unsigned)(guid >> 16 & 0xffff), (unsigned)(guid & 0xffff));
 	}
 	if (pkeys) {
+		memcpy(written_pkeys, pk, sizeof(pk));
+		written_pk = true;
 		snprintf(sub, sizeof(sub), "%s/pkeys", dir);
 		if (!only && make_dirs(sub))
 			return -1;
 		for (i = 0; i < 32; i++) {
 			snprintf(name, sizeof(name), "%u", i);
-			if (only && strcmp(only + 6, name))
-				continue;
 			bad |= write_file(sub, name, "0x%04x\n",
 					  (unsigned)(pk[2 * i] << 8 | pk[2 * i + 1]));
 		}
@@ -1273,6 +1286,7 @@ static int open_umad(int flags, bool issm)
 		int one = 1;
 
 		err = ctl_call(CTL_SET_ISSM, &one, sizeof(one), NULL);
+		port_info_at = 0; /* the capability mask changed */
 		if (err) {
 			pthread_mutex_lock(&mu);
 			f->used = false;
@@ -1506,6 +1520,7 @@ EXPORT int close(int fd)
 		int zero = 0;
 
 		ctl_call(CTL_SET_ISSM, &zero, sizeof(zero), NULL);
+		port_info_at = 0;
 	}
 	return sys_close(fd);
 }
