@@ -35,7 +35,9 @@ def inventory(lab: LabHandle, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def osmtest(lab: LabHandle, flow: str, inventory: Path, *extra: str
             ) -> subprocess.CompletedProcess[str]:
-    return lab.run("node1", "osmtest", "-f", flow, "-i", str(inventory), *extra,
+    # from the inventory's directory: flow q writes qos.txt into the current one
+    return lab.run("node1", "sh", "-c", 'cd "$(dirname "$1")" && shift && exec "$@"', "sh",
+                   str(inventory), "osmtest", "-f", flow, "-i", str(inventory), *extra,
                    timeout=SAFETY)
 
 
@@ -81,6 +83,8 @@ def test_m_multicast(lab: LabHandle, inventory: Path) -> None:
 def test_q_qos_tables(lab: LabHandle, inventory: Path) -> None:
     r = osmtest(lab, "q", inventory)
     assert passed(r, "QoS: VLArb and SLtoVL"), r.stdout
+    dump = (inventory.parent / "qos.txt").read_text()  # the tables as osmtest read them
+    assert "SLtoVL_MAP_TABLE" in dump and "VL_ARBITRATION_TABLE" in dump
 
 
 def test_f_flood_with_multi_segment_answers(lab: LabHandle, inventory: Path) -> None:
