@@ -85,12 +85,13 @@ def test_the_relay_carries_sends_and_writes_between_contexts(lab: CryptoLab) -> 
     assert e.value.errno == errno.EBADF
 
 
-def test_exec_preloads_the_verbs_library_beside_libumad2sim(lab: CryptoLab) -> None:
+def test_exec_preloads_the_verbs_library_beside_the_umad_preload(lab: CryptoLab) -> None:
     build_preload()
     result = lab.lab.run(HOST, "sh", "-c", 'echo "$LD_PRELOAD"; command -v rdma')
     preload, rdma = result.stdout.splitlines()
-    # libumad2sim, then the verbs preload, then the PCI preload (the real mstflint's local path)
-    assert preload.split() == ["/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so", str(PRELOAD),
+    # the umad preload (libumad2sim's place), then the verbs preload, then the PCI preload
+    # (the real mstflint's local path)
+    assert preload.split() == [str(PRELOAD.parent / "libhcaumad.so"), str(PRELOAD),
                                str(PRELOAD.parent / "libhcapci.so")]
     assert rdma == str(PRELOAD.parent / "bin" / "rdma")
 
