@@ -1,17 +1,16 @@
 """Benchmark: ``osmtest -f f`` (SA queries forwarded between two clients) on the lab, beside
 the real ibsim.
 
-Every SA query ``osmtest -f f`` sends (a PortInfoRecord of its own port, the small-response
-stress test, ``-s1``; opensm ``osmtest/osmtest.c``, ``osmtest_stress_small_rmpp``) goes
-through the simulator twice: from osmtest to OpenSM's SA, and OpenSM's answer back. Neither
-is answered by the simulator itself, so this measures how fast the endpoint forwards
-datagrams between clients (docs/fabric.md §8).
+Every SA query ``osmtest -f f`` sends (a PortInfoRecord of its own port, 100,000 of them,
+one at a time; docs/sources.md §2.11) goes through the simulator twice: from osmtest to
+OpenSM's SA, and OpenSM's answer back. Neither is answered by the simulator itself, so
+this measures how fast the endpoint forwards datagrams between clients (docs/fabric.md §8).
 
 One small fat tree (``--hcas``, default 16; :mod:`hcasim.fabric.fattree`, written as in
 ``bench/opensm_sweep.py``) is served, in the same run, alternately, by
 
 * the lab: ``hcasim up --topology NET`` in a temporary home, OpenSM started with
-  ``hcasim sm start`` on the first HCA and osmtest run with ``hcasim exec`` on the second
+  ``hcasim sm start`` on the first HCA and osmtest run with ``hcasim exec`` on the last
   (so both go through whatever a lab host uses to reach the fabric), and
 * the real ``ibsim -s -n NET``, with OpenSM and osmtest under libumad2sim.so.
 
@@ -45,7 +44,7 @@ from hcasim.testing import HCASIM, LabHandle
 
 SUBNET_UP = b"SUBNET UP"
 #: osmtest's progress and final lines: "-I- Querying N port_info queries (single mad) took
-#: SSSS:UUUUUU [sec:usec]" (opensm osmtest/osmtest.c, osmtest_stress_small_rmpp).
+#: SSSS:UUUUUU [sec:usec]" (docs/sources.md §2.11).
 QUERYING = re.compile(rb"-I- Querying (\d+) port_info queries \(single mad\) took (\d+):(\d+)")
 PASS = b'OSMTEST: TEST "Stress SA" PASS'
 #: osmtest's reports as it prints them (into a pipe its stdout is otherwise block-buffered,
