@@ -14,6 +14,10 @@ One small fat tree (``--hcas``, default 16; :mod:`hcasim.fabric.fattree`, writte
   (so both go through whatever a lab host uses to reach the fabric), and
 * the real ``ibsim -s -n NET``, with OpenSM and osmtest under libumad2sim.so.
 
+Each side's processes are grouped alike for the scheduler (Linux groups tasks by session
+when ``kernel.sched_autogroup_enabled`` is 1): the simulator (the lab daemon, ibsim) and
+OpenSM each in a session of its own, osmtest in the bench's.
+
 osmtest prints how long its queries took (it sends 100,000; ``--queries N`` stops it once
 it has reported at least N, which it does about every 5,000); the bench prints each run's
 time per query, the medians and their ratio (lab / ibsim), and the best runs and theirs.
@@ -95,8 +99,11 @@ def opensm_on_ibsim(env: dict[str, str], work: Path, timeout: float = 120) -> It
     log = work / "opensm.log"
     env = dict(env, OSM_CACHE_DIR=str(work / "cache"), OSM_TMP_DIR=str(work))
     with open(work / "opensm.out", "wb") as out:
+        # its own session, as ``hcasim sm start`` gives it (a scheduling group of its own
+        # where the kernel groups tasks by session, autogroup)
         proc = subprocess.Popen([sbin("opensm"), "-f", str(log), "-d2"], env=env, cwd=work,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while not (log.exists() and SUBNET_UP in log.read_bytes()):
