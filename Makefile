@@ -54,10 +54,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The MAD path compiled with mypyc (docs/fabric.md §8); without a C compiler the lab
-# runs on the same modules as Python, only slower. Then the byte code of every module, as
+# runs on the same modules as Python, only slower. The layouts' codecs are generated from
+# hcasim.ib (the layouts and their class builder), so a change there rebuilds too. Then the byte code of every module, as
 # pip does for an installed package: an editable install gets none, and where
 # PYTHONDONTWRITEBYTECODE is set every tool would compile its modules at each start.
-$(NATIVE): $(STAMP) src/hcasim/native.py $(NATIVE_SOURCES)
+$(NATIVE): $(STAMP) src/hcasim/native.py $(NATIVE_SOURCES) $(wildcard src/hcasim/ib/*.py)
 	HCASIM_PURE_PYTHON=1 $(BIN)/python -m hcasim.cli.native build \
 	  || echo "hcasim: the mypyc build failed; the lab runs on its Python sources"
 	$(BIN)/python -m compileall -q src/hcasim

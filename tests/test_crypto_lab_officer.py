@@ -324,3 +324,40 @@ from hcasim.mlx5dv import Mlx5Context, Mlx5CryptoLoginAttr, mlx5dv_crypto_login
 ctx = Mlx5Context("mlx5_0")
 print(mlx5dv_crypto_login(ctx, Mlx5CryptoLoginAttr(bytes.fromhex(sys.argv[1]))))
 """
+
+
+def test_a_hosts_root_runs_the_officer_commands_on_its_own_device(blank: CryptoLab) -> None:
+    # On crypto1 itself, as its root would with mlxreg: the register path of its own
+    # device, with the officer's credential where the device asks for it.
+    def on(host: str, *args: str) -> tuple[int, str, str]:
+        r = blank.lab.run(host, "hcasim", "crypto", *args)
+        return r.returncode, r.stdout, r.stderr
+
+    assert on(HOST, "commission", "--host", HOST, "--credential-file", blank.cred_file,
+              "--kek-file", blank.kek_file) == (
+        0, "hcasim: mlx5_0 on crypto1 is operational: credential 0 (officer) and import KEK "
+           "0 (128-bit) written\n", "")
+    user_cred = write_hex(blank.files / "user.hex", os.urandom(40))
+    assert on(HOST, "credential", "add", *blank.as_officer(), "--credential-file",
+              user_cred) == (0, "hcasim: credential 1 (user) added to mlx5_0 on crypto1\n", "")
+    assert on(HOST, "credential", "list", *blank.as_officer()) == (
+        0, "ID  ROLE\n0   officer\n1   user\n", "")
+    assert on(HOST, "kek", "list", *blank.as_officer()) == (0, "ID  SIZE\n0   128-bit\n", "")
+    # its own devices' status, as the operator sees them
+    mine = (0, "HOST     VERBS   CRYPTO       CREDENTIALS  IMPORT KEKS  CONTEXTS  SESSIONS  DEKS\n"
+               "crypto1  mlx5_0  operational  2/64         1/64         0         0         0\n",
+            "")
+    assert on(HOST, "status") == mine == on(HOST, "status", "--host", HOST)
+    assert blank.crypto("status").stdout == mine[1]
+    assert json.loads(on(HOST, "status", "--json")[1])[0]["crypto"]["credentials"] == 2
+    # what is not its own: another host's device, the lab's status
+    refused = "hcasim: a process of host node1 cannot act as host crypto1\n"
+    assert on("node1", "credential", "list", *blank.as_officer()) == (1, "", refused)
+    assert on("node1", "going-to-commissioning", "--host", HOST) == (1, "", refused)
+    assert on("node1", "status", "--host", HOST) == (1, "", refused)
+    assert on("node1", "status") == (0, "hcasim: no crypto device\n", "")
+    r = blank.lab.run(HOST, "hcasim", "status")
+    assert (r.returncode, r.stderr) == (
+        1, "hcasim: status is the lab operator's: refused from host crypto1\n")
+    assert blank.crypto("credential", "list", *blank.as_officer()).stdout == (
+        "ID  ROLE\n0   officer\n1   user\n")

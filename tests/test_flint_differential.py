@@ -1,7 +1,7 @@
 """hcasim's flint against the installed mstflint 4.21, over generated cases: stdout, stderr
 and exit status byte for byte.
 
-Three groups, generated from one seed so that every run checks the same cases:
+Four groups, generated from one seed so that every run checks the same cases:
 
 * command lines: random runs of options (known, abbreviated, unknown, with and without
   values, ``--``), command words and parameters, on an image or a device that is absent;
@@ -9,14 +9,17 @@ Three groups, generated from one seed so that every run checks the same cases:
   flipped, header dwords overwritten, truncated, padded) and files that are no image at
   all, each queried and verified;
 * a device: node1's ConnectX-3 in each secure-host state (no key, a key on flash, locked,
-  enabled), queried, verified, keyed, locked and unlocked, and burnt with images that ask
-  every burn question. The real mstflint reaches it in-band from node2 (``-d lid-N``),
-  hcasim's flint locally on node1 (its mst device file). The local path of the real tool
-  joins here when the preload that lets mstflint open a lab host's own device lands.
+  enabled), queried, verified, keyed, locked and unlocked (keys given and typed at the
+  prompt), and burnt with images that ask every burn question, in every state; its
+  flash holding PSIDs and VSDs that are no text, or mutated images; device names mtcr
+  parses or refuses. Both tools run locally on node1 with the same ``-d 01:00.0`` (the
+  real mstflint through the PCI preload), so their output is compared as it is.
+* the device by other names: hcasim's flint by its mst device file against the real tool
+  by PCI address and in-band from node2 (``-d lid-N``); only there is the name each echoes
+  put in place of the other's.
 
-The real tool runs with argv[0] "flint" (getopt's messages name it). Differences that
-remain are the ones docs/flint.md lists: the help text after the synopsis, and the
-device's name in messages that echo it (``lid-N`` against the mst device file).
+The real tool runs with argv[0] "flint" for the command lines and images (getopt's
+messages name it). Differences that remain are the ones docs/flint.md lists.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +37,7 @@ import pytest
 from hcasim.devices import fs2
 from hcasim.testing import LabHandle, running_lab
 from tests.support.flint import CX3, KEY, MSTFLINT, Cx3State, run_as_flint, run_our_flint
+from tests.support.verbs_clients import build_preload
 
 SEED = 11
 MISSING = "99:00.0"
@@ -53,7 +58,7 @@ def build(version: tuple[int, int, int] = (2, 42, 5000), *, psid: str = "MT_1090
 _OPTION_WORDS = [
     ["-i", "IMG"], ["--image", "IMG"], ["--image=IMG"], ["-image", "IMG"], ["-iIMG"],
     ["-d", MISSING], ["--device", MISSING], ["-device", MISSING], ["--dev", MISSING],
-    ["--device=" + MISSING],
+    ["--device=" + MISSING], ["-d", "x"], ["--device", "01:00"], ["-d", "0:99:0.0"],
     ["-y"], ["--yes"], ["--no"], ["-qq"], ["--qq"], ["-q"], ["-s"], ["--silent"],
     ["--low_cpu"], ["--use_fw"], ["--nofs"], ["-nofs"], ["--flashed_version"],
     ["--striped_image"], ["--allow_psid_change"], ["--log", "LOG"], ["--vsd", "v s d"],
@@ -65,7 +70,6 @@ _OPTION_WORDS = [
     ["--version"], ["-h"], ["--hh"], ["--foo"], ["-z"], ["--d", MISSING], ["-n"],
     ["--yes=1"], ["--ima"], ["--image"], ["-i"], ["--"], ["-"], ["-5"], ["--psid="],
 ]
-_DEVICE_WORDS = ("-d", "--device", "-device", "--dev", "--d")
 _COMMAND_WORDS = [["q"], ["query"], ["v"], ["verify"], ["b"], ["burn"], ["set_key"],
                   ["hw_access"], ["Q"], ["foo"], ["q", "full"], ["v", "showitoc"],
                   ["hw_access", "enable"], ["hw_access", "disable", "1"], ["set_key", "zz"],
@@ -87,9 +91,9 @@ def command_lines(rng: random.Random, count: int) -> list[list[str]]:
         if rng.random() < 0.25:
             words += rng.choice(_PARAM_WORDS)
         if rng.random() < 0.15 and words:
-            # A stray option word anywhere; not a device option, whose value would then be
-            # a word mstflint's device-name parser refuses (docs/flint.md, "Device names").
-            stray = rng.choice([w[0] for w in _OPTION_WORDS if w[0] not in _DEVICE_WORDS])
+            # A stray option word anywhere; after a device option it becomes the device's
+            # name, which mtcr parses or refuses (docs/flint.md, section 1).
+            stray = rng.choice([w[0] for w in _OPTION_WORDS])
             words.insert(rng.randrange(len(words) + 1), stray)
         cases.append(words)
     return cases
@@ -223,40 +227,50 @@ def test_images(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ a device
+#: node1's ConnectX-3 by PCI address: the name both tools are given on the local path
+#: (hcasim's flint takes every name mstflint's mtcr parses, docs/flint.md section 1).
+PCI = "01:00.0"
+
+
 @pytest.fixture(scope="module")
-def inband(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabHandle, int]]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LabHandle, int]]:
     if shutil.which("opensm") is None:
         pytest.fail("opensm is not installed (make install-debs)")
-    with running_lab(tmp_path_factory.mktemp("flint-diff") / "home") as lab:
-        assert lab.hcasim("sm", "start").returncode == 0
-        shown = json.loads(lab.hcasim("driver", "show", "node1", "--json").stdout)
-        yield lab, int(shown["devices"][0]["port"]["lid"])
+    build_preload()  # libhcapci.so: the real mstflint's local path (preload/hcapci.c)
+    with running_lab(tmp_path_factory.mktemp("flint-diff") / "home") as handle:
+        assert handle.hcasim("sm", "start").returncode == 0  # for the in-band cases
+        shown = json.loads(handle.hcasim("driver", "show", "node1", "--json").stdout)
+        yield handle, int(shown["devices"][0]["port"]["lid"])
 
 
 #: (state, command words, typed input) run by both tools from the same device state.
+_STATES = ("clean", "keyed", "locked", "enabled")
 DEVICE_CASES: list[tuple[str, list[str], str]] = [
     (state, words, "")
-    for state in ("clean", "keyed", "locked", "enabled")
-    for words in (["q"], ["-qq", "q"], ["v"], ["hw_access", "disable"],
+    for state in _STATES
+    for words in (["q"], ["-qq", "q"], ["v"], ["q", "full"], ["hw_access", "disable"],
                   ["hw_access", "enable", KEY], ["hw_access", "enable", "1234"],
                   ["set_key", "1234"])
 ] + [
-    ("clean", ["set_key"], "zz\n1234\n"), ("clean", ["set_key"], "1234\nzz\n"),
-    ("clean", ["set_key"], "1234\n01234\n"), ("clean", ["set_key"], "1234\n1235\n"),
+    # keys typed at the prompt: good, bad, mismatched, edited, in every state
+    ("clean", ["set_key"], "zz\n1234\n"), ("clean", ["set_key"], "1234\n1235\n"),
     ("clean", ["set_key"], "\n"), ("clean", ["set_key"], "12\x7f3\n13\n"),
+    ("keyed", ["set_key"], f"{KEY}\n{KEY}\n"), ("locked", ["set_key"], f"{KEY}\n{KEY}\n"),
+    ("enabled", ["set_key"], "0\n0\n"), ("enabled", ["set_key"], KEY + "ff\n"),
     ("locked", ["hw_access", "enable"], KEY + "\n"), ("locked", ["hw_access", "enable"], "\n"),
-    ("locked", ["hw_access", "enable"], "nothex\n"), ("locked", ["-s", "q"], ""),
-    ("locked", ["-s", "v"], ""), ("clean", ["-s", "set_key", "12"], ""),
-]
-BURNS: list[tuple[str, list[str], str]] = [
-    ("old", ["--no"], ""), ("old", ["-y"], ""), ("old", [], "n\n"), ("old", [], "y\ny\n"),
-    ("new", ["-y"], ""), ("new", [], "y\n"), ("new", ["--no"], ""), ("same", [], "yes\nn\n"),
-    ("zero", ["-y"], ""), ("newer-format", ["-y"], ""), ("psid", ["-y"], ""),
-    ("psid", ["-y", "--allow_psid_change"], ""), ("pro", ["-y", "--allow_psid_change"], ""),
-    ("pro-same-psid", ["-y"], ""), ("no-psid", ["-y"], ""), ("connect-ib", ["-y"], ""),
-    ("unknown-device", ["-y"], ""), ("corrupt", ["-y"], ""), ("short", ["-y"], ""),
-    ("new", ["-y", "extra"], ""), ("new", ["-y", "-s"], ""), ("new", ["-y", "--nofs"], ""),
-    ("new", ["-y", "--use_image_ps"], ""), ("old", ["-s", "--no"], ""),
+    ("locked", ["hw_access", "enable"], "nothex\n"),
+    ("locked", ["hw_access", "enable"], KEY.upper() + "\n"),
+    ("locked", ["hw_access", "enable"], "0x" + KEY + "\n"),
+    ("clean", ["hw_access", "enable"], KEY + "\n"),
+    ("enabled", ["hw_access", "enable"], "2b2b2b2b1a1a1a1a\n"),
+    # keys given on the command line: malformed, out of range; missing and bad words
+    ("locked", ["hw_access", "enable", "zz"], ""),
+    ("locked", ["hw_access", "enable", KEY + "2b"], ""), ("clean", ["set_key", "0x12"], ""),
+    ("clean", ["set_key", KEY + "2"], ""), ("locked", ["hw_access"], ""),
+    ("locked", ["hw_access", "foo"], ""),
+    # silent, and a word q does not take
+    ("locked", ["-s", "q"], ""), ("clean", ["-s", "set_key", "12"], ""),
+    ("locked", ["q", "x"], ""),
 ]
 
 
@@ -278,36 +292,167 @@ def burn_image(name: str) -> bytes:
         "unknown-device": lambda: fs2.with_image_info_tag(new, fs2.TAG_DEVICE_TYPE,
                                                           (4200).to_bytes(4, "big")),
         "short": lambda: new[:0x40],
+        "insecure": lambda: build((2, 42, 5100), secure=False),
     }[name]()
 
 
-def compare_on_device(lab: LabHandle, lid: int, state: Cx3State, name: str,
-                      words: list[str], typed: str) -> None:
-    """Run ``words`` with each tool from device state ``name``; compare what they print."""
-    dev = f"lid-{lid}"
-    state.enter(name)
-    real = lab.run("node2", MSTFLINT, "-d", dev, *words, input=typed)
-    state.enter(name)
-    ours = lab.flint("node1", "-d", CX3, *words, input=typed)
-    # The device's name is echoed in some messages (docs/flint.md, "Device names").
-    expected = (real.returncode, real.stdout.replace(dev, CX3),
-                real.stderr.replace(dev, CX3))
-    assert (ours.returncode, ours.stdout, ours.stderr) == expected, (name, words, typed)
+#: (device state, image, flags, typed input): every burn question, and burns on a device
+#: that is keyed, locked (refused) and enabled (the seed's burn while secure).
+BURNS: list[tuple[str, str, list[str], str]] = [
+    ("clean", image, flags, typed) for image, flags, typed in (
+        ("old", ["--no"], ""), ("old", [], "n\n"), ("old", [], "y\ny\n"),
+        ("new", ["-y"], ""), ("new", ["--no"], ""), ("same", [], "yes\nn\n"),
+        ("zero", ["-y"], ""), ("newer-format", ["-y"], ""), ("psid", ["-y"], ""),
+        ("pro", ["-y", "--allow_psid_change"], ""), ("no-psid", ["-y"], ""),
+        ("connect-ib", ["-y"], ""), ("unknown-device", ["-y"], ""), ("corrupt", ["-y"], ""),
+        ("short", ["-y"], ""), ("new", ["-y", "--nofs"], ""), ("old", ["-s", "--no"], ""))
+] + [
+    ("locked", "new", ["-y"], ""), ("locked", "new", ["-s", "-y"], ""),
+    ("enabled", "new", ["-y"], ""), ("enabled", "insecure", [], "y\n"),
+    ("keyed", "new", ["-y"], ""), ("keyed", "psid", ["-y"], ""),
+]
+
+
+def flash_contents(count: int) -> Iterator[tuple[str, bytes]]:
+    """What the device's flash may hold that a burn of a checked image would not leave,
+    written over the flash of the running device: PSID and VSD bytes that are no text, no
+    PSID, and ``count`` mutants of a good image (dwords overwritten, bits flipped,
+    truncated, padded)."""
+    base = build()
+    yield "psid-bytes", fs2.with_image_info_tag(base, fs2.TAG_PSID,
+                                                b"MT\xe9\xff_X".ljust(16, b"\0"))
+    yield "vsd-bytes", fs2.with_image_info_tag(base, fs2.TAG_VSD,
+                                               b"v\x80\xc3\xa9sd".ljust(208, b"\0"))
+    yield "no-psid", fs2.with_image_info_tag(base, fs2.TAG_PSID, bytes(16))
+    rng = random.Random(SEED + 2)
+    for n in range(count):
+        data = bytearray(base)
+        if n % 4 == 1:
+            for _ in range(rng.randint(1, 3)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif n % 4 == 2:
+            del data[rng.randrange(len(data)):]
+        elif n % 4 == 3:
+            data += rng.randbytes(rng.choice((4, 8, 64, 3)))
+        else:
+            at = rng.randrange(0, len(data) - 4, 4)
+            data[at:at + 4] = rng.choice(_INTERESTING).to_bytes(4, "big")
+        yield f"mut{n}", bytes(data)
+
+
+#: The commands that may change the device (and hw_access enable is one).
+_CHANGING = frozenset({"set_key", "hw_access", "b", "burn"})
+
+
+def run_both(lab: LabHandle, state: Cx3State, name: str, words: list[str], typed: str, *,
+             ours_dev: str = PCI, theirs_dev: str = PCI, host: str = "node1",
+             flash: bytes | None = None, enter: bool = True) -> \
+        tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """Put the device into state ``name`` (and ``flash`` on its flash; not with ``enter``
+    false: it is there already), run the real mstflint on ``host`` with ``theirs_dev``;
+    again, and hcasim's flint on node1."""
+    if enter:
+        state.enter(name, flash)
+    real = lab.run(host, MSTFLINT, "-d", theirs_dev, *words, input=typed)
+    if any(w in _CHANGING for w in words):
+        state.enter(name, flash)  # q and v change nothing: no need to reset for those
+    ours = lab.flint("node1", "-d", ours_dev, *words, input=typed)
+    return real, ours
+
+
+def compare_on_device(lab: LabHandle, state: Cx3State, name: str, words: list[str],
+                      typed: str, *, flash: bytes | None = None) -> None:
+    """Both tools locally on node1, both given the PCI address: no name to put in place."""
+    real, ours = run_both(lab, state, name, words, typed, flash=flash)
+    assert (ours.returncode, ours.stdout, ours.stderr) == \
+        (real.returncode, real.stdout, real.stderr), (name, words, typed)
+
+
+@pytest.fixture
+def state(lab: tuple[LabHandle, int]) -> Cx3State:
+    return Cx3State(str(lab[0].home / "hcasim.sock"), build())
 
 
 @pytest.mark.parametrize(("name", "words", "typed"), DEVICE_CASES,
                          ids=lambda v: v if isinstance(v, str) else " ".join(v))
-def test_device(inband, name, words, typed):  # type: ignore[no-untyped-def]
-    lab, lid = inband
-    compare_on_device(lab, lid, Cx3State(str(lab.home / "hcasim.sock"), build()), name,
-                      words, typed)
+def test_device(lab, state, name, words, typed):  # type: ignore[no-untyped-def]
+    compare_on_device(lab[0], state, name, words, typed)
 
 
-@pytest.mark.parametrize(("image", "flags", "typed"), BURNS,
+@pytest.mark.parametrize(("name", "image", "flags", "typed"), BURNS,
                          ids=lambda v: v if isinstance(v, str) else " ".join(v))
-def test_burn(inband, tmp_path, image, flags, typed):  # type: ignore[no-untyped-def]
-    lab, lid = inband
+def test_burn(lab, state, tmp_path, name, image, flags, typed):  # type: ignore[no-untyped-def]
     path = tmp_path / f"{image}.bin"
     path.write_bytes(burn_image(image))
-    compare_on_device(lab, lid, Cx3State(str(lab.home / "hcasim.sock"), build()), "clean",
-                      ["-i", str(path), *flags, "b"], typed)
+    compare_on_device(lab[0], state, name, ["-i", str(path), *flags, "b"], typed)
+
+
+def test_flash_contents(lab, state, tmp_path):  # type: ignore[no-untyped-def]
+    """The device's flash holding what no burn would write: q and v read it as it is."""
+    new = tmp_path / "new.bin"
+    new.write_bytes(burn_image("new"))
+    failures = []
+    for name, data in flash_contents(8):
+        burns: list[tuple[list[str], str]] = [(["-y"], "")]
+        if name in ("mut1", "mut2", "mut6"):  # a flash q cannot read: --nofs asks for GUIDs
+            burns.append((["--nofs", "-y"], ""))
+        elif not name.startswith("mut"):
+            burns += [([], "y\n"), (["--use_image_ps", "-y"], "")]
+        cases = [(["q"], ""), (["v"], "")] + \
+            [(["-i", str(new), *flags, "b"], typed) for flags, typed in burns]
+        for n, (words, typed) in enumerate(cases):
+            # q and v change nothing: the two share one reset
+            real, ours = run_both(lab[0], state, "clean", words, typed, flash=data,
+                                  enter=n != 1)
+            if (ours.returncode, ours.stdout, ours.stderr) != \
+                    (real.returncode, real.stdout, real.stderr):
+                failures.append((name, words, real, ours))
+    assert not failures, failures[:2]
+
+
+#: Names mstflint's mtcr parses (or refuses), on node1 (docs/flint.md, "Device names").
+DEVICE_NAMES = ["0000:01:00.0", "0:1:0.0", " 01:00.0x", "01:00.1", "x", "/dev/null"]
+
+
+def test_device_names(lab, state, tmp_path):  # type: ignore[no-untyped-def]
+    """Each name with commands that fail on the locked device and so change nothing: the
+    device is locked once, and checked still locked at the end."""
+    handle = lab[0]
+    new = tmp_path / "new.bin"
+    new.write_bytes(burn_image("new"))
+    state.enter("locked")
+    failures = []
+    for dev in DEVICE_NAMES:
+        for words in (["-s", "v"], ["set_key", "1234"], ["-i", str(new), "-y", "b"])[
+                :3 if dev in ("x", "0:1:0.0") else 2]:
+            real = handle.run("node1", MSTFLINT, "-d", dev, *words)
+            ours = handle.flint("node1", "-d", dev, *words)
+            if (ours.returncode, ours.stdout, ours.stderr) != \
+                    (real.returncode, real.stdout, real.stderr):
+                failures.append((dev, words, real, ours))
+    assert not failures, failures[:2]
+    assert handle.device_state("node1")["cr_space_locked"] is True
+
+
+#: Cases where each tool is given its own name for the device: hcasim's flint its mst
+#: device file, which this mstflint cannot parse; the real one the PCI address in-band's
+#: ``lid-N``. Each is run again by the other name.
+NAMED_CASES: list[tuple[str, list[str], str]] = [
+    ("clean", ["q"], ""), ("locked", ["-qq", "q"], ""), ("locked", ["set_key", "1234"], ""),
+    ("locked", ["hw_access", "enable"], "1234\n"),
+]
+
+
+@pytest.mark.parametrize(("name", "words", "typed"), NAMED_CASES,
+                         ids=lambda v: v if isinstance(v, str) else " ".join(v))
+def test_device_by_other_names(lab, state, name, words, typed):  # type: ignore[no-untyped-def]
+    """mstflint locally by PCI address and in-band from node2 by ``lid-N``, against flint by
+    its mst device file: each prints the name it was given where it echoes the device, so
+    the test compares with that name put in place of the other's, and nothing else."""
+    handle, lid = lab
+    for host, theirs in (("node1", PCI), ("node2", f"lid-{lid}")):
+        real, ours = run_both(handle, state, name, words, typed, ours_dev=CX3,
+                              theirs_dev=theirs, host=host)
+        expected = (real.returncode, real.stdout.replace(theirs, CX3),
+                    real.stderr.replace(theirs, CX3))
+        assert (ours.returncode, ours.stdout, ours.stderr) == expected, (host, words, typed)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +129,36 @@ def test_a_host_reboot_brings_back_a_port_disabled_from_the_fabric(lab: LabHandl
     up = lab.run("node3", "smpquery", "portinfo", "-D", "0", "1")
     assert "Disabled" not in up.stdout, up.stdout
     assert "LinkUp" in up.stdout, up.stdout
+
+
+def test_the_identity_tables_forget_sandboxes_that_ended() -> None:
+    # A sandbox's mount namespace is remembered as its host's (a daemonised tool stays its
+    # host); once no process holds it, the kernel may give its inode number to a new
+    # namespace, so it is forgotten before the next sandbox is made.
+    import time
+
+    from hcasim.lab.identity import Identities
+
+    ids = Identities()
+    box = subprocess.Popen(["bwrap", "--bind", "/", "/", "--dev-bind", "/dev", "/dev",
+                            "--unshare-ipc", "--", "sleep", "60"])
+    try:
+        ids.register(box.pid, "node1")
+        children = Path(f"/proc/{box.pid}/task/{box.pid}/children")
+        deadline = time.monotonic() + 30
+        while not children.read_text().split():
+            assert time.monotonic() < deadline, "bwrap started no child"
+            time.sleep(0.01)
+        inner = int(children.read_text().split()[0])
+        assert ids.resolve(inner, os.geteuid()).host == "node1"
+        namespace = os.stat(f"/proc/{inner}/ns/mnt").st_ino
+        assert ids.namespaces == {namespace: "node1"}
+        ids.prune()  # still running: kept
+        assert ids.namespaces == {namespace: "node1"} and len(ids.roots) == 1
+        os.kill(inner, signal.SIGKILL)  # the sandbox's last process: bwrap then exits
+        assert box.wait(30) != 0
+    finally:
+        box.kill()
+        box.wait()
+    ids.prune()
+    assert (ids.namespaces, ids.roots) == ({}, {})

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hcasim.lab.sandbox import unavailable_reason
+from hcasim.lab.sandbox import HOST_DIRS, NEVER_REBUILT, unavailable_reason
 from hcasim.testing import HCASIM, LabHandle, running_lab
 
 
@@ -118,3 +118,87 @@ def test_tightening_is_reported_on_one_line(tmp_path: Path) -> None:
         assert f"hcasim: {home} was mode 0755: tightened to 0700\n" in up.stderr
     finally:
         subprocess.run([*HCASIM, "--home", str(home), "down"], timeout=60)
+
+
+def test_each_host_has_its_own_home_directory(lab: LabHandle, tmp_path: Path) -> None:
+    # $HOME is the host's own persistent directory, /home/H; the working directory (here
+    # the test's, as under the operator's own home) stays where it is and usable
+    existed = Path("/home/node1").exists()
+    script = 'echo "$HOME"; pwd; echo mine > "$HOME/notes"; echo here > ./from-node1'
+    r = subprocess.run([*HCASIM, "--home", str(lab.home), "exec", "--host", "node1", "--",
+                        "sh", "-c", script], env=lab.env(), cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == f"/home/node1\n{tmp_path}\n"
+    assert (tmp_path / "from-node1").read_text() == "here\n"
+    again = lab.run("node1", "sh", "-c", 'cat "$HOME/notes"')  # persistent
+    assert (again.returncode, again.stdout) == (0, "mine\n")
+    assert (lab.home / "hosts" / "node1" / "home" / "notes").read_text() == "mine\n"
+    other = lab.run("node2", "sh", "-c", 'echo "$HOME"; cat /home/node1/notes')
+    assert other.stdout == "/home/node2\n" and other.returncode != 0
+    assert "No such file or directory" in other.stderr
+    # the machine's /home shows through, and gets no directory of the host's
+    listing = lab.run("node1", "ls", "-A", "/home")
+    assert sorted(listing.stdout.split()) == sorted({*os.listdir("/home"), "node1"})
+    assert Path("/home/node1").exists() == existed
+
+
+def test_missing_mount_points_are_made_inside_the_sandbox_only(lab: LabHandle) -> None:
+    # As root, bubblewrap would create a missing mount point (/etc/mft on a machine
+    # without mstflint's) on the machine itself; the lab rebuilds its parent on a tmpfs.
+    targets = [*HOST_DIRS, "/home/node2"]
+    before = {t: os.path.isdir(t) for t in targets}
+    # what the sandbox has: every one, but a missing one in shared scratch space (/tmp)
+    inside = [t for t in targets if before[t] or os.path.dirname(t) not in NEVER_REBUILT]
+    r = lab.run("node2", "sh", "-c", " && ".join(f"test -d {t} -a -w {t}" for t in inside))
+    assert (r.returncode, r.stderr) == (0, "")
+    assert {t: os.path.isdir(t) for t in targets} == before
+    # a rebuilt directory still holds what the machine has in it
+    assert lab.run("node2", "cat", "/etc/hostname").stdout == Path("/etc/hostname").read_text()
+
+
+def _fallback_env(lab: LabHandle, path: str) -> dict[str, str]:
+    env = lab.env()
+    env["PATH"] = path
+    return env
+
+
+def test_without_namespaces_exec_says_so_and_runs_unconfined(lab: LabHandle,
+                                                             tmp_path: Path) -> None:
+    # a bwrap that cannot create namespaces (a container without user namespaces)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to creating new namespace, likely because "
+        "the kernel does not allow non-privileged user namespaces.' >&2\n"
+        "echo 'a second line' >&2\nexit 1\n")
+    (fake / "bwrap").chmod(0o755)
+    env = _fallback_env(lab, f"{fake}{os.pathsep}{os.environ['PATH']}")
+    r = subprocess.run([*HCASIM, "--home", str(lab.home), "exec", "--host", "node2", "--",
+                        "ls", "-A", str(lab.home)], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.stderr == (
+        "hcasim: bwrap cannot create namespaces here: bwrap: No permissions to creating new "
+        "namespace, likely because the kernel does not allow non-privileged user namespaces.: "
+        "running unconfined on host node2\n")
+    assert r.returncode == 0
+    assert "lab.db" in r.stdout.split()  # unconfined: the home is the machine's
+    # still host node2 for the lab: its identity is its process tree, not the sandbox
+    refused = subprocess.run([*HCASIM, "--home", str(lab.home), "exec", "--host", "node2", "--",
+                              *HCASIM, "status"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines()[-1] == (
+        "hcasim: status is the lab operator's: refused from host node2")
+
+
+def test_without_bubblewrap_exec_says_so_and_runs_unconfined(lab: LabHandle,
+                                                             tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = subprocess.run([*HCASIM, "--home", str(lab.home), "exec", "--host", "node2", "--",
+                        "/bin/hostname"], env=_fallback_env(lab, str(empty)),
+                       capture_output=True, text=True, timeout=120)
+    assert r.stderr == ("hcasim: bubblewrap (bwrap) is not installed (Debian package "
+                        "bubblewrap): running unconfined on host node2\n")
+    assert (r.returncode, r.stdout) == (0, f"{os.uname().nodename}\n")  # the machine's

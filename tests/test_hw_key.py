@@ -45,14 +45,40 @@ def test_hex_round_trip(value: int) -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.integers(1, 2**64 - 1), st.binary(min_size=8, max_size=8))
 def test_digest_verifies_only_its_key(key: int, salt: bytes) -> None:
-    digest = key_digest(key, salt)
+    random_salt = salt[:4]
+    digest = key_digest(key, salt + random_salt)
     assert digest != 0 and digest != key
-    verifier = verifier_from_tags(digest, seal_for(digest), salt)
-    assert verifier is not None and verifier.is_digest
+    seal = seal_for(digest, random_salt=random_salt)
+    assert seal[:4] == random_salt  # the random salt is stored with the digest
+    verifier = verifier_from_tags(digest, seal, salt)
+    assert verifier is not None and verifier.is_digest and verifier.version == 3
     assert verifier.matches(key)
     assert not verifier.matches(key ^ 1)
-    assert key_digest(key, bytes(b ^ 1 for b in salt)) != digest  # the salt counts
+    assert key_digest(key, bytes(b ^ 1 for b in salt) + random_salt) != digest  # GUID counts
+    assert key_digest(key, salt + bytes(b ^ 1 for b in random_salt)) != digest  # so does this
     assert repr(verifier) == "KeyVerifier(is_digest=True)"  # no key material, whatever the key
+
+
+def test_each_set_key_draws_a_new_random_salt() -> None:
+    from hcasim.devices import fs2
+    from hcasim.devices.hw_key import RANDOM_SALT_BYTES, image_with_key
+
+    image = fs2.build_image(device_id=fs2.CONNECTX3, fw_version=(2, 42, 5000),
+                            psid="MT_1090120019", release_date=(1, 1, 2024),
+                            guid_base=0x0002C90300A1B010, cr_protection_en=True)
+    key = 0x1122334455667788
+    first, second = image_with_key(image, key), image_with_key(image, key)
+    salts = []
+    for flashed in (first, second):
+        info = fs2.parse_image(flashed)
+        seal = fs2.image_info_tag(flashed, fs2.TAG_KEY_DIGEST_SEAL)
+        assert seal is not None and info.hw_access_key is not None
+        verifier = verifier_from_tags(info.hw_access_key, seal, info.guids[0].to_bytes(8, "big"))
+        assert verifier is not None and verifier.version == 3 and verifier.matches(key)
+        salts.append(seal[:RANDOM_SALT_BYTES])
+    # the same key on the same device: another salt, another digest (nothing precomputed)
+    assert salts[0] != salts[1]
+    assert fs2.parse_image(first).hw_access_key != fs2.parse_image(second).hw_access_key
 
 
 def test_raw_key_written_by_another_tool_is_compared_raw() -> None:
@@ -70,7 +96,22 @@ def test_a_version_1_digest_of_a_stored_lab_still_verifies() -> None:
     verifier = verifier_from_tags(old, seal_for(old, version=1), salt)
     assert verifier is not None and verifier.is_digest and verifier.version == 1
     assert verifier.matches(0x1122334455667788) and not verifier.matches(0x1122334455667789)
-    new = key_digest(0x1122334455667788, salt)
-    assert new != old  # what hcasim writes now is the version 2 digest
-    current = verifier_from_tags(new, seal_for(new), salt)
-    assert current is not None and current.version == 2 and current.matches(0x1122334455667788)
+    v2 = key_digest(0x1122334455667788, salt, version=2)
+    assert v2 != old  # version 2: scrypt salted with the GUID alone, still read too
+    stored = verifier_from_tags(v2, seal_for(v2, version=2), salt)
+    assert stored is not None and stored.version == 2 and stored.matches(0x1122334455667788)
+    assert not stored.matches(0x1122334455667789)
+    new = key_digest(0x1122334455667788, salt + b"rand")
+    assert new not in (old, v2)  # what hcasim writes now is the version 3 digest
+    current = verifier_from_tags(new, seal_for(new, random_salt=b"rand"), salt)
+    assert current is not None and current.version == 3 and current.matches(0x1122334455667788)
+
+
+def test_a_raw_key_under_a_stale_version_3_seal_is_compared_raw() -> None:
+    # mstflint in-band writes a raw key over hcasim's digest and leaves the seal tag as it
+    # was: the seal is over the old digest, so the new value is taken as a raw key
+    salt = b"guid0001"
+    digest = key_digest(0x5555, salt + b"abcd")
+    seal = seal_for(digest, random_salt=b"abcd")
+    verifier = verifier_from_tags(0x1234, seal, salt)
+    assert verifier is not None and not verifier.is_digest and verifier.matches(0x1234)

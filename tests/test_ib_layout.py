@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
@@ -78,7 +77,6 @@ def test_decode_encode_keeps_fields_and_clears_reserved(layout: type[Layout],
 # -- framework rules ----------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class Example(Layout):
     SIZE: ClassVar[int] = 8
     kind: int = uint(0, 4)
@@ -116,7 +114,6 @@ def test_decode_rejects_short_buffers() -> None:
 
 
 def test_overlapping_fields_are_refused() -> None:
-    @dataclass(slots=True)
     class Bad(Layout):
         SIZE: ClassVar[int] = 4
         a: int = uint(0, 8)
@@ -127,7 +124,6 @@ def test_overlapping_fields_are_refused() -> None:
 
 
 def test_fields_outside_size_are_refused() -> None:
-    @dataclass(slots=True)
     class Bad(Layout):
         SIZE: ClassVar[int] = 2
         a: int = uint(8, 16)
@@ -137,7 +133,6 @@ def test_fields_outside_size_are_refused() -> None:
 
 
 def test_text_and_host_fields() -> None:
-    @dataclass(slots=True)
     class Msg(Layout):
         SIZE: ClassVar[int] = 12
         word: int = host_uint(0, 4)
@@ -175,3 +170,48 @@ def test_compile_packer_is_encode_without_an_instance() -> None:
     with pytest.raises(TypeError, match="unknown"):
         Example.compile_packer("k", {"kind": "k", "count": "0", "lid": "0", "nibbles": "k",
                                      "tail": "b''", "extra": "0"})
+
+
+# -- the classes Layout makes (what @dataclass(slots=True) made of them before) ------------------
+
+
+def test_layout_classes_behave_as_slotted_dataclasses() -> None:
+    value = Example(kind=1, lid=7)
+    assert repr(value) == ("Example(kind=1, count=0, lid=7, nibbles=(0, 0, 0, 0), "
+                           "tail=b'\\x00\\x00')")
+    assert Example(1, 0, 7) == value and value != Example(kind=2, lid=7)
+    assert value.__eq__(object()) is NotImplemented
+    assert Example.__match_args__ == ("kind", "count", "lid", "nibbles", "tail")
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(value)
+    with pytest.raises(AttributeError):
+        value.extra = 1  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'kin'"):
+        Example(kin=1)  # type: ignore[call-arg]
+    # embedded layouts get a fresh instance each, inherited fields come first
+    assert mad.Smp().data == bytes(64) and vendor.ConfigSpaceAccessMad.__match_args__[0] == \
+        "base_version"
+    assert smp_attrs.PortInfo.__slots__ and not mad.Smp.__slots__.count("base_version")
+
+
+def test_dataclasses_functions_accept_layouts() -> None:
+    import dataclasses
+
+    value = Example(kind=1, lid=7)
+    assert dataclasses.is_dataclass(value)
+    assert dataclasses.replace(value, lid=9) == Example(kind=1, lid=9)
+    assert [f.name for f in dataclasses.fields(mad.Smp)][:2] == ["base_version", "mgmt_class"]
+    assert dataclasses.fields(Example)[0].metadata["hcasim.ib.layout"] == \
+        Example.spec("kind")
+    assert dataclasses.asdict(value)["nibbles"] == (0, 0, 0, 0)
+
+
+def test_a_dataclass_decorator_on_a_layout_is_refused() -> None:
+    from dataclasses import dataclass
+
+    for decorate in (dataclass, dataclass(slots=True)):
+        with pytest.raises(AttributeError, match="drop the @dataclass decorator"):
+            @decorate
+            class Twice(Layout):
+                SIZE: ClassVar[int] = 4
+                a: int = uint(0, 8)

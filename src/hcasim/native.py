@@ -19,8 +19,9 @@ the build is skipped and the lab runs on the sources alone.
 from __future__ import annotations
 
 # Imported by every hcasim process, flint included, before anything else: keep it to what
-# the interpreter has loaded anyway (no pathlib, no importlib.abc).
-import importlib.machinery
+# the interpreter has loaded anyway (no pathlib, no importlib: the importlib package imports
+# warnings, and its machinery's EXTENSION_SUFFIXES is this list of the interpreter's).
+import _imp
 import os
 import sys
 
@@ -28,6 +29,7 @@ import sys
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import importlib.machinery
     from collections.abc import Sequence
     from types import ModuleType
 
@@ -77,7 +79,7 @@ def source_digests() -> dict[str, str]:
 def extension_paths(module: str) -> list[str]:
     """The paths the module's extension could have (mypyc names the group ``X__mypyc``)."""
     stem = source_path(module)[:-3] + ("__mypyc" if module == GROUP else "")
-    return [stem + suffix for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+    return [stem + suffix for suffix in _imp.extension_suffixes()]
 
 
 def _built(module: str) -> bool:
@@ -114,6 +116,7 @@ class _SourcesOnly:
                                       name=fullname)
         if fullname not in MODULES:
             return None
+        import importlib.machinery
         import importlib.util
 
         source = source_path(fullname)

@@ -119,15 +119,21 @@ class Cx3State:
         finally:
             device.close()
 
-    def enter(self, state: str) -> None:
+    def enter(self, state: str, flash: bytes | None = None) -> None:
         """``clean`` (no key), ``keyed`` (a key on flash, not active yet), ``locked`` (the
-        key active: CR-space locked) or ``enabled`` (locked, then hw_access enable)."""
+        key active: CR-space locked) or ``enabled`` (locked, then hw_access enable).
+
+        ``flash``: in state ``clean``, then written over the flash of the running device
+        (what a failed or foreign burn may leave there)."""
         from hcasim.devices.hw_key import image_with_key
 
         self._write_flash(self.base_image)
         self._restart_driver()
         if state == "clean":
+            if flash is not None:
+                self._write_flash(flash)
             return
+        assert flash is None, "other flash contents only in state clean"
         self._write_flash(image_with_key(self.base_image, int(KEY, 16)))
         if state == "keyed":
             return

@@ -7,13 +7,18 @@ contexts it opens end when it disconnects, as when a process holding a device fi
 
 from __future__ import annotations
 
-import base64
+# The C module under socket.py: socket.py adds conveniences this client does not use and,
+# when imported, builds enums of every socket constant, which costs flint's start-up 3 ms.
+import _socket
+import binascii
 import errno
 import os
-import socket
-from typing import Any
 
 from hcasim.lab.protocol import HEADER, ProtocolError, body_length, decode_body, encode
+
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class LabError(Exception):
@@ -44,7 +49,7 @@ class ControlClient:
 
     def __init__(self, path: str, *, host: str | None = None, timeout: float = 60.0) -> None:
         self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
             self._sock.connect(path)
@@ -56,6 +61,14 @@ class ControlClient:
 
     def call(self, op: str, **args: Any) -> dict[str, Any]:
         """Send one request and return the reply, raising LabError on refusal."""
+        self.send(op, **args)
+        return self.receive()
+
+    def send(self, op: str, **args: Any) -> None:
+        """Send one request without waiting for its reply (:meth:`receive` reads the
+        replies in the order the requests went: the daemon runs a session's requests one
+        after the other). Requests that do not depend on each other's replies can so
+        share one round trip."""
         args["op"] = op
         try:
             request = encode(args)
@@ -63,6 +76,12 @@ class ControlClient:
             raise LabError(errno.EMSGSIZE, str(exc)) from None
         try:
             self._sock.sendall(request)
+        except OSError as exc:
+            raise LabUnavailable(f"lab daemon connection lost: {exc}") from None
+
+    def receive(self) -> dict[str, Any]:
+        """The reply to the oldest request not yet answered, raising LabError on refusal."""
+        try:
             header = self._recv_exact(HEADER.size)
             reply = decode_body(self._recv_exact(body_length(header)))
         except OSError as exc:
@@ -96,9 +115,9 @@ class ControlClient:
 
 def b64(data: bytes) -> str:
     """Encode bytes for a control message."""
-    return base64.b64encode(data).decode()
+    return binascii.b2a_base64(data, newline=False).decode()  # base64.b64encode
 
 
 def unb64(text: str) -> bytes:
     """Decode bytes from a control message."""
-    return base64.b64decode(text)
+    return binascii.a2b_base64(text)  # base64.b64decode: what it does for a str

@@ -10,8 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from hcasim.api.client import (
     ControlClient,
@@ -39,15 +37,39 @@ SEMAPHORE_TIMEOUT = 30.0
 
 
 class DeviceOpenError(Exception):
-    """The device file cannot be opened; ``reason`` is the mtcr-style text."""
+    """The device file cannot be opened; ``reason`` is the mtcr-style text, ``unparsed``
+    whether mtcr could not even parse the name (it then says so on stderr)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, unparsed: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unparsed = unparsed
 
 
 class SemaphoreTimeout(Exception):
     """A device semaphore stayed taken by another process."""
+
+
+class HeldSemaphore:
+    """A read-to-acquire semaphore held for a ``with`` block (:meth:`MstDevice.semaphore`):
+    taken on entry, released however the block ends.  A class rather than a
+    ``contextlib.contextmanager``: contextlib costs flint's start-up a millisecond."""
+
+    def __init__(self, device: MstDevice, addr: int) -> None:
+        self.device = device
+        self.addr = addr
+
+    def __enter__(self) -> None:
+        deadline = time.monotonic() + SEMAPHORE_TIMEOUT
+        delay = 0.001
+        while self.device.read1(self.addr) != 0:
+            if time.monotonic() > deadline:
+                raise SemaphoreTimeout(f"semaphore {self.addr:#x} is held by another process")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        self.device.write(self.addr, [0])
 
 
 class MstDevice:
@@ -61,17 +83,27 @@ class MstDevice:
 
     @classmethod
     def open(cls, path: str) -> MstDevice:
-        """Open ``path`` on the host named by the environment (set by ``hcasim exec``)."""
+        """Open ``path`` on the host named by the environment (set by ``hcasim exec``):
+        an mst device file, or any name mstflint's mtcr takes for a device, such as the
+        PCI address ``01:00.0`` (:func:`hcasim.api.device_names.device_file`)."""
+        from hcasim.api.device_names import device_file
+
+        file = device_file(path)
+        if file is None:
+            raise DeviceOpenError(os.strerror(errno.EINVAL), unparsed=True)
         host = os.environ.get("HCASIM_HOST")
         sock = socket_path_from_env()
         if not host or not sock:
             raise DeviceOpenError("No such file or directory")
         try:
-            client = ControlClient(sock, host=host)
+            client = ControlClient(sock)
+            client.send("hello", host=host)
+            client.send("open", path=file)  # one round trip for both (flint's start-up)
+            client.receive()  # hello's
         except (LabUnavailable, LabError):
             raise DeviceOpenError("No such file or directory") from None
         try:
-            reply = client.call("open", path=path)
+            reply = client.receive()
         except LabError as exc:
             client.close()
             raise DeviceOpenError(os.strerror(exc.errno)) from None
@@ -104,20 +136,9 @@ class MstDevice:
         """Whether CR-space is locked (HW_DEV_ID reads 0xbad0cafe)."""
         return self.read1(HW_DEV_ID_ADDR) == CR_LOCKED_VALUE
 
-    @contextmanager
-    def semaphore(self, addr: int) -> Iterator[None]:
-        """Hold a read-to-acquire semaphore for the duration of the block."""
-        deadline = time.monotonic() + SEMAPHORE_TIMEOUT
-        delay = 0.001
-        while self.read1(addr) != 0:
-            if time.monotonic() > deadline:
-                raise SemaphoreTimeout(f"semaphore {addr:#x} is held by another process")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        try:
-            yield
-        finally:
-            self.write(addr, [0])
+    def semaphore(self, addr: int) -> HeldSemaphore:
+        """Hold a read-to-acquire semaphore for the duration of a ``with`` block."""
+        return HeldSemaphore(self, addr)
 
     # ------------------------------------------------------------- tools HCR
     def hcr_command(
@@ -152,10 +173,15 @@ class MstDevice:
 
     # ------------------------------------------------------------- flash
     def read_flash_image(self) -> bytes:
-        """Read the programmed part of the flash (hold the flash semaphore)."""
-        programmed = int(self.client.call("flash_info", handle=self.handle)["programmed"])
+        """Read the programmed part of the flash (hold the flash semaphore), as a
+        :class:`hcasim.devices.fs2.FlashContents` that knows the flash's size: an image
+        that claims more reads erased cells there, as on the device."""
+        from hcasim.devices.fs2 import FlashContents
+
+        info = self.client.call("flash_info", handle=self.handle)
+        programmed = int(info["programmed"])
         reply = self.client.call("flash_read", handle=self.handle, offset=0, length=programmed)
-        return unb64(str(reply["data"]))
+        return FlashContents(unb64(str(reply["data"])), int(info["size"]))
 
     def write_flash_image(self, image: bytes) -> None:
         """Program a whole image in one durable write (hold the flash semaphore)."""

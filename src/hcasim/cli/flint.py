@@ -206,7 +206,7 @@ def cmd_query(opts: Options) -> int:
 
     data, running = loaded
     try:
-        info = fs2.parse_image(data)
+        info = fs2.parse_image(data, flash=opts.image is None)
     except fs2.ImageError as exc:
         from hcasim.cli.flint_format import format_query_error
 

@@ -95,7 +95,7 @@ def cmd_burn(opts: Options) -> int:
         if exc.stage == "open":
             return _image_query_failed(exc, path)
         query_error = exc
-    device = open_for_fw_ops(opts.device or "", silent=opts.silent)
+    device = open_for_fw_ops(opts.device or "", silent=opts.silent, with_image=True)
     if isinstance(device, int):
         return device
     if query_error is not None:
@@ -105,9 +105,13 @@ def cmd_burn(opts: Options) -> int:
         with device.semaphore(SEM_FLASH_PROGRAMMING):
             current_image = device.read_flash_image()
             try:
-                current: fs2.Fs2Info | None = fs2.parse_image(current_image)
-            except fs2.ImageError:
+                # the device queried as FwQuery does it: no CRC (subcommands.cpp:3310)
+                current: fs2.Fs2Info | None = fs2.parse_image(current_image, flash=True)
+            except fs2.ImageError as exc:
                 current = None
+                status = _unreadable_flash(opts, exc)
+                if status is not None:
+                    return status
             status = _confirm(opts, current, new)
             if status is not None:
                 return status
@@ -124,7 +128,12 @@ def cmd_burn(opts: Options) -> int:
                 )
             if current is not None:
                 # The device keeps its GUIDs, MACs and VSD (fs2_ops.cpp:1685-1712).
-                data = fs2.with_vsd(fs2.with_guids(data, current.guids, current.macs), current.vsd)
+                # The VSD as the bytes it is, up to its first NUL: any byte value, printable
+                # or not (PatchInfoSect, fs2_ops.cpp:1362-1384).
+                size = fs2.TAGS[fs2.TAG_VSD].size
+                vsd = current.vsd.encode("latin-1")[:size].ljust(size, b"\0")
+                data = fs2.with_image_info_tag(
+                    fs2.with_guids(data, current.guids, current.macs), fs2.TAG_VSD, vsd)
             # Neither our images nor the flash carry an expansion ROM (fs2_ops.cpp:1612-1615).
             out("-W- Skipping ROM section handling (ROM section is empty)\n")
             # No percentage before OK, as mstflint prints it for images this size
@@ -148,12 +157,44 @@ def _image_query_failed(error: object, path: str) -> int:
     return FLINT_FAILED
 
 
+def _unreadable_flash(opts: Options, error: Exception) -> int | None:
+    """dealWithGuids (subcommands.cpp:2962-2996): a flash that cannot be queried has no
+    GUIDs or MACs to keep; unless the burn is told which to use, it stops there."""
+    given = opts.other
+    if any(flag in given for flag in ("use_image_guids", "blank_guids", "guid", "guids",
+                                      "mac", "macs")):
+        return None
+    reason = getattr(error, "reason", str(error))
+    if not opts.nofs:
+        out(f"-E- Can not extract GUIDs/MACs info from flash, {reason}\n"
+            "    Can not burn in a failsafe mode.\n"
+            '    If you want to burn in non failsafe mode, use the "-nofs" switch.\n')
+    else:
+        # reportErr without a newline, then printMissingGuidErr for a ConnectX-3, an IB
+        # and Ethernet device (subcommands.cpp:1428-1451)
+        out(f"-E- Can not extract GUIDs/MACs info from flash, {reason}"
+            "Please specify GUIDs / MACs (using command line flags -guid(s) / -mac(s) ).\n")
+    return FLINT_FAILED
+
+
 def _confirm(opts: Options, current: object, new: object) -> int | None:
     """Version, PSID and failsafe questions; a status ends the burn, None goes on."""
     from hcasim.devices.fs2 import Fs2Info
 
     assert isinstance(new, Fs2Info)
     cur = current if isinstance(current, Fs2Info) else None
+    if cur is not None and not cur.psid and "vsd" not in opts.other \
+            and "use_image_ps" not in opts.other:
+        # dealWithVSD, before the versions (subcommands.cpp:2864-2871, 2934-2958): a flash
+        # without a PSID; an FS2 burn is not failsafe, so it asks.
+        out("\n-W- Can not extract VSD/PSID info from flash.\n\n"
+            "    To use a specific VSD, abort and re-burn specifying the\n"
+            "    needed info (using command line flags -vsd / -use_image_ps).\n"
+            "    You can also continue burn using blank VSD.\n")
+        if not ask_user(opts):
+            if not opts.no:
+                err("Aborted by user")
+            return FLINT_FAILED
     cur_version = cur.fw_version if cur else (0, 0, 0)
     out(f"\n    Current FW version on flash:  {version_text(cur_version)}\n")
     out(f"    New FW version:               {version_text(new.fw_version)}\n")
@@ -173,12 +214,12 @@ def _confirm(opts: Options, current: object, new: object) -> int | None:
         if not opts.allow_psid_change:
             out("\n")
             return err(
-                f"PSID mismatch. The PSID on flash ({cur.psid}) differs from the PSID in the "
-                f"given image ({new.psid})."
+                f"PSID mismatch. The PSID on flash ({raw_text(cur.psid)}) differs from the "
+                f"PSID in the given image ({raw_text(new.psid)})."
             )
         out(
-            f'\n    You are about to replace current PSID on flash - "{cur.psid}" with a '
-            f'different PSID - "{new.psid}".\n'
+            f'\n    You are about to replace current PSID on flash - "{raw_text(cur.psid)}" '
+            f'with a different PSID - "{raw_text(new.psid)}".\n'
             "    Note: It is highly recommended not to change the PSID.\n"
         )
         if not ask_user(opts):

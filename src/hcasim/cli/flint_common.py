@@ -72,14 +72,35 @@ def locked_hint(dev: str) -> str:
     return f'-E- Run "flint -d {dev} hw_access enable [key]" in order to enable HW access.'
 
 
-def open_for_fw_ops(dev: str, *, silent: bool = False) -> MstDevice | int:
+def _unparsed_name(dev: str, opens: int) -> None:
+    """What mtcr_parse_name prints on stderr, at each attempt to open a name it cannot
+    parse (mtcr_ul/mtcr_ul_com.c:1753-1756), whatever ``-s`` says."""
+    data = f"Unable to parse device name {dev}\n".encode("utf-8", "surrogateescape") * opens
+    buffer = getattr(sys.stderr, "buffer", None)
+    if buffer is None:
+        sys.stderr.write(data.decode("utf-8", "surrogateescape"))
+    else:
+        buffer.write(data)
+    sys.stderr.flush()
+
+
+def open_for_fw_ops(dev: str, *, silent: bool = False, with_image: bool = False) -> \
+        MstDevice | int:
     """Open a device the way preFwOps does; on failure print its error (none with ``-s``:
-    subcommands.cpp:631-638) and return 1."""
+    subcommands.cpp:631-638) and return 1.
+
+    Without an image, FwOperationsCreate opens the device twice before it gives up: for
+    its FwCompsMgr, whose failed mopen is no reason to stop (fw_comps_mgr/fw_comps_mgr.cpp:
+    1070-1075), then for flash access (mlxfwops/lib/fw_ops.cpp:916-1020). Beside an FS2
+    image (burn) the FwCompsMgr is skipped (canSkipFwCtrl, fw_ops.cpp:808-816): once.
+    """
     from hcasim.api.mst import DeviceOpenError, MstDevice
 
     try:
         device = MstDevice.open(dev)
     except DeviceOpenError as exc:
+        if exc.unparsed:
+            _unparsed_name(dev, 1 if with_image else 2)
         return FLINT_FAILED if silent else \
             err(f"Cannot open Device: {dev}. {exc.reason}. MFE_CR_ERROR")
     if device.locked:
@@ -96,6 +117,8 @@ def open_for_access(dev: str, *, allow_locked: bool = False) -> MstDevice | int:
     try:
         device = MstDevice.open(dev)
     except DeviceOpenError as exc:
+        if exc.unparsed:
+            _unparsed_name(dev, 1)
         return err(f"Failed to open Device: {exc.reason}. MFE_CR_ERROR")
     if device.locked and not allow_locked:
         device.close()

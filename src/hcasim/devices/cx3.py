@@ -82,7 +82,6 @@ MAD_DEMUX_CONFIG, MAD_DEMUX_QUERY_STATE, MAD_DEMUX_QUERY_RESTR = 0, 1, 2
 MAD_DEMUX_SUBN_CLASS = 0x01
 
 
-@dataclass(slots=True)
 class MadDemuxMailbox(Layout):
     """The MAD_DEMUX mailbox: the Set, GetResp, Trap and TrapRepress attribute masks
     (fw.c:2800-2836)."""
@@ -107,7 +106,6 @@ MAD_DEMUX_FIREWALL_MASK = 0xFFFFFFFF
 # One layout per event the model writes.
 
 
-@dataclass(slots=True)
 class Eqe(Layout):
     """Any EQE: its type and subtype."""
 
@@ -116,7 +114,6 @@ class Eqe(Layout):
     subtype: int = uint(24, 8)
 
 
-@dataclass(slots=True)
 class PortInfoEqe(Layout):
     """PORT_MNG_CHG, PortInfo (``port_mgmt_change.params.port_info``); only the low nibble
     of the ``mstr_sm_sl`` byte is the SL (mad.c:1193-1198)."""
@@ -132,7 +129,6 @@ class PortInfoEqe(Layout):
     gid_prefix: int = uint(160, 64)
 
 
-@dataclass(slots=True)
 class TableChangeEqe(Layout):
     """PORT_MNG_CHG, GUIDInfo or P_Key table (``params.tbl_change_info``)."""
 
@@ -144,7 +140,6 @@ class TableChangeEqe(Layout):
     entries_mask: int = uint(96, 32)
 
 
-@dataclass(slots=True)
 class Sl2VlEqe(Layout):
     """PORT_MNG_CHG, SL-to-VL (``params.sl2vl_tbl_change_info``): 16 four-bit VLs, SL0 in
     the high nibble of byte 8."""
@@ -156,7 +151,6 @@ class Sl2VlEqe(Layout):
     sl2vl: tuple[int, ...] = array(64, 16, 4)
 
 
-@dataclass(slots=True)
 class PortChangeEqe(Layout):
     """PORT_CHANGE: the port number in bits 31:28 of the event's third dword (eq.c
     ``mlx4_eq_int``)."""

@@ -7,10 +7,13 @@ model so a tool's start-up loads only this (flint's ``-qq q`` is on scripts' hot
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, TypeVar
-
 from hcasim.ib.layout import Layout, dword, nested, uint
+
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
+if TYPE_CHECKING:
+    from typing import ClassVar, TypeVar
+
+    _L = TypeVar("_L", bound=Layout)
 
 HW_DEV_ID_ADDR = 0xF0014
 CR_LOCKED_VALUE = 0xBAD0CAFE
@@ -36,8 +39,6 @@ CR_SPACE_SIZE = 0x100000
 
 HW_ACCESS_OPCODE = 0x60
 
-_L = TypeVar("_L", bound=Layout)
-
 
 def dword_value(layout: Layout) -> int:
     """A one-dword CR register layout as the dword value CR-space reads carry."""
@@ -49,7 +50,6 @@ def decode_dword(cls: type[_L], value: int) -> _L:
     return cls.decode(value.to_bytes(4, "big"))
 
 
-@dataclass(slots=True)
 class HwDevId(Layout):
     """The HW_DEV_ID dword at ``HW_DEV_ID_ADDR``: revision in bits 23:16, hardware id in
     bits 15:0 (docs/sources.md §5.1; mstflint ``dev_mgt/tools_dev_types.c``)."""
@@ -59,7 +59,6 @@ class HwDevId(Layout):
     hw_id: int = dword(0, 15, 0)
 
 
-@dataclass(slots=True)
 class FlashGwCmd(Layout):
     """The direct flash gateway's command dword at 0xf0400 (mflash_pack_layer.h:291-331)."""
 
@@ -74,7 +73,6 @@ class FlashGwCmd(Layout):
     read: int = dword(0, 0, 0)
 
 
-@dataclass(slots=True)
 class HcrCommandWord(Layout):
     """The last dword of the tools HCR: status, go and the command (mstflint
     ``mtcr_ul/mtcr_tools_cif.c`` ``tools_cmdif_pack``, ``tools_cmdif_unpack``)."""
@@ -87,7 +85,6 @@ class HcrCommandWord(Layout):
     opcode: int = dword(0, 11, 0)
 
 
-@dataclass(slots=True)
 class ToolsHcr(Layout):
     """The tools HCR, ``TOOLS_HCR_DWORDS`` dwords at ``TOOLS_HCR_ADDR`` (``CMD_IF_SIZE`` 28,
     ``tools_cmdif_pack`` and ``tools_cmdif_unpack`` in ``mtcr_ul/mtcr_tools_cif.c``)."""
@@ -100,7 +97,6 @@ class ToolsHcr(Layout):
     command: HcrCommandWord = nested(24, HcrCommandWord)
 
 
-@dataclass(slots=True)
 class RunningFwVersion(Layout):
     """The first two dwords of the running firmware version at ``RUNNING_FW_ADDR``
     (fs2_ops.cpp:915-955, cibfw_layouts.c:190-210); the other two read 0."""

@@ -20,13 +20,16 @@ The sections hcasim writes are the GUID section (type 6) and the Image Info sect
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
 
 from hcasim.ib.layout import FieldSpec, Layout, dword, raw
+
+TYPE_CHECKING = False  # mypy reads it as typing.TYPE_CHECKING; typing is not loaded
+if TYPE_CHECKING:
+    from typing import ClassVar, NamedTuple
+else:
+    from hcasim.records import NamedTuple
 
 __all__ = [
     "CONNECTX3",
@@ -152,7 +155,6 @@ MAGIC_POSITIONS = (0, 0x10000, 0x20000, 0x40000, 0x80000, 0x100000, 0x200000, 0x
                    0x800000, 0x1000000)
 
 
-@dataclass(slots=True)
 class ImageHeader(Layout):
     """The image header, offsets from the image start; BOOT2 follows it
     (FS2_BOOT_START, flint_base.h:272)."""
@@ -192,7 +194,6 @@ class Header:
     SIZE = ImageHeader.SIZE
 
 
-@dataclass(slots=True)
 class Boot2Header(Layout):
     """The first two dwords of BOOT2 (``checkBoot2``, fw_ops.cpp:284-365)."""
 
@@ -212,7 +213,6 @@ class Boot2:
     MAX_SIZE = 0x100000
 
 
-@dataclass(slots=True)
 class PartitionHeader(Layout):
     """General Partition Header of a section (struct GPH, flint_base.h:450-456)."""
 
@@ -284,7 +284,6 @@ TAG_KEY_DIGEST_SEAL = 0xE0
 TAG_END = 0xFF
 
 
-@dataclass(slots=True)
 class TagHeader(Layout):
     """The dword before each Image Info tag's payload: id and payload bytes (ParseInfoSect,
     fs2_ops.cpp:84-312)."""
@@ -294,7 +293,6 @@ class TagHeader(Layout):
     size: int = dword(0, 23, 0)  # payload bytes
 
 
-@dataclass(slots=True)
 class VersionTag(Layout):
     """FwVersion and MicVersion payloads: major = word0[31:16]; minor, subminor =
     word1[31:16], [15:0] (fs2_ops.cpp:110-115, 133-140)."""
@@ -305,7 +303,6 @@ class VersionTag(Layout):
     subminor: int = dword(4, 15, 0)
 
 
-@dataclass(slots=True)
 class BuildTimeTag(Layout):
     """FwBuildTime payload (fs2_ops.cpp:117-122): word1 = year[31:16] month[15:8] day[7:0],
     printed with %x, so the numbers are BCD. word0 is not read by mstflint; hcasim writes 0."""
@@ -316,7 +313,6 @@ class BuildTimeTag(Layout):
     day: int = dword(4, 7, 0)
 
 
-@dataclass(slots=True)
 class DeviceTypeTag(Layout):
     """DeviceType payload: the PCI device id in bits 15:0 (fs2_ops.cpp:142-146)."""
 
@@ -324,7 +320,6 @@ class DeviceTypeTag(Layout):
     device_id: int = dword(0, 15, 0)
 
 
-@dataclass(slots=True)
 class VsdVendorIdTag(Layout):
     """VsdVendorId payload: the VSD vendor in bits 15:0, 0x15b3 for Mellanox
     (fs2_ops.cpp:148-151, flint_base.h:301)."""
@@ -333,7 +328,6 @@ class VsdVendorIdTag(Layout):
     vendor_id: int = dword(0, 15, 0)
 
 
-@dataclass(slots=True)
 class HwAccessKeyTag(Layout):
     """HwAccessKey payload: key[63:32] in word0, key[31:0] in word1 (fs2_ops.cpp:215-223)."""
 
@@ -622,11 +616,26 @@ class _Walk(NamedTuple):
 
 
 class _Walker:
-    """Reads an image the way Fs2Verify and Fs2Query do, noting the lines ``v`` prints."""
+    """Reads an image the way Fs2Verify and Fs2Query do, noting the lines ``v`` prints.
 
-    def __init__(self, data: bytes | bytearray) -> None:
+    ``flash``: the image is a device's flash, queried (``q``, and burn's look at the
+    device): Fs2IntQuery reads no section body there, so no CRC is checked and the Image
+    Info tags are parsed only by Fs2Query (fs2_ops.cpp:394-403, 414-416, 862-876;
+    checkBoot2 without fullRead, fw_ops.cpp:319-356).
+    """
+
+    def __init__(self, data: bytes | bytearray, *, flash: bool = False) -> None:
         self.data = data
+        self.flash = flash
+        #: How far reads may go: a device's whole flash, whose cells past the programmed
+        #: part read erased (0xFF), or the image file's end.
+        self.size = max(len(data), getattr(data, "flash_size", 0))
         self.lines: list[str] = []
+
+    def _bytes(self, start: int, end: int) -> bytes:
+        # the data, erased flash cells past its end (up to self.size)
+        got = bytes(self.data[start:end])
+        return got + b"\xff" * max(0, min(end, self.size) - max(start, len(self.data)))
 
     def fail(self, message: str, *, reason: str | None = None, stage: str = "verify",
              unsupported: bool = False) -> ImageError:
@@ -635,17 +644,18 @@ class _Walker:
         return cls(message, lines, reason=reason, stage=stage)
 
     def read(self, offset: int, size: int, what: str, *, stage: str = "verify") -> bytes:
-        if offset + size > len(self.data):
+        if offset + size > self.size:
             # FImage::read's wording, double space included (flint_io.cpp:195).
             detail = (f"Reading 0x{size:x} bytes from  address 0x{offset:x} is out of image "
-                      f"limits (0x{len(self.data):x} bytes)")
+                      f"limits (0x{self.size:x} bytes)")
             raise self.fail(f"{what.strip()} - read error ({detail}); image truncated?",
                             reason=f"{what} - read error ({detail})\n", stage=stage)
-        return bytes(self.data[offset : offset + size])
+        return self._bytes(offset, offset + size)
 
     def walk(self) -> _Walk:
         data = self.data
-        if len(data) % 4:  # FImage::open refuses such files (flint_io.cpp:98)
+        if len(data) % 4 and self.size == len(data):  # FImage::open refuses such files
+            # (flint_io.cpp:98); a flash is read whole dwords at a time
             raise ImageError(f"Image size 0x{len(data):x} should be 4-bytes aligned",
                              reason="Image size should be 4-bytes aligned.", stage="open")
         starts = [pos for pos in MAGIC_POSITIONS
@@ -717,6 +727,8 @@ class _Walker:
             raise self.fail(f"BOOT2 size 0x{size:x} dwords is out of range "
                             f"(0x{Boot2.MIN_SIZE:x}..0x{Boot2.MAX_SIZE:x})", reason="(null)")
         length = (size + 4) * 4
+        if self.flash:
+            return at + length
         text = f"     /0x{at:08x}-0x{at + length - 1:08x} (0x{length:06x})/ (BOOT2)"
         boot2 = self.read(at, length, text)
         computed = crc16(boot2[:-4])
@@ -744,7 +756,7 @@ class _Walker:
             seen.add(next_ptr)
             # checkGen ignores a failed header or data read and goes on with zeros; the
             # CRC read that follows then fails (fs2_ops.cpp:355, 422, 433).
-            gph = bytes(self.data[next_ptr : next_ptr + Gph.BYTES])
+            gph = self._bytes(next_ptr, next_ptr + Gph.BYTES)
             if len(gph) < Gph.BYTES:
                 gph = bytes(Gph.BYTES)
             header = PartitionHeader.decode(gph)
@@ -766,8 +778,12 @@ class _Walker:
                 raise self.fail(f"{SectionType.name(signed_kind)} section at "
                                 f"0x{next_ptr:08x} is too big (0x{data_size:x} bytes)",
                                 reason="(null)")
+            if self.flash:  # the header only (is_sect_to_read is 0)
+                sections.append(_Section(kind, next_ptr, data_size, 0, 0))
+                next_ptr = header.next
+                continue
             (stored,) = _DWORD.unpack(self.read(end - 4, 4, text))
-            body = gph + bytes(self.data[next_ptr + Gph.BYTES : end - 4])
+            body = gph + self._bytes(next_ptr + Gph.BYTES, end - 4)
             section = _Section(kind, next_ptr, data_size, stored, crc16(body))
             if (kind == SectionType.GUID and stored == 0xFFFF
                     and body[Gph.BYTES : Gph.BYTES + 8] == b"\xff" * 8):  # :437-448
@@ -793,7 +809,7 @@ class _Walker:
     def _guids(self, head: bytes, sections: Sequence[_Section]) -> _Section:
         # Fs2Query, fs2_ops.cpp:757-795 (errors there are printed after the verify lines).
         pointer = Header.GUID_PTR.get(head)
-        if pointer >= len(self.data):
+        if pointer >= self.size:
             raise self.fail(f"Failed to read GUIDs - Illegal GUID pointer ({pointer:08x}). "
                             "Probably image is corrupted", stage="query")
         guid = _find_section(sections, SectionType.GUID, pointer)
@@ -819,7 +835,7 @@ class _Walker:
             raise self.fail("Failed to read Info Section - Bad checksum for Info section "
                             f"pointer ({checksum:02x}{pointer:06x}). Probably the image is "
                             "corrupted.", stage="query")
-        if pointer >= len(self.data):
+        if pointer >= self.size:
             raise self.fail(f"Failed to read Info Section - Info section pointer ({pointer:08x}) "
                             "too large. Probably the image is corrupted.", stage="query")
         info = _find_section(sections, SectionType.IMG_INFO, pointer)
@@ -835,8 +851,9 @@ class _Walker:
         tags: list[_Tag] = []
         offset, number, end_found = 0, 0, False
         why = ""
+        body = self._bytes(info.data_start, info.data_start + info.data_size)
         while not end_found and offset < info.data_size:
-            header = TagHeader.decode(self.data, info.data_start + offset)
+            header = TagHeader.decode(body, offset)
             tag_id, size = header.tag_id, header.size
             spec = TAGS.get(tag_id)
             if offset + 4 + size > info.data_size:
@@ -860,7 +877,9 @@ class _Walker:
             why = (f"Info section corrupted: Section data size is 0x{info.data_size:x} bytes, "
                    f"{found}")
         if why:
-            raise self.fail(why.strip(), reason=f"Failed to read the info sector: {why}\n")
+            # Fs2Query reports ParseInfoSect's own text (fs2_ops.cpp:850-853)
+            raise self.fail(why.strip(), reason=why if self.flash else
+                            f"Failed to read the info sector: {why}\n")
         return tuple(tags)
 
 
@@ -874,8 +893,8 @@ def _find_section(sections: Sequence[_Section], kind: int, data_start: int) -> _
     return None
 
 
-def _walk(data: bytes | bytearray) -> _Walk:
-    return _Walker(data).walk()
+def _walk(data: bytes | bytearray, *, flash: bool = False) -> _Walk:
+    return _Walker(data, flash=flash).walk()
 
 
 # --------------------------------------------------------------------------- read
@@ -891,8 +910,22 @@ def _tag_text(data: bytes | bytearray, walk: _Walk, tag_id: int) -> str | None:
     return payload[: TAGS[tag_id].size].split(b"\0", 1)[0].decode("latin-1")
 
 
-def parse_image(data: bytes | bytearray) -> Fs2Info:
-    """Check an FS2 image as ``mstflint -i IMG q`` does and return what it describes.
+class FlashContents(bytes):
+    """The programmed part of a device's flash, read as mstflint reads the flash: past it,
+    up to ``flash_size``, the erased cells read 0xFF."""
+
+    flash_size: int
+
+    def __new__(cls, data: bytes, flash_size: int) -> FlashContents:
+        """The bytes ``data`` of a flash of ``flash_size`` bytes."""
+        made = super().__new__(cls, data)
+        made.flash_size = flash_size
+        return made
+
+
+def parse_image(data: bytes | bytearray, *, flash: bool = False) -> Fs2Info:
+    """Check an FS2 image as ``mstflint -i IMG q`` does and return what it describes;
+    with ``flash``, a device's flash as ``mstflint -d DEV q`` does (no CRC checked).
 
     ``data`` may be longer than the image (a whole flash, say). Raises :class:`ImageError`
     for a missing magic pattern, a bad checksum or CRC, a truncated image or a broken
@@ -902,17 +935,29 @@ def parse_image(data: bytes | bytearray) -> Fs2Info:
     The last few results for immutable ``bytes`` are remembered (:class:`Fs2Info` is
     immutable too): a device reads its flash's facts several times at each reset.
     """
-    if isinstance(data, bytes) and len(data) <= _PARSE_MEMO_MAX_BYTES:
-        return _parse_bytes(data)
-    return _describe(data, _walk(data))
+    if type(data) is bytes and len(data) <= _PARSE_MEMO_MAX_BYTES:
+        return _parse_bytes(data, flash)
+    return _describe(data, _walk(data, flash=flash))
 
 
 _PARSE_MEMO_MAX_BYTES = 1 << 20
 
 
-@functools.lru_cache(maxsize=8)
-def _parse_bytes(data: bytes) -> Fs2Info:
-    return _describe(data, _walk(data))
+#: The last results of :func:`_parse_bytes`, least recently used first (what
+#: ``functools.lru_cache(maxsize=8)`` keeps; functools is not loaded for flint's start-up).
+_PARSED: dict[tuple[bytes, bool], Fs2Info] = {}
+_PARSED_MAX = 8
+
+
+def _parse_bytes(data: bytes, flash: bool) -> Fs2Info:
+    key = (data, flash)
+    info = _PARSED.pop(key, None)
+    if info is None:
+        info = _describe(data, _walk(data, flash=flash))
+        if len(_PARSED) >= _PARSED_MAX:
+            del _PARSED[next(iter(_PARSED))]
+    _PARSED[key] = info
+    return info
 
 
 def _describe(data: bytes | bytearray, walk: _Walk) -> Fs2Info:

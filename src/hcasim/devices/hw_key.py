@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass
 
 KEY_BITS = 64
@@ -25,17 +26,27 @@ _ROUNDS = 20_000
 SCRYPT_N = 1 << 14
 SCRYPT_R = 8
 SCRYPT_P = 1
-#: The version hcasim writes.
-DIGEST_VERSION = 2
+#: Version 3, what hcasim writes: version 2's scrypt, salted with the node GUID and
+#: :data:`RANDOM_SALT_BYTES` random bytes drawn at each ``set_key`` and kept in the seal tag
+#: beside a 4-byte seal (versions 1 and 2 salt with the GUID alone, which anyone can read
+#: off the fabric before stealing the flash). docs/security-model.md §4 gives the format.
+DIGEST_VERSION = 3
+#: Random salt bytes stored in the 8-byte seal tag by version 3 (the other 4 are its seal).
+RANDOM_SALT_BYTES = 4
+_SEAL_TAG_BYTES = 8
 _DIGEST_CONTEXT = b"hcasim cx3 hw-access-key digest v1"
 _DIGEST_CONTEXT_V2 = b"hcasim cx3 hw-access-key digest v2"
-_SEAL_CONTEXTS = {1: b"hcasim cx3 hw-access-key seal v1", 2: b"hcasim cx3 hw-access-key seal v2"}
+_DIGEST_CONTEXT_V3 = b"hcasim cx3 hw-access-key digest v3"
+_SEAL_CONTEXTS = {1: b"hcasim cx3 hw-access-key seal v1", 2: b"hcasim cx3 hw-access-key seal v2",
+                  3: b"hcasim cx3 hw-access-key seal v3"}
 
 
 def key_digest(key: int, salt: bytes, version: int = DIGEST_VERSION) -> int:
     """Return the 64-bit flash representation of a non-zero key (never 0).
 
-    ``salt`` is the device's own (its node GUID), so one guess is good for one device only.
+    ``salt`` is the device's own: its node GUID (versions 1 and 2), followed in version 3 by
+    the random bytes stored in the seal tag, so one guess is good for one device and one
+    ``set_key`` only, and nothing can be computed before the flash is read.
     """
     if not 0 < key < 1 << KEY_BITS:
         raise ValueError("the digest is defined for non-zero 64-bit keys")
@@ -43,15 +54,26 @@ def key_digest(key: int, salt: bytes, version: int = DIGEST_VERSION) -> int:
     if version == 1:
         raw = hashlib.pbkdf2_hmac("sha256", secret, _DIGEST_CONTEXT + salt, _ROUNDS)
     else:
-        raw = hashlib.scrypt(secret, salt=_DIGEST_CONTEXT_V2 + salt, n=SCRYPT_N, r=SCRYPT_R,
+        context = _DIGEST_CONTEXT_V2 if version == 2 else _DIGEST_CONTEXT_V3
+        raw = hashlib.scrypt(secret, salt=context + salt, n=SCRYPT_N, r=SCRYPT_R,
                              p=SCRYPT_P, maxmem=64 << 20, dklen=32)
     return int.from_bytes(raw[:8], "big") or 1
 
 
-def seal_for(digest: int, version: int = DIGEST_VERSION) -> bytes:
-    """Return the 8-byte seal that marks a key tag value as a digest written by hcasim
-    (and says which digest version it is)."""
-    return hashlib.sha256(_SEAL_CONTEXTS[version] + digest.to_bytes(8, "big")).digest()[:8]
+def seal_for(digest: int, version: int = DIGEST_VERSION, random_salt: bytes = b"") -> bytes:
+    """Return the 8-byte seal tag value that marks a key tag value as a digest written by
+    hcasim (and says which digest version it is).
+
+    Versions 1 and 2: 8 bytes of SHA-256 over the digest. Version 3: ``random_salt`` (its
+    :data:`RANDOM_SALT_BYTES` random bytes), then 4 bytes of SHA-256 over it and the digest.
+    """
+    value = digest.to_bytes(8, "big")
+    if version < 3:
+        return hashlib.sha256(_SEAL_CONTEXTS[version] + value).digest()[:_SEAL_TAG_BYTES]
+    if len(random_salt) != RANDOM_SALT_BYTES:
+        raise ValueError(f"version 3 stores {RANDOM_SALT_BYTES} random salt bytes")
+    check = hashlib.sha256(_SEAL_CONTEXTS[3] + random_salt + value).digest()
+    return random_salt + check[: _SEAL_TAG_BYTES - RANDOM_SALT_BYTES]
 
 
 @dataclass(frozen=True)
@@ -82,9 +104,13 @@ def verifier_from_tags(stored: int, seal: bytes | None, salt: bytes) -> KeyVerif
     """Interpret the key tag and seal found on flash; None means no key is set."""
     if stored == 0:
         return None
-    for version in sorted(_SEAL_CONTEXTS, reverse=True):
-        if seal is not None and hmac.compare_digest(seal, seal_for(stored, version)):
-            return KeyVerifier(stored=stored, is_digest=True, salt=salt, version=version)
+    if seal is not None and len(seal) == _SEAL_TAG_BYTES:
+        for version in (2, 1):  # a full 8-byte seal first: the older forms still verify
+            if hmac.compare_digest(seal, seal_for(stored, version)):
+                return KeyVerifier(stored=stored, is_digest=True, salt=salt, version=version)
+        random_salt = seal[:RANDOM_SALT_BYTES]
+        if hmac.compare_digest(seal, seal_for(stored, 3, random_salt)):
+            return KeyVerifier(stored=stored, is_digest=True, salt=salt + random_salt, version=3)
     return KeyVerifier(stored=stored, is_digest=False, salt=salt)
 
 
@@ -126,18 +152,20 @@ def image_with_key(image: bytes, key: int) -> bytes:
     """Return an FS2 image whose HwAccessKey tag holds ``key`` the way hcasim keeps it.
 
     Key 0 clears the tag (``HW Access Key: Disabled``); any other key is stored as its
-    digest, salted with the image's node GUID, and sealed. Raises ``fs2.ImageError`` with
-    mstflint's wording when the image has no key tag (firmware built without
-    ``cr_protection_en``).
+    digest (version 3: salted with the image's node GUID and fresh random bytes, kept with
+    the seal in the seal tag). Raises ``fs2.ImageError`` with mstflint's wording when the
+    image has no key tag (firmware built without ``cr_protection_en``).
     """
     from hcasim.devices import fs2
 
     info = fs2.parse_image(image)
     if info.hw_access_key is None:
         raise fs2.ImageError("The image does not support this operation.")
-    stored = key_digest(key, info.guids[0].to_bytes(8, "big")) if key else 0
+    guid = info.guids[0].to_bytes(8, "big")
+    random_salt = os.urandom(RANDOM_SALT_BYTES)
+    stored = key_digest(key, guid + random_salt) if key else 0
     image = fs2.with_image_info_tag(image, fs2.TAG_HW_ACCESS_KEY, stored.to_bytes(8, "big"))
     if fs2.image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL) is not None:
-        seal = seal_for(stored) if key else bytes(8)
+        seal = seal_for(stored, random_salt=random_salt) if key else bytes(8)
         image = fs2.with_image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL, seal)
     return image

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from hcasim.devices.cx3 import FirmwareError
@@ -36,7 +35,6 @@ MODE2_DATA: Final = 4
 MODE2_MASK: Final = 8
 
 
-@dataclass(slots=True)
 class Mode2Record(Layout):
     """A mode-2 ConfigSpaceAccess record at MAD byte 32: address, data and write mask."""
 

@@ -36,7 +36,6 @@ in-band, docs/crypto.md §10); :func:`parse` and :func:`set_reply_status` the de
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar, Final, NamedTuple
 
 from hcasim.ib import build, mad, vendor
@@ -77,7 +76,6 @@ REG_DATA: Final = 20
 MAX_REGISTER_BYTES: Final = mad.SMP_DATA_SIZE - REG_DATA
 
 
-@dataclass(slots=True)
 class Operation(Layout):
     """The Operation TLV and Reg TLV header of an AccessRegister SMP: the first 20 bytes of
     the SMP data (``mtcr_ul/packets_layout.c:51-112``, bits as the table above gives them)."""

@@ -9,7 +9,6 @@ offset declared here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from hcasim.ib.layout import Layout, raw, uint
@@ -100,7 +99,6 @@ def response_method(method: int) -> int:
 # -- layouts ----------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class MadHeader(Layout):
     """The 24-byte common MAD header (IBTA 13.4.2)."""
 
@@ -116,7 +114,6 @@ class MadHeader(Layout):
     attr_mod: int = uint(160, 32, "MadModifier")
 
 
-@dataclass(slots=True)
 class Mad(MadHeader):
     """A whole MAD seen as header plus 232 opaque bytes (any class)."""
 
@@ -124,7 +121,6 @@ class Mad(MadHeader):
     payload: bytes = raw(24, 232)
 
 
-@dataclass(slots=True)
 class Smp(MadHeader):
     """LID-routed SMP, class 0x01 (IBTA 14.2.1.1)."""
 
@@ -133,7 +129,6 @@ class Smp(MadHeader):
     data: bytes = raw(SMP_DATA_OFFSET, SMP_DATA_SIZE)  # bytes 32-63 are reserved
 
 
-@dataclass(slots=True)
 class DrSmp(Layout):
     """Directed-route SMP, class 0x81 (IBTA 14.2.1.2).
 
@@ -161,7 +156,6 @@ class DrSmp(Layout):
     return_path: bytes = raw(192, DR_PATH_SIZE, "DrSmpRetPath")
 
 
-@dataclass(slots=True)
 class PerfMgtMad(MadHeader):
     """A PerfMgt GMP, class 0x04: header, 40 reserved bytes, 192 data bytes (IBTA 16.1.1)."""
 

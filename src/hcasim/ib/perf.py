@@ -11,7 +11,6 @@ bits 8-15 and a 16-bit CounterSelect in bits 16-31 (what infiniband-diags'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from hcasim.ib import mad
@@ -61,7 +60,6 @@ COUNTER_SELECT_BITS: dict[str, int] = {
 }
 
 
-@dataclass(slots=True)
 class ClassPortInfo(Layout):
     """ClassPortInfo, attribute 0x0001 of every GSI class (IBTA 13.4.8.1)."""
 
@@ -91,7 +89,6 @@ class ClassPortInfo(Layout):
     trap_qkey: int = uint(544, 32, "TrapQKey")
 
 
-@dataclass(slots=True)
 class PortCounters(Layout):
     """PortCounters, PerfMgt attribute 0x0012 (IBTA 16.1.3.5)."""
 
@@ -119,7 +116,6 @@ class PortCounters(Layout):
     port_xmit_wait: int = uint(320, 32, "PortXmitWait")
 
 
-@dataclass(slots=True)
 class PortCountersExtended(Layout):
     """PortCountersExtended, attribute 0x001D (IBTA 16.1.4.11): 64-bit data and packet
     counters.  CounterSelect bit i clears the i-th counter field below."""
@@ -138,7 +134,6 @@ class PortCountersExtended(Layout):
     port_multicast_rcv_pkts: int = uint(512, 64, "PortMulticastRcvPkts")
 
 
-@dataclass(slots=True)
 class PortXmitDataSL(Layout):
     """PortXmitDataSL, attribute 0x0036 (IBTA 16.1.4.9): data sent per SL, in 4-byte words."""
 
@@ -149,7 +144,6 @@ class PortXmitDataSL(Layout):
     data_sl: tuple[int, ...] = array(32, 16, 32, ref="XmtDataSL0")
 
 
-@dataclass(slots=True)
 class PortRcvDataSL(Layout):
     """PortRcvDataSL, attribute 0x0037 (IBTA 16.1.4.10): data received per SL."""
 
@@ -160,7 +154,6 @@ class PortRcvDataSL(Layout):
     data_sl: tuple[int, ...] = array(32, 16, 32, ref="RcvDataSL0")
 
 
-@dataclass(slots=True)
 class PortRcvErrorDetails(Layout):
     """PortRcvErrorDetails, attribute 0x0015 (IBTA 16.1.4.1): why packets were refused."""
 
@@ -176,7 +169,6 @@ class PortRcvErrorDetails(Layout):
     port_looping_errors: int = uint(112, 16, "PortLoopingErrors")
 
 
-@dataclass(slots=True)
 class PortXmitDiscardDetails(Layout):
     """PortXmitDiscardDetails, attribute 0x0016 (IBTA 16.1.4.2): why packets were not sent."""
 
@@ -190,7 +182,6 @@ class PortXmitDiscardDetails(Layout):
     port_sw_hoq_lifetime_limit_discards: int = uint(80, 16, "PortSwHOQLifetimeLimitDiscards")
 
 
-@dataclass(slots=True)
 class PortOpRcvCounters(Layout):
     """PortOpRcvCounters, attribute 0x0017 (IBTA 16.1.4.3): packets and data received."""
 
@@ -202,7 +193,6 @@ class PortOpRcvCounters(Layout):
     port_op_rcv_data: int = uint(64, 32, "PortOpRcvData")
 
 
-@dataclass(slots=True)
 class PortFlowCtlCounters(Layout):
     """PortFlowCtlCounters, attribute 0x0018 (IBTA 16.1.4.4): flow-control packets."""
 
@@ -214,7 +204,6 @@ class PortFlowCtlCounters(Layout):
     port_rcv_flow_pkts: int = uint(64, 32, "PortRcvFlowPkts")
 
 
-@dataclass(slots=True)
 class PortVLOpPackets(Layout):
     """PortVLOpPackets, attribute 0x0019 (IBTA 16.1.4.5): packets received per VL."""
 
@@ -225,7 +214,6 @@ class PortVLOpPackets(Layout):
     packets: tuple[int, ...] = array(32, 16, 16, ref="PortVLOpPackets0")
 
 
-@dataclass(slots=True)
 class PortVLOpData(Layout):
     """PortVLOpData, attribute 0x001A (IBTA 16.1.4.6): data received per VL."""
 
@@ -236,7 +224,6 @@ class PortVLOpData(Layout):
     data: tuple[int, ...] = array(32, 16, 32, ref="PortVLOpData0")
 
 
-@dataclass(slots=True)
 class PortVLXmitFlowCtlUpdateErrors(Layout):
     """PortVLXmitFlowCtlUpdateErrors, attribute 0x001B (IBTA 16.1.4.7): 2 bits per VL."""
 
@@ -247,7 +234,6 @@ class PortVLXmitFlowCtlUpdateErrors(Layout):
     errors: tuple[int, ...] = array(32, 16, 2, ref="PortVLXmitFlowCtlUpdateErrors0")
 
 
-@dataclass(slots=True)
 class PortVLXmitWaitCounters(Layout):
     """PortVLXmitWaitCounters, attribute 0x001C (IBTA 16.1.4.8): ticks waiting per VL."""
 

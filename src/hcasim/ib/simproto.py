@@ -10,7 +10,6 @@ of x86-64 (checked there with ``sizeof``/``offsetof``).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from hcasim.ib.layout import Layout, host_uint, raw, text, uint
@@ -41,7 +40,6 @@ class SimCtlType(enum.IntEnum):
     GET_PKEYS = 10
 
 
-@dataclass(slots=True)
 class SimCtl(Layout):
     """``struct sim_ctl`` (ibsim.h:90-96), 80 bytes, host byte order."""
 
@@ -53,7 +51,6 @@ class SimCtl(Layout):
     data: bytes = raw(16, SIM_CTL_MAX_DATA)
 
 
-@dataclass(slots=True)
 class SimClientInfo(Layout):
     """``struct sim_client_info`` (ibsim.h:98-103), the CONNECT payload, 44 bytes.
 
@@ -68,7 +65,6 @@ class SimClientInfo(Layout):
     nodeid: str = text(12, 32)
 
 
-@dataclass(slots=True)
 class SimVendor(Layout):
     """``struct sim_vendor`` (ibsim.h:44-49), the GET_VENDOR reply, 24 bytes (4 pad)."""
 
@@ -79,7 +75,6 @@ class SimVendor(Layout):
     fw_ver: int = host_uint(16, 8)
 
 
-@dataclass(slots=True)
 class SimPort(Layout):
     """``struct sim_port`` (ibsim.h:51-54), the GET_PORT reply, 4 bytes (1 pad)."""
 
@@ -88,7 +83,6 @@ class SimPort(Layout):
     state: int = host_uint(2, 1)
 
 
-@dataclass(slots=True)
 class SimGuid(Layout):
     """The GET_GUID reply: the node GUID, a u64 in host order (docs/sources.md §1.2)."""
 
@@ -96,7 +90,6 @@ class SimGuid(Layout):
     guid: int = host_uint(0, 8)
 
 
-@dataclass(slots=True)
 class SimGid(Layout):
     """The GET_GID reply: GidPrefix in network order, then the node GUID in host order
     (docs/sources.md §1.2)."""
@@ -106,7 +99,6 @@ class SimGid(Layout):
     guid: int = host_uint(8, 8)
 
 
-@dataclass(slots=True)
 class SimIssm(Layout):
     """The SET_ISSM argument: an int in host order, non-zero to become an SM client."""
 
@@ -114,7 +106,6 @@ class SimIssm(Layout):
     issm: int = host_uint(0, 4)
 
 
-@dataclass(slots=True)
 class SimRequest(Layout):
     """``struct sim_request`` (ibsim.h:64-72), one per data datagram, 288 bytes.
 

@@ -8,7 +8,6 @@ attribute.  ``tests/test_ib_fields.py`` checks every offset against that table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Final
 
 from hcasim.ib import mad
@@ -70,7 +69,6 @@ TRAP_BAD_M_KEY: Final = 256  # IBTA 14.3.9 (Linux IB_NOTICE_TRAP_BAD_MKEY)
 # -- attributes ---------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
 class NodeDescription(Layout):
     """NodeDescription, attribute 0x0010: 64 bytes of UTF-8 (libibmad fields.c:223)."""
 
@@ -79,7 +77,6 @@ class NodeDescription(Layout):
     description: str = text(0, 64, "NodeDesc")
 
 
-@dataclass(slots=True)
 class NodeInfo(Layout):
     """NodeInfo, attribute 0x0011 (IBTA 14.2.5.3; libibmad fields.c:173-184)."""
 
@@ -99,7 +96,6 @@ class NodeInfo(Layout):
     vendor_id: int = uint(296, 24, "VendorId")
 
 
-@dataclass(slots=True)
 class SwitchInfo(Layout):
     """SwitchInfo, attribute 0x0012 (IBTA 14.2.5.4; libibmad fields.c:190-207)."""
 
@@ -125,7 +121,6 @@ class SwitchInfo(Layout):
     multicast_fdb_top: int = uint(144, 16, "MulticastFDBTop")
 
 
-@dataclass(slots=True)
 class GuidInfo(Layout):
     """GUIDInfo, attribute 0x0014: one block of 8 GUIDs; AM = block number (IBTA 14.2.5.5;
     libibmad fields.c:378 GUID0)."""
@@ -136,7 +131,6 @@ class GuidInfo(Layout):
     guids: tuple[int, ...] = array(0, 8, 64, ref="GUID0")
 
 
-@dataclass(slots=True)
 class PortInfo(Layout):
     """PortInfo, attribute 0x0015 (IBTA 14.2.5.6; libibmad fields.c:121-167 and
     528-531 for CapabilityMask2 and the extended speeds)."""
@@ -197,7 +191,6 @@ class PortInfo(Layout):
     link_speed_ext_enabled: int = uint(507, 5, "LinkSpeedExtEnabled")  # 504-506 reserved
 
 
-@dataclass(slots=True)
 class PKeyTable(Layout):
     """P_KeyTable, attribute 0x0016: 32 P_Keys (bit 15 = full membership); AM[15:0] =
     block, AM[31:16] = port on switches (IBTA 14.2.5.7)."""
@@ -208,7 +201,6 @@ class PKeyTable(Layout):
     pkeys: tuple[int, ...] = array(0, 32, 16)
 
 
-@dataclass(slots=True)
 class SlToVlTable(Layout):
     """SLtoVLMappingTable, attribute 0x0017: VL for SL 0..15, 4 bits each, SL0 first
     (IBTA 14.2.5.8; libibmad fields.c:347 SLToVLMap)."""
@@ -218,7 +210,6 @@ class SlToVlTable(Layout):
     vls: tuple[int, ...] = array(0, 16, 4, ref="SLToVLMap")
 
 
-@dataclass(slots=True)
 class VlArbTable(Layout):
     """VLArbitrationTable, attribute 0x0018: 32 (VL, weight) entries of 16 bits, a 4-bit
     reserved nibble then VL (4 bits) and weight (8 bits) (IBTA 14.2.5.9; libibmad
@@ -231,7 +222,6 @@ class VlArbTable(Layout):
     weights: tuple[int, ...] = array(8, 32, 8, 16, ref="VLArbTbl")
 
 
-@dataclass(slots=True)
 class LinearForwardingTable(Layout):
     """LinearForwardingTable, attribute 0x0019: egress ports of 64 consecutive LIDs; AM =
     block, LIDs 64*AM .. 64*AM+63 (IBTA 14.2.5.10; libibmad fields.c:213)."""
@@ -242,7 +232,6 @@ class LinearForwardingTable(Layout):
     ports: tuple[int, ...] = array(0, 64, 8, ref="LinearForwTbl")
 
 
-@dataclass(slots=True)
 class MulticastForwardingTable(Layout):
     """MulticastForwardingTable, attribute 0x001B: 32 port masks of 16 bits; AM[8:0] =
     block of 32 MLIDs, AM[31:28] = which 16 ports (IBTA 14.2.5.12; libibmad
@@ -254,7 +243,6 @@ class MulticastForwardingTable(Layout):
     port_masks: tuple[int, ...] = array(0, 32, 16, ref="MulticastForwTbl")
 
 
-@dataclass(slots=True)
 class SmInfo(Layout):
     """SMInfo, attribute 0x0020 (IBTA 14.2.5.13; libibmad fields.c:268-272)."""
 
@@ -267,7 +255,6 @@ class SmInfo(Layout):
     sm_state: int = uint(164, 4, "SmState")
 
 
-@dataclass(slots=True)
 class Notice(Layout):
     """Notice, attribute 0x0002, as carried by a Trap SMP (IBTA 13.4.8.2 / 14.2.5.1;
     libibmad fields.c:228-238).
@@ -289,7 +276,6 @@ class Notice(Layout):
     data_details: bytes = raw(10, 54, "NoticeDataDetails")
 
 
-@dataclass(slots=True)
 class BadMKeyDetails(Layout):
     """DataDetails of trap 256 "Bad M_Key" (IBTA 14.3.9 / 14.2.5.1; Linux
     ``include/rdma/ib_mad.h`` ``ib_mad_notice_attr.details.ntc_256``, 54 bytes:
@@ -309,7 +295,6 @@ class BadMKeyDetails(Layout):
     dr_return_path: bytes = raw(24, 30)
 
 
-@dataclass(slots=True)
 class LinkStateChangeDetails(Layout):
     """DataDetails of trap 128 "link state change": the switch's LID (libibmad fields.c
     NoticeDataLID at Notice bit 80; ibsim encode_trap128, sim_mad.c:1917-1936)."""
@@ -318,7 +303,6 @@ class LinkStateChangeDetails(Layout):
     lid: int = uint(0, 16)
 
 
-@dataclass(slots=True)
 class CapabilityMaskChangeDetails(Layout):
     """DataDetails of trap 144 "capability mask changed": 2 reserved bytes, the LID,
     2 reserved bytes, the new CapabilityMask (libibmad fields.c NoticeDataTrap144LID at

@@ -11,7 +11,6 @@ byte 72 (``mtcr_ib_ofed.c:336-339,411-494``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from hcasim.ib import mad
@@ -33,7 +32,6 @@ CR_MODE_DIRECT = 0  # addr[23:16] in AM[31:24], addr[15:0] in AM[15:0]
 CR_MODE_RECORDS = 2  # {address, data, mask} records, for addresses above 0x7FFFFF
 
 
-@dataclass(slots=True)
 class CrModifier(Layout):
     """The attribute modifier of a ConfigSpaceAccess MAD in mode 0 (``mtcr_ib_ofed.c:360-368``):
     the CR address split around the mode and the dword count."""
@@ -68,7 +66,6 @@ def unpack_cr_modifier(modifier: int) -> tuple[int, int, int]:
     return fields.address_hi * 0x10000 + fields.address_lo, fields.dwords, fields.mode
 
 
-@dataclass(slots=True)
 class ConfigSpaceAccessMad(mad.MadHeader):
     """A whole ConfigSpaceAccess MAD: header, VS_Key at byte 24, data dwords at byte 32."""
 

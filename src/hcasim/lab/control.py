@@ -137,6 +137,7 @@ class ControlEndpoint:
             "ping": lambda s, a: {},
             "hello": self.hello,
             "status": lambda s, a: self.lab.status(),
+            "host_status": self.host_status,
             "open": self.open,
             "cr_read": self.cr_read,
             "cr_write": self.cr_write,
@@ -256,6 +257,22 @@ class ControlEndpoint:
             if d.pci_address is not None and isinstance(d.firmware, Cx3Firmware)
         ]
         return {"host": host.name, "devices": [d.mst_paths[0] for d in host.devices], "pci": pci}
+
+    def host_status(self, session: Session, args: dict[str, Any]) -> dict[str, Any]:
+        """``host_status [host]``: ``status`` narrowed to one host, the one a host's process
+        may see (its own: what its root could read from its own devices). Without ``host``,
+        the caller's own host."""
+        principal = session.principal
+        if args.get("host") is not None:
+            name = str_arg(args, "host")
+        elif principal is not None and principal.host is not None:
+            name = principal.host
+        else:
+            raise ControlError(errno.EINVAL, "host_status names a host")
+        host = self.lab.host(name)
+        self.check_own_host(session, host.name)
+        return {"hosts": [{"name": host.name,
+                           "devices": [self.lab.device_status(d) for d in host.devices]}]}
 
     @staticmethod
     def check_own_host(session: Session, host: str) -> None:

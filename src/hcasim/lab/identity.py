@@ -98,6 +98,9 @@ class Identities:
         stat = _stat(pid)
         if stat is None:
             raise IdentityError(f"process {pid} is gone")
+        # before this command's sandbox exists: what ended is forgotten, so the new
+        # namespace can never be taken for an old one that had its inode number
+        self.prune()
         self.roots[(pid, stat[1])] = host
         log.info("process %d registered as the root of a process tree on host %s", pid, host)
 
@@ -110,13 +113,39 @@ class Identities:
         namespace = _mount_namespace(pid)
         if host is not None:
             if namespace is not None and namespace != self.own_namespace:
-                self.namespaces.setdefault(namespace, host)
+                # a sandbox holds one host's processes: its tree says whose it is now
+                self.namespaces[namespace] = host
             return Principal(host, pid)
         if namespace is not None and namespace in self.namespaces:
             return Principal(self.namespaces[namespace], pid)
         if namespace is not None and namespace == self.own_namespace:
             return Principal(None, pid)
         raise IdentityError(f"process {pid} belongs to no host of this lab: refused")
+
+    def prune(self) -> None:
+        """Forget the mount namespaces no process holds any more and the registered roots
+        that have exited (their descendants were re-parented away and never reach them).
+
+        Run at each ``exec_register`` and OpenSM start, before a new sandbox is made: one
+        look at ``/proc/*/ns/mnt`` (a few milliseconds), nothing per MAD or per request.
+        """
+        live: set[int] = set()
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return
+        for name in names:
+            if name.isdigit():
+                namespace = _mount_namespace(int(name))
+                if namespace is not None:
+                    live.add(namespace)
+        self.namespaces = {ns: h for ns, h in self.namespaces.items() if ns in live}
+        alive = {}
+        for (pid, started), host in self.roots.items():
+            stat = _stat(pid)
+            if stat is not None and stat[1] == started:
+                alive[(pid, started)] = host
+        self.roots = alive
 
     def _host_of_tree(self, pid: int) -> str | None:
         """The host of the first registered ancestor of ``pid`` (itself included)."""

@@ -58,6 +58,32 @@ def process_exited(pid: int) -> bool:
         return True
 
 
+class _LogWatch:
+    """Looks for a marker in a growing log, reading only what was added since the last
+    look (the daemon serves MADs meanwhile: a 1024-HCA sweep's log is not read again and
+    again)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.tail = b""
+
+    def found(self, marker: bytes) -> bool:
+        """Whether ``marker`` has appeared in the log (a missing log has none yet)."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                added = f.read()
+        except OSError:
+            return False
+        self.offset += len(added)
+        text = self.tail + added
+        if marker in text:
+            return True
+        self.tail = text[-(len(marker) - 1) :] if len(marker) > 1 else b""
+        return False
+
+
 class SubnetManager:
     """At most one OpenSM process for the lab."""
 
@@ -123,6 +149,7 @@ class SubnetManager:
         conf.write_text("force_log_flush TRUE\n")
         started = time.monotonic()
         if self.identities is not None:  # OpenSM attaches as its host, and only as it
+            self.identities.prune()
             self.identities.children_host = host
         argv = [binary, "-F", str(conf), "-f", str(log_path), *options]
         # in the host's sandbox: its M_Key cache and log exist only there (and here)
@@ -146,12 +173,13 @@ class SubnetManager:
             )
         self.host, self.log_path = host, log_path
         log.info("opensm started on %s (pid %d)", host, self.proc.pid)
+        seen = _LogWatch(log_path)
         while time.monotonic() - started < timeout:
             if self.proc.returncode is not None:
                 raise ControlError(
                     errno.EIO, f"opensm exited with status {self.proc.returncode}; see {log_path}"
                 )
-            if log_path.exists() and SUBNET_UP in log_path.read_bytes():
+            if seen.found(SUBNET_UP):
                 elapsed = time.monotonic() - started
                 log.info("SUBNET UP after %.2f s", elapsed)
                 return {

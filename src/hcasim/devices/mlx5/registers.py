@@ -18,11 +18,11 @@ This module only encodes and decodes; what a write *means* is decided by the cry
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, make_dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Final, Union
 
-from hcasim.ib.layout import FieldSpec, nested
+from hcasim.ib.layout import FieldSpec, layout_class, nested
 from hcasim.ib.layout import Layout as WireLayout
 from hcasim.ib.layout import adb as layout_adb
 
@@ -128,9 +128,7 @@ class Layout:
         in ``size`` bytes or overlap."""
         self.name = name
         self.size = size
-        wire: type[WireLayout] = make_dataclass(
-            name, [(f.name, Any, f.declaration) for f in fields], bases=(WireLayout,),
-            namespace={"SIZE": size, "__module__": __name__}, slots=True)
+        wire = layout_class(name, size, {f.name: f.declaration for f in fields}, __name__)
         try:
             specs = wire.field_specs()
         except TypeError as exc:
