@@ -19,6 +19,8 @@ PRELOAD := build/preload/libhcaverbs.so
 PRELOAD_SOURCES := $(wildcard preload/*.c preload/*.h)
 # The PCI preload (docs/secure-host.md): the real mstflint / mstmcra by PCI address.
 PCI_PRELOAD := build/preload/libhcapci.so
+# The umad preload (docs/fabric.md §10): libibumad programs (OpenSM, osmtest, the diags).
+UMAD_PRELOAD := build/preload/libhcaumad.so
 RDMA_SHIM := build/preload/bin/rdma
 # rdma-core's pyverbs and tests, from the PyPI sdist, built once (docs/crypto.md §11).
 RDMA_VERSION := 59.0
@@ -29,7 +31,7 @@ RDMA_STAMP := $(RDMA)/.built-$(RDMA_VERSION)
 
 install: $(STAMP) $(NATIVE) preload
 
-preload: $(PRELOAD) $(PCI_PRELOAD) $(RDMA_SHIM)
+preload: $(PRELOAD) $(PCI_PRELOAD) $(UMAD_PRELOAD) $(RDMA_SHIM)
 
 $(PRELOAD): $(PRELOAD_SOURCES) | debs
 	mkdir -p $(dir $@)
@@ -40,6 +42,11 @@ $(PCI_PRELOAD): preload/hcapci.c preload/labwire.c preload/labwire.h | debs
 	mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
 	  -o $@ preload/labwire.c preload/hcapci.c -ldl -lpthread
+
+$(UMAD_PRELOAD): preload/hcaumad.c | debs
+	mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
+	  -o $@ preload/hcaumad.c -ldl -lpthread
 
 # Beside it, the host's `rdma` (hcasim.cli.rdma), which `hcasim exec` puts first on PATH.
 $(RDMA_SHIM): Makefile

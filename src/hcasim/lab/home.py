@@ -18,6 +18,9 @@ UMAD2SIM = "/usr/lib/x86_64-linux-gnu/umad2sim/libumad2sim.so"
 #: The verbs preload (preload/ in the repository, built by ``make install``), through which
 #: libibverbs / libmlx5 programs reach the lab's crypto devices (docs/crypto.md §11).
 VERBS_PRELOAD_NAME = "libhcaverbs.so"
+#: The umad preload (preload/hcaumad.c): the kernel's ib_umad and MAD layer (full MADs,
+#: RMPP, send timeouts) for every libibumad program of the lab (docs/fabric.md §10).
+UMAD_PRELOAD_NAME = "libhcaumad.so"
 #: The PCI preload (preload/hcapci.c), through which the real mstflint and mstmcra reach
 #: the host's own ConnectX-3 by PCI address (docs/secure-host.md).
 PCI_PRELOAD_NAME = "libhcapci.so"
@@ -35,6 +38,12 @@ def verbs_preload() -> str | None:
     """The built verbs preload: ``$HCASIM_VERBS_PRELOAD``, else the repository's build
     directory (``build/preload``); None when it was not built."""
     return _built_preload("HCASIM_VERBS_PRELOAD", VERBS_PRELOAD_NAME)
+
+
+def umad_preload() -> str:
+    """The umad preload libibumad programs run under: ``$HCASIM_UMAD_PRELOAD``, else the
+    built ``build/preload/libhcaumad.so``, else Debian's libumad2sim.so (docs/fabric.md §10)."""
+    return _built_preload("HCASIM_UMAD_PRELOAD", UMAD_PRELOAD_NAME) or UMAD2SIM
 
 
 def pci_preload() -> str | None:
@@ -106,12 +115,16 @@ class LabHome:
     def fabric_environment(self, env: dict[str, str], host: str) -> dict[str, str]:
         """``env`` plus what a libibumad program needs to run as if on ``host``.
 
-        libumad2sim.so is appended to any ``LD_PRELOAD`` already set (``ibsim-run`` gets
-        this wrong, docs/sources.md §1.10).
+        The umad preload (:func:`umad_preload`) is appended to any ``LD_PRELOAD`` already
+        set (``ibsim-run`` gets this wrong, docs/sources.md §1.10); libumad2sim.so is taken
+        out of it when the lab's own preload stands in for it, since the two would both
+        claim the same umad files.
         """
         env = dict(env)
-        preload = [p for p in env.get("LD_PRELOAD", "").split() if p and p != UMAD2SIM]
-        env["LD_PRELOAD"] = " ".join([*preload, UMAD2SIM])
+        umad = umad_preload()
+        preload = [p for p in env.get("LD_PRELOAD", "").split()
+                   if p and p not in (UMAD2SIM, umad)]
+        env["LD_PRELOAD"] = " ".join([*preload, umad])
         env["IBSIM_SOCKNAME"] = self.ibsim_sockname
         env["SIM_HOST"] = host
         return env

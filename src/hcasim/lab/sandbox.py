@@ -9,10 +9,10 @@ kept in ``HOME/hosts/H``. A mount point the machine lacks is never created on th
 machine's own file system (bubblewrap would, running as root): its parent directory is
 rebuilt on a tmpfs inside the sandbox, its entries bound back one by one, and the missing
 directory made there. Its own mount, IPC and UTS namespaces (hostname H); the network
-namespace stays shared, since libumad2sim reaches the lab's ibsim endpoint through abstract
-sockets, which live there (and the daemon tells who attaches from the kernel's credentials,
-not from the socket). A process inside cannot undo the mounts: bubblewrap leaves it no
-capabilities. docs/security-model.md §3.
+namespace stays shared, since the umad preload (like libumad2sim) reaches the lab's ibsim
+endpoint through abstract sockets, which live there (and the daemon tells who attaches
+from the kernel's credentials, not from the socket). A process inside cannot undo the
+mounts: bubblewrap leaves it no capabilities. docs/security-model.md §3.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The lab's subnet manager: the real Debian OpenSM, run by the daemon on a lab host.
 
 ``hcasim sm start [--host H] [-- opensm options]`` asks the daemon to start ``opensm``
-attached to host H through libumad2sim.so, with its log, cache and temporary files in the
-lab home, and answers once OpenSM logs ``SUBNET UP``. The daemon owns the process: it
-stops it on ``hcasim sm stop`` and on shutdown, and the kernel stops it if the daemon dies.
+attached to host H through the umad preload (docs/fabric.md §10), with its log, cache and
+temporary files in the lab home, and answers once OpenSM logs ``SUBNET UP``. The daemon
+owns the process: it stops it on ``hcasim sm stop`` and on shutdown, and the kernel stops
+it if the daemon dies.
 """
 
 from __future__ import annotations
