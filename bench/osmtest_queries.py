@@ -12,7 +12,10 @@ One small fat tree (``--hcas``, default 16; :mod:`hcasim.fabric.fattree`, writte
 * the lab: ``hcasim up --topology NET`` in a temporary home, OpenSM started with
   ``hcasim sm start`` on the first HCA and osmtest run with ``hcasim exec`` on the last
   (so both go through whatever a lab host uses to reach the fabric), and
-* the real ``ibsim -s -n NET``, with OpenSM and osmtest under libumad2sim.so.
+* the real ``ibsim -s -n NET``, with OpenSM and osmtest under libumad2sim.so, and, when
+  the lab has its own umad preload (docs/fabric.md §10), once more under that, so that
+  the two servers are also compared with the same clients (the preload does more per
+  query than libumad2sim: it acknowledges each answer's RMPP segment, a third datagram).
 
 Each side's processes are grouped alike for the scheduler (Linux groups tasks by session
 when ``kernel.sched_autogroup_enabled`` is 1): the simulator (the lab daemon, ibsim) and
@@ -20,7 +23,7 @@ OpenSM each in a session of its own, osmtest in the bench's.
 
 osmtest prints how long its queries took (it sends 100,000; ``--queries N`` stops it once
 it has reported at least N, which it does about every 5,000); the bench prints each run's
-time per query, the medians and their ratio (lab / ibsim), and the best runs and theirs.
+time per query, the medians and their ratios (lab / ibsim), and the best runs and theirs.
 Process start-up is not in the figures: they are osmtest's own, from its first query.
 
 Run: ``.venv/bin/python bench/osmtest_queries.py [--hcas 16] [--runs 3] [--queries 100000]``.
@@ -44,6 +47,7 @@ from pathlib import Path
 
 from opensm_sweep import client_env, ibsim, last_host, sm_host, stop, write_net
 
+from hcasim.lab.home import UMAD2SIM, umad_preload
 from hcasim.testing import HCASIM, LabHandle
 
 SUBNET_UP = b"SUBNET UP"
@@ -115,13 +119,23 @@ def opensm_on_ibsim(env: dict[str, str], work: Path, timeout: float = 120) -> It
         stop(proc)
 
 
-def ibsim_run(net: Path, hcas: int, queries: int, work: Path) -> tuple[int, float]:
-    """One ``osmtest -f f`` against OpenSM on a fresh real ibsim."""
+def preloaded(env: dict[str, str], library: str) -> dict[str, str]:
+    """``env`` (a libumad2sim client's, :func:`client_env`) with ``library`` preloaded in
+    libumad2sim's place."""
+    return dict(env, LD_PRELOAD=" ".join(library if p == UMAD2SIM else p
+                                         for p in env["LD_PRELOAD"].split()))
+
+
+def ibsim_run(net: Path, hcas: int, queries: int, work: Path,
+              library: str = UMAD2SIM) -> tuple[int, float]:
+    """One ``osmtest -f f`` against OpenSM on a fresh real ibsim, both under ``library``
+    (the umad shim that speaks the ibsim protocol)."""
     with ibsim(net, work / "ibsim") as base:
-        with opensm_on_ibsim(client_env(base, sm_host(hcas)), work / "osm-ibsim"):
+        with opensm_on_ibsim(preloaded(client_env(base, sm_host(hcas)), library),
+                             work / "osm-ibsim"):
             return osmtest_seconds([*LINE_BUFFERED, sbin("osmtest"), "-f", "f"],
-                                   client_env(base, last_host(hcas)), work / "osmtest-ibsim",
-                                   queries)
+                                   preloaded(client_env(base, last_host(hcas)), library),
+                                   work / "osmtest-ibsim", queries)
 
 
 def lab_run(lab: LabHandle, hcas: int, queries: int, work: Path) -> tuple[int, float]:
@@ -154,21 +168,31 @@ def main() -> int:
         lab.up("--topology", str(net))
         lab.down()
         print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+        # ibsim with libumad2sim, as ibsim is used; and with the lab's own umad preload,
+        # when there is one, so that both servers have the same clients
+        libraries = {"libumad2sim": UMAD2SIM}
+        if umad_preload() != UMAD2SIM:
+            libraries["the lab's umad preload"] = umad_preload()
         ours: list[float] = []
-        theirs: list[float] = []
+        theirs: dict[str, list[float]] = {name: [] for name in libraries}
         for run in range(args.runs):
-            count, seconds = ibsim_run(net, args.hcas, args.queries, work)
-            theirs.append(seconds / count)
-            count_lab, seconds_lab = lab_run(lab, args.hcas, args.queries, work)
-            ours.append(seconds_lab / count_lab)
-            print(f"  run {run + 1}: lab {count_lab} queries in {seconds_lab:.2f} s "
-                  f"({ours[-1] * 1e3:.3f} ms each), ibsim {count} in {seconds:.2f} s "
-                  f"({theirs[-1] * 1e3:.3f} ms each)", file=sys.stderr)
-        lab_q, ibsim_q = statistics.median(ours), statistics.median(theirs)
-        print(f"{args.hcas} HCAs: osmtest -f f, ms per SA query, median of {args.runs}: "
-              f"lab {lab_q * 1e3:.3f}, ibsim {ibsim_q * 1e3:.3f}, ratio {lab_q / ibsim_q:.2f}; "
-              f"best: lab {min(ours) * 1e3:.3f}, ibsim {min(theirs) * 1e3:.3f}, "
-              f"ratio {min(ours) / min(theirs):.2f}")
+            line = f"  run {run + 1}:"
+            for name, library in libraries.items():
+                count, seconds = ibsim_run(net, args.hcas, args.queries, work, library)
+                theirs[name].append(seconds / count)
+                line += f" ibsim ({name}) {count} in {seconds:.2f} s " \
+                        f"({theirs[name][-1] * 1e3:.3f} ms each);"
+            count, seconds = lab_run(lab, args.hcas, args.queries, work)
+            ours.append(seconds / count)
+            print(f"{line} lab {count} in {seconds:.2f} s ({ours[-1] * 1e3:.3f} ms each)",
+                  file=sys.stderr)
+        lab_q = statistics.median(ours)
+        print(f"{args.hcas} HCAs: osmtest -f f, ms per SA query, median of {args.runs} "
+              f"(best): lab {lab_q * 1e3:.3f} ({min(ours) * 1e3:.3f})")
+        for name, times in theirs.items():
+            ibsim_q = statistics.median(times)
+            print(f"  ibsim under {name}: {ibsim_q * 1e3:.3f} ({min(times) * 1e3:.3f}); "
+                  f"ratio lab / ibsim {lab_q / ibsim_q:.2f} ({min(ours) / min(times):.2f})")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 
