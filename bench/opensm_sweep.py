@@ -164,10 +164,12 @@ def ibsim(net: Path, work: Path) -> Iterator[str]:
         raise SystemExit("ibsim is not installed (Debian package ibsim-utils)")
     base = f"bench{os.getpid()}{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True, exist_ok=True)
+    # its own session, as the lab daemon (hcasim up) has: where the kernel groups each
+    # session's tasks for scheduling (autogroup), each server gets its own share of the CPUs
     proc = subprocess.Popen([binary, "-s", "-n", str(net)], cwd=work,
                             env=dict(os.environ, IBSIM_SOCKNAME=base),
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         needle = f"@{base}:ctl@"
         deadline = time.monotonic() + 60

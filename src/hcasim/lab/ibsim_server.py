@@ -66,13 +66,23 @@ MAX_CLIENTS = 4096
 #: Classes an SM client registers with umad (SMI LID/DR, SA); only these are forwarded
 #: to it. A class it never registered crashes umad2sim's receiver (docs/sources.md §1.9).
 SM_CLASSES = frozenset({mad.CLASS_SUBN_LID_ROUTED, mad.CLASS_SUBN_DIRECTED_ROUTE, 0x03})
-#: Datagrams one client may have handled per event-loop turn (a flood cannot starve others).
-BATCH = 64
-#: Seconds to keep polling a client's socket after its last datagram before going back to
-#: the event loop (busy polling, docs/fabric.md §8): an SM keeps a few SMPs in flight and
-#: sends the next one as soon as a reply arrives, so it usually comes within this time,
-#: and catching it awake spares both processes a sleep and a wake-up per MAD.
-BUSY_POLL = 0.001
+#: Datagrams handled per event-loop turn, from all the sockets being polled together (taken
+#: in turn, one from each, so a flood cannot starve other clients); then the loop runs its
+#: other callbacks before polling resumes.
+BATCH: Final = 64
+#: Seconds to keep polling a client's socket after its last traffic, a datagram from it
+#: or one handed to it, before going back to the event loop (busy polling, docs/fabric.md
+#: §8): an SM keeps a few SMPs in flight and sends the next one as soon as a reply
+#: arrives, and a client handed a forwarded request (OpenSM given an SA query) or a
+#: forwarded answer (osmtest given OpenSM's) usually answers or sends its next request
+#: within this time; catching it awake spares both processes a sleep and a wake-up.
+BUSY_POLL: Final = 0.001
+#: Longest a turn of polling holds the event loop, in seconds, even if datagrams keep
+#: coming (slowly enough to stay under :data:`BATCH`).
+TURN: Final = 0.002
+#: Most sockets polled together: the clients with the most recent traffic (a send to a
+#: client beyond it does not add it; the client's own datagram always does).
+HOT_MAX: Final = 16
 
 
 #: Room for one SCM_CREDENTIALS message (struct ucred: pid, uid, gid).
@@ -108,6 +118,9 @@ class Client:
     ctl_peer: Any = None
     #: The lab host whose process attached it (None: the lab operator), from the kernel.
     host: str | None = None
+    #: Until when (``time.perf_counter``) its socket is polled: :data:`BUSY_POLL` after
+    #: its last traffic.
+    poll_until: float = 0.0
 
     def __post_init__(self) -> None:
         self.tag = self.index.to_bytes(2, "big")  # TID bits 63-48 of what it sends
@@ -141,6 +154,13 @@ class IbsimServer:
         loop.add_reader(self.ctl.fileno(), self._on_ctl)
         self.started = time.monotonic()
         self._complaints: dict[str, tuple[float, int]] = {}
+        #: The clients whose sockets are being busy-polled, by index (docs/fabric.md §8).
+        self._hot: dict[int, Client] = {}
+        #: The time of the current polling pass (what a send marks its receiver with).
+        self._now = 0.0
+        #: Whether a turn of polling is scheduled on the loop (the last one ran out of
+        #: its batch with clients still hot).
+        self._resume_pending = False
 
     def close(self) -> None:
         """Stop serving: detach every client and close the sockets."""
@@ -318,6 +338,8 @@ class IbsimServer:
     def _drop(self, client: Client) -> None:
         if self.clients.pop(client.index, None) is None:
             return
+        if self._hot.get(client.index) is client:
+            del self._hot[client.index]
         self.loop.remove_reader(client.sock.fileno())
         client.sock.close()
         if client.issm and not any(c.issm and c.port == client.port for c in self.clients.values()):
@@ -328,28 +350,58 @@ class IbsimServer:
 
     # ------------------------------------------------------------------ data channel
     def _on_data(self, client: Client) -> None:
+        """The loop saw ``client``'s socket readable: poll it, with the others still hot."""
+        now = time.perf_counter()
+        client.poll_until = now + BUSY_POLL
+        hot = self._hot
+        if client.index not in hot:
+            if len(hot) >= HOT_MAX:
+                del hot[next(iter(hot))]  # the oldest entry makes room
+            hot[client.index] = client
+        self._poll(now)
+
+    def _resume(self) -> None:
+        """Continue polling after the loop has had its turn (scheduled by :meth:`_poll`)."""
+        self._resume_pending = False
+        self._poll(time.perf_counter())
+
+    def _poll(self, now: float) -> None:
+        """Busy-poll the hot clients' sockets (docs/fabric.md §8), one datagram from each in
+        turn, until none has had traffic for :data:`BUSY_POLL` (then the loop waits in the
+        kernel again) or the turn has handled :data:`BATCH` datagrams or lasted
+        :data:`TURN` (then the loop runs what else is ready and polling resumes after)."""
+        hot = self._hot
+        clients = self.clients
         handled = 0
-        poll_until = 0.0
-        while handled < BATCH:
-            if client.index not in self.clients:
+        turn_end = now + TURN
+        while hot:
+            self._now = now
+            for client in tuple(hot.values()):
+                if clients.get(client.index) is not client:
+                    if hot.get(client.index) is client:
+                        del hot[client.index]  # detached meanwhile
+                    continue
+                try:
+                    data = client.sock.recv(SIM_REQUEST_SIZE + 1)
+                except BlockingIOError:
+                    if now >= client.poll_until and hot.get(client.index) is client:
+                        del hot[client.index]
+                    continue
+                except OSError:
+                    self._drop(client)
+                    continue
+                handled += 1
+                client.poll_until = now + BUSY_POLL
+                self.handle(client, data)
+            if not hot:
                 return
-            try:
-                data = client.sock.recv(SIM_REQUEST_SIZE + 1)
-            except BlockingIOError:
-                if not handled:
-                    return
-                now = time.perf_counter()
-                if not poll_until:
-                    poll_until = now + BUSY_POLL
-                elif now >= poll_until:
-                    return
-                continue
-            except OSError:
-                self._drop(client)
+            now = time.perf_counter()
+            if handled >= BATCH or now >= turn_end:
+                if not self._resume_pending:
+                    self._resume_pending = True
+                    self.loop.call_soon(self._resume)
                 return
-            poll_until = 0.0
-            handled += 1
-            self.handle(client, data)
+        # nothing hot: the loop sleeps until a socket is readable
 
     def handle(self, client: Client, data: bytes) -> None:
         """Route one datagram a client sent and deliver whatever it produces."""
@@ -419,7 +471,6 @@ class IbsimServer:
     def _send(self, client: Client, datagram: bytes) -> bool:
         try:
             client.sock.send(datagram)
-            return True
         except BlockingIOError:
             self._complain(f"full{client.index}",
                            f"client {client.index} is not reading; datagram dropped")
@@ -428,6 +479,14 @@ class IbsimServer:
             if exc.errno in (errno.ECONNREFUSED, errno.ENOTCONN, errno.ENOENT):
                 self._drop(client)
             return False
+        # Its answer (or next request) is likely soon: poll its socket too (docs/fabric.md §8).
+        until = self._now + BUSY_POLL
+        if until > client.poll_until:
+            client.poll_until = until
+        hot = self._hot
+        if client.index not in hot and len(hot) < HOT_MAX:
+            hot[client.index] = client
+        return True
 
 
 def build_engine(definition: dict[str, Any]) -> MadEngine:

@@ -168,6 +168,9 @@ class SubnetManager:
                 stdout=out,
                 stderr=asyncio.subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
+                # its own session, so its own scheduling group (autogroup): it must not
+                # share the CPU time of the daemon, which busy-polls (docs/fabric.md §8.1)
+                start_new_session=True,
             )
         self.host, self.log_path = host, log_path
         log.info("opensm started on %s (pid %d)", host, self.proc.pid)
