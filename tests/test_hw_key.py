@@ -59,7 +59,7 @@ def test_digest_verifies_only_its_key(key: int, salt: bytes) -> None:
     assert repr(verifier) == "KeyVerifier(is_digest=True)"  # no key material, whatever the key
 
 
-def test_each_set_key_draws_a_new_random_salt() -> None:
+def test_each_device_draws_its_own_random_salt_and_keeps_it() -> None:
     from hcasim.devices import fs2
     from hcasim.devices.hw_key import RANDOM_SALT_BYTES, image_with_key
 
@@ -67,18 +67,28 @@ def test_each_set_key_draws_a_new_random_salt() -> None:
                             psid="MT_1090120019", release_date=(1, 1, 2024),
                             guid_base=0x0002C90300A1B010, cr_protection_en=True)
     key = 0x1122334455667788
-    first, second = image_with_key(image, key), image_with_key(image, key)
-    salts = []
-    for flashed in (first, second):
+
+    def salt_of(flashed: bytes) -> bytes:
         info = fs2.parse_image(flashed)
         seal = fs2.image_info_tag(flashed, fs2.TAG_KEY_DIGEST_SEAL)
         assert seal is not None and info.hw_access_key is not None
         verifier = verifier_from_tags(info.hw_access_key, seal, info.guids[0].to_bytes(8, "big"))
         assert verifier is not None and verifier.version == 3 and verifier.matches(key)
-        salts.append(seal[:RANDOM_SALT_BYTES])
-    # the same key on the same device: another salt, another digest (nothing precomputed)
-    assert salts[0] != salts[1]
-    assert fs2.parse_image(first).hw_access_key != fs2.parse_image(second).hw_access_key
+        return seal[:RANDOM_SALT_BYTES]
+
+    # two devices flashed alike: each draws its own salt, so a guess is good for one only
+    first, other = image_with_key(image, key), image_with_key(image, key)
+    assert salt_of(first) != salt_of(other)
+    assert fs2.parse_image(first).hw_access_key != fs2.parse_image(other).hw_access_key
+    # the same device keeps its salt through another set_key, a cleared key and back, so
+    # the same key gives the same digest (the driver restart tells it is unchanged)
+    again = image_with_key(image_with_key(image_with_key(first, 0x55), 0), key)
+    assert salt_of(again) == salt_of(first)
+    assert fs2.parse_image(again).hw_access_key == fs2.parse_image(first).hw_access_key
+    cleared = image_with_key(first, 0)
+    assert fs2.parse_image(cleared).hw_access_key == 0
+    assert verifier_from_tags(0, fs2.image_info_tag(cleared, fs2.TAG_KEY_DIGEST_SEAL),
+                              b"guid0000") is None
 
 
 def test_raw_key_written_by_another_tool_is_compared_raw() -> None:

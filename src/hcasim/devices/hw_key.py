@@ -152,9 +152,14 @@ def image_with_key(image: bytes, key: int) -> bytes:
     """Return an FS2 image whose HwAccessKey tag holds ``key`` the way hcasim keeps it.
 
     Key 0 clears the tag (``HW Access Key: Disabled``); any other key is stored as its
-    digest (version 3: salted with the image's node GUID and fresh random bytes, kept with
-    the seal in the seal tag). Raises ``fs2.ImageError`` with mstflint's wording when the
-    image has no key tag (firmware built without ``cr_protection_en``).
+    digest (version 3: salted with the image's node GUID and the device's random salt,
+    kept in the seal tag). The random salt is drawn once per device, at its first
+    ``set_key``, and kept in the seal tag from then on, key or no key: the same key on the
+    same device gives the same digest, which is how the firmware tells at a driver restart
+    that the key in force is unchanged (an ``hw_access enable`` then stays; the seed's
+    driver-restart rule), without ever holding the key. Raises ``fs2.ImageError`` with
+    mstflint's wording when the image has no key tag (firmware built without
+    ``cr_protection_en``).
     """
     from hcasim.devices import fs2
 
@@ -162,10 +167,13 @@ def image_with_key(image: bytes, key: int) -> bytes:
     if info.hw_access_key is None:
         raise fs2.ImageError("The image does not support this operation.")
     guid = info.guids[0].to_bytes(8, "big")
-    random_salt = os.urandom(RANDOM_SALT_BYTES)
+    current = fs2.image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL)
+    kept = current[:RANDOM_SALT_BYTES] if current is not None else b""
+    random_salt = kept if any(kept) else os.urandom(RANDOM_SALT_BYTES)
     stored = key_digest(key, guid + random_salt) if key else 0
     image = fs2.with_image_info_tag(image, fs2.TAG_HW_ACCESS_KEY, stored.to_bytes(8, "big"))
-    if fs2.image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL) is not None:
-        seal = seal_for(stored, random_salt=random_salt) if key else bytes(8)
+    if current is not None:
+        seal = (seal_for(stored, random_salt=random_salt) if key
+                else random_salt + bytes(_SEAL_TAG_BYTES - RANDOM_SALT_BYTES))
         image = fs2.with_image_info_tag(image, fs2.TAG_KEY_DIGEST_SEAL, seal)
     return image
