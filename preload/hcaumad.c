@@ -208,6 +208,10 @@ static unsigned file_gen;
 static struct send *sends;
 static struct reasm *reasms;
 static uint16_t next_hi_tid;
+/* When the receiver thread's poll() ends by itself (the earliest deadline it knew of, ms of
+ * now_ms()); a send due later needs no wake-up, which spares a thread switch per MAD on a
+ * busy agent such as an SM (most sends are due after one already pending). Lock held. */
+static uint64_t receiver_wakes_at;
 
 static int init_state; /* 0 not tried, 1 ready, -1 failed or gone */
 static bool hooked;    /* the exit and fork handlers are installed */
@@ -1231,6 +1235,7 @@ static void *receiver(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&mu);
 		next = expire();
+		receiver_wakes_at = next;
 		pthread_mutex_unlock(&mu);
 		now = now_ms();
 		p[0].fd = data_fd;
@@ -1713,7 +1718,8 @@ static ssize_t umad_write(struct ufile *f, const uint8_t *buf, size_t count)
 	} else {
 		s->next = sends;
 		sends = s;
-		wake_receiver();
+		if (s->deadline < receiver_wakes_at)
+			wake_receiver(); /* due before the receiver would look again */
 	}
 	return (ssize_t)count;
 }
