@@ -103,6 +103,40 @@ def test_lid_reply_must_come_back(engine: MadEngine) -> None:
     assert out[0].kind is DeliveryKind.BOUNCE and "reply lost" in out[0].note
 
 
+def _with_lid_routed_start(smp: bytes, dr_slid: int) -> bytes:
+    blob = bytearray(smp)
+    blob[32:34] = dr_slid.to_bytes(2, "big")  # DrSLID: where the answer is LID-routed to
+    return bytes(blob)
+
+
+def test_directed_route_with_a_lid_routed_start(engine: MadEngine) -> None:
+    # iblinkinfo -S GUID: LID-routed to the switch, then directed from it (IBTA 14.2.2.1)
+    quicksm.configure(engine.subnet, PortRef("hca2", 1))
+    hca1, sw1 = engine.subnet.port(PortRef("hca1", 1)), engine.subnet.port(PortRef("sw1", 0))
+    smp = _with_lid_routed_start(build.smp(mad.ATTR_NODE_INFO, path=(2,)), hca1.lid)
+    out = send(engine, "hca1", SimRequest(sw1.lid, 0, 0, 0, 0, 256, smp))
+    assert [d.kind for d in out] == [DeliveryKind.REPLY]
+    reply = mad.DrSmp.decode(out[0].request.mad)
+    assert reply.method == mad.METHOD_GET_RESP and reply.direction == 1
+    info = smp_attrs.NodeInfo.decode(out[0].request.mad[64:])
+    assert info.node_guid == engine.subnet.node("hca2").guid  # sw1 port 2's neighbour
+    # hop count 0: the switch at the DLID answers itself
+    smp = _with_lid_routed_start(build.smp(mad.ATTR_NODE_INFO, path=()), hca1.lid)
+    out = send(engine, "hca1", SimRequest(sw1.lid, 0, 0, 0, 0, 256, smp))
+    assert smp_attrs.NodeInfo.decode(out[0].request.mad[64:]).node_type == \
+        smp_attrs.NODE_TYPE_SWITCH
+    # a CA relays no directed route: bounced, as an unroutable SMP is
+    hca2 = engine.subnet.port(PortRef("hca2", 1))
+    smp = _with_lid_routed_start(build.smp(mad.ATTR_NODE_INFO, path=(1,)), hca1.lid)
+    out = send(engine, "hca1", SimRequest(hca2.lid, 0, 0, 0, 0, 256, smp))
+    assert [d.kind for d in out] == [DeliveryKind.BOUNCE]
+    assert out[0].request.status == SIM_STATUS_TIMEOUT
+    # an answer that cannot be LID-routed back to DrSLID is lost, and says so
+    smp = _with_lid_routed_start(build.smp(mad.ATTR_NODE_INFO, path=(2,)), 999)
+    out = send(engine, "hca1", SimRequest(sw1.lid, 0, 0, 0, 0, 256, smp))
+    assert out[0].kind is DeliveryKind.BOUNCE and "reply lost" in out[0].note
+
+
 @pytest.mark.parametrize("corrupt", ["hop_pointer", "direction", "dr_slid", "base_version",
                                      "class_version", "dlid"])
 def test_malformed_mads_get_no_reply(engine: MadEngine, corrupt: str) -> None:

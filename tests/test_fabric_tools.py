@@ -52,6 +52,20 @@ def test_smpquery_nodeinfo_by_lid(fabric):  # type: ignore[no-untyped-def]
     assert "VendorId:........................0x0002c9\n" in r.stdout
 
 
+def test_iblinkinfo_from_a_switch_guid(fabric):  # type: ignore[no-untyped-def]
+    # -S / -G: libibnetdisc starts at the switch, with SMPs LID-routed to it and directed
+    # from there (IBTA 14.2.2.1); the switch's block is what a full iblinkinfo prints
+    full = fabric.run("node2", "iblinkinfo")
+    assert full.returncode == 0, full.stderr
+    block = full.stdout[full.stdout.index("Switch: 0x0002c90200a1b000"):]
+    block = block[:block.index("\nCA:") + 1] if "\nCA:" in block else block
+    for option in ("-S", "-G"):
+        r = fabric.run("node2", "iblinkinfo", option, "0x0002c90200a1b000")
+        assert (r.returncode, r.stderr) == (0, "")
+        assert r.stdout == block
+        assert '"node1 HCA-1"' in r.stdout and r.stdout.count("\n") == 37
+
+
 def test_sm_start_twice_and_stop(fabric):  # type: ignore[no-untyped-def]
     r = fabric.hcasim("sm", "start")
     assert r.returncode == 1 and "an SM is already running on sm (pid" in r.stderr

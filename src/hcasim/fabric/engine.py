@@ -11,8 +11,11 @@ Per request (ibsim ``process_packet``, ``sim_mad.c:1828-1915``, with the documen
 differences below):
 
 1. malformed MADs are dropped without a reply: base version not 1, class version above 2,
-   and for directed route a non-zero hop pointer, D bit not equal to R, DR SLID/DLID or
-   the datagram's DLID not the permissive LID, or more than 63 hops;
+   and for directed route a non-zero hop pointer, D bit not equal to R, DrDLID not the
+   permissive LID, DrSLID and the datagram's DLID not both permissive (a request with a
+   LID-routed part at its start, IBTA 14.2.2.1, has both set: LID-routed to DLID, directed
+   from there, the answer directed back and then LID-routed to DrSLID; ibsim drops it),
+   or more than 63 hops;
 2. a LID-routed MAD with SLID 0 gets the sender's LID;
 3. the sending node's firmware may swallow the MAD (``host_send``), silently or reporting
    the send as timed out (a bounce);
@@ -210,13 +213,21 @@ class MadEngine:
             return []
         response = method & mad.METHOD_RESPONSE_BIT
         dr = mgmt_class == mad.CLASS_SUBN_DIRECTED_ROUTE
+        # a directed-route request with a LID-routed part at its start (IBTA 14.2.2.1):
+        # LID-routed to DLID, directed from there; DrSLID is where the answer returns to
+        lid_start = False
+        dr_slid = mad.PERMISSIVE_LID
         if dr:
             dr_lids: tuple[int, int] = _DR_LIDS.unpack_from(raw)
             dr_slid, dr_dlid = dr_lids
+            lid_start = dlid != mad.PERMISSIVE_LID and not response
             if (hop_pointer != 0 or (word >> 15) != (1 if response else 0)
-                    or dr_slid != mad.PERMISSIVE_LID or dr_dlid != mad.PERMISSIVE_LID
-                    or hop_count > mad.MAX_DR_HOPS or dlid != mad.PERMISSIVE_LID):
+                    or (dr_slid != mad.PERMISSIVE_LID) is not lid_start
+                    or dr_dlid != mad.PERMISSIVE_LID or hop_count > mad.MAX_DR_HOPS
+                    or (dlid != mad.PERMISSIVE_LID and not lid_start)):
                 return []
+            if lid_start and slid == 0:
+                slid = sender.lid
         elif slid == 0 and dlid != mad.PERMISSIVE_LID:
             slid = sender.lid
         firmware = sender.node.firmware
@@ -238,7 +249,13 @@ class MadEngine:
         vl15 = mgmt_class == mad.CLASS_SUBN_LID_ROUTED
         neighbour: PortState | None = None  # the port a permissive-LID SMP entered
         try:
-            if dlid != mad.PERMISSIVE_LID:
+            if lid_start:
+                start = route_lid(subnet, sender, dlid, True)
+                if hop_count and not start.node.is_switch:
+                    raise NoRoute(f"DLID {dlid} is a CA's: it relays no directed route")
+                route = route_dr_out(subnet, start, hop_count, raw[128:192], relayed=True)
+                target, return_path = route.target, route.return_path
+            elif dlid != mad.PERMISSIVE_LID:
                 target = route_lid(subnet, sender, dlid, vl15)
             elif not dr:
                 if not vl15 or response or sender.is_management_port:
@@ -301,6 +318,10 @@ class MadEngine:
         try:
             if neighbour is not None:
                 back = route_neighbour(neighbour)  # back over the link it came in on
+            elif lid_start:
+                # directed back to where the directed part began, then LID-routed to DrSLID
+                start = route_dr_in(subnet, target, hop_count, return_path)
+                back = route_lid(subnet, start, dr_slid, True)
             elif slid != mad.PERMISSIVE_LID:
                 back = route_lid(subnet, target, slid, vl15)
             elif dr:

@@ -117,8 +117,9 @@ def _arrive(fault: PortFault, port: PortState) -> None:
 
 
 def route_dr_out(subnet: Subnet, start: PortState, hop_count: int,
-                 initial_path: bytes) -> DrRoute:
-    """Walk an outbound directed-route SMP from the requester's port ``start``.
+                 initial_path: bytes, relayed: bool = False) -> DrRoute:
+    """Walk an outbound directed-route SMP from the requester's port ``start``, or, with
+    ``relayed``, from the port where its LID-routed part arrived (its node relays it).
 
     Raises :class:`NoRoute`; the caller bounces the MAD.
     """
@@ -130,7 +131,7 @@ def route_dr_out(subnet: Subnet, start: PortState, hop_count: int,
     for i in range(1, hop_count + 1):
         if i > 1 and not port.node.is_switch:
             raise NoRoute(f"hop {i - 1} is not a switch ({port.node.id!r})")
-        port = _step(port, initial_path[i], i > 1)
+        port = _step(port, initial_path[i], relayed or i > 1)
         path[i] = port.number
     return DrRoute(port, bytes(path))
 
