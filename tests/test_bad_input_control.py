@@ -251,6 +251,16 @@ def test_every_operation_answers_and_a_refusal_changes_nothing(
         daemon.services.control.end_session(session)
 
 
+def test_exec_register_without_a_peer_process_is_refused(daemon: InProcessDaemon) -> None:
+    # An in-process session has no process the kernel names: it once tripped an assertion.
+    before = daemon.state()
+    reply = daemon.request(Session(), {"op": "exec_register", "host": "sm"})
+    assert (reply["ok"], reply["errno"]) == (False, errno.EPERM)
+    assert reply["error"] == ("exec_register: the session has no peer process to register "
+                              "(only a control socket peer has)")
+    assert daemon.state() == before
+
+
 def test_cr_write_takes_integers_only(daemon: InProcessDaemon) -> None:
     # A float once went into CR-space and failed a later in-band read.
     session = Session()

@@ -287,7 +287,10 @@ class ControlEndpoint:
         starts become ``host``. A host's process may only register for its own host."""
         host = self.lab.host(str_arg(args, "host")).name
         self.check_own_host(session, host)
-        assert session.principal is not None  # refused sessions never reach a handler
+        if session.principal is None:
+            # an in-process session has no process the kernel could name to register
+            raise ControlError(errno.EPERM, "exec_register: the session has no peer "
+                               "process to register (only a control socket peer has)")
         nested = session.principal.host is not None
         try:
             self.identities.register(session.principal.pid, host)
