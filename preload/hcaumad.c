@@ -201,7 +201,11 @@ struct reasm {
 	uint64_t touched;
 };
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+/* Adaptive: a thread finding it held spins briefly before sleeping in the kernel. The
+ * receiver thread holds it for microseconds at a time, and the program's reader, woken by
+ * the very message the receiver is still queueing, would otherwise sleep and be woken
+ * again for it: two futex calls per MAD. */
+static pthread_mutex_t mu = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 static pthread_mutex_t ctl_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ufile files[MAX_FILES];
 static unsigned file_gen;
@@ -212,6 +216,15 @@ static uint16_t next_hi_tid;
  * now_ms()); a send due later needs no wake-up, which spares a thread switch per MAD on a
  * busy agent such as an SM (most sends are due after one already pending). Lock held. */
 static uint64_t receiver_wakes_at;
+/* A deadline set on the receiver thread itself (an RMPP ACK moved a window on): it looks
+ * at its timers again before it next sleeps. Lock held. */
+static bool timers_moved;
+/* Which fds below FD_FAST are umad or issm files: read(), write(), close() and ioctl() on
+ * any other fd (a program's log, its sockets) go straight to libc without taking the lock
+ * (an SM writes and reads other fds all the time, and contending for the lock with the
+ * receiver thread cost it futex calls per MAD). Written under the lock, read without. */
+#define FD_FAST 65536
+static unsigned char fd_ours[FD_FAST];
 
 static int init_state; /* 0 not tried, 1 ready, -1 failed or gone */
 static bool hooked;    /* the exit and fork handlers are installed */
@@ -235,6 +248,20 @@ static uint8_t written_port_info[CTL_DATA], written_pkeys[CTL_DATA];
 static bool written_pi, written_pk;
 
 /* ---------------------------------------------------------------- real functions */
+static void unlock_mu(void);
+
+static void mark_fd(int fd, bool ours)
+{
+	if (fd >= 0 && fd < FD_FAST)
+		__atomic_store_n(&fd_ours[fd], ours, __ATOMIC_RELEASE);
+}
+
+/* False only for an fd that is certainly none of ours. */
+static bool maybe_ours(int fd)
+{
+	return fd >= FD_FAST || (fd >= 0 && __atomic_load_n(&fd_ours[fd], __ATOMIC_ACQUIRE));
+}
+
 static void *next_symbol(const char *name)
 {
 	return dlsym(RTLD_NEXT, name);
@@ -662,10 +689,13 @@ static void forked(void)
 {
 	int i;
 
-	pthread_mutex_init(&mu, NULL);
+	mu = (pthread_mutex_t)PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 	pthread_mutex_init(&ctl_mu, NULL);
-	for (i = 0; i < MAX_FILES; i++)
+	for (i = 0; i < MAX_FILES; i++) {
+		if (files[i].used)
+			mark_fd(files[i].fd, false);
 		files[i].used = false; /* their fds are plain eventfds in the child */
+	}
 	sends = NULL;
 	reasms = NULL;
 	if (ctl_fd >= 0)
@@ -749,18 +779,39 @@ static bool ready(void)
 	pthread_mutex_lock(&mu);
 	if (init_state == 0)
 		init_state = attach() ? -1 : 1;
-	pthread_mutex_unlock(&mu);
+	unlock_mu();
 	errno = saved;
 	return init_state == 1;
 }
 
 /* One datagram to the lab; mad is MAD_SIZE bytes. Lock held. */
+/* Datagrams a thread made while holding the lock, sent once it has let go of it
+ * (unlock_mu()): a send under the lock kept the program's sending thread and the receiver
+ * thread waiting for each other in the kernel. Each thread sends its own, in order. */
+#define OUTBOX 16
+static __thread uint8_t outbox[OUTBOX][REQ_SIZE];
+static __thread int outbox_n;
+
+static void unlock_mu(void)
+{
+	int i, n = outbox_n;
+
+	pthread_mutex_unlock(&mu);
+	outbox_n = 0;
+	for (i = 0; i < n; i++)
+		if (send(data_fd, outbox[i], REQ_SIZE, MSG_NOSIGNAL) < 0) {
+			/* the lab is gone: what was sent times out */
+		}
+}
+
+/* Lock held: queued for unlock_mu(), or sent at once when the outbox is full. */
 static void send_mad(uint16_t dlid, uint32_t dqp, uint32_t sqp, const uint8_t *mad)
 {
-	uint8_t req[REQ_SIZE];
+	uint8_t spare[REQ_SIZE];
+	uint8_t *req = outbox_n < OUTBOX ? outbox[outbox_n++] : spare;
 	uint16_t slid;
 
-	memset(req, 0, sizeof(req));
+	memset(req, 0, REQ_SIZE);
 	memcpy(req, &dlid, 2);
 	/* SLID 0: the lab fills in the port's; the permissive LID for directed route */
 	slid = dlid == 0xffff ? 0xffff : 0;
@@ -769,7 +820,7 @@ static void send_mad(uint16_t dlid, uint32_t dqp, uint32_t sqp, const uint8_t *m
 	put_be32(req + 12, sqp);
 	put_be64(req + 24, MAD_SIZE);
 	memcpy(req + 32, mad, MAD_SIZE);
-	if (send(data_fd, req, sizeof(req), MSG_NOSIGNAL) < 0) {
+	if (req == spare && send(data_fd, req, REQ_SIZE, MSG_NOSIGNAL) < 0) {
 		/* the lab is gone: what was sent times out */
 	}
 }
@@ -943,10 +994,12 @@ static void rmpp_control(const uint8_t *mad)
 			return;
 		}
 		s->deadline = now_ms() + s->timeout_ms + TIMER_SLACK_MS;
+		timers_moved = true;
 		return;
 	}
 	rmpp_send_window(s);
 	s->deadline = now_ms() + (s->timeout_ms ? s->timeout_ms : RMPP_ACK_MS);
+	timers_moved = true;
 }
 
 static void send_ack(const struct reasm *r, const uint8_t *mad, uint8_t type, int seg, int win)
@@ -1229,14 +1282,16 @@ static void *receiver(void *arg)
 	uint8_t req[REQ_SIZE + 1];
 	struct pollfd p[2];
 	uint64_t next, now, drain;
+	bool woken, got;
 	ssize_t n;
 
 	(void)arg;
+	pthread_mutex_lock(&mu);
+	receiver_wakes_at = expire();
+	unlock_mu();
 	for (;;) {
-		pthread_mutex_lock(&mu);
-		next = expire();
-		receiver_wakes_at = next;
-		pthread_mutex_unlock(&mu);
+		/* only this thread writes receiver_wakes_at, so it reads it without the lock */
+		next = receiver_wakes_at;
 		now = now_ms();
 		p[0].fd = data_fd;
 		p[0].events = POLLIN;
@@ -1244,19 +1299,27 @@ static void *receiver(void *arg)
 		p[1].events = POLLIN;
 		if (poll(p, 2, next > now ? (int)(next - now) : 0) < 0 && errno != EINTR)
 			return NULL;
-		if (p[1].revents & POLLIN && sys_read(wake_fd, &drain, sizeof(drain)) < 0) {
+		woken = p[1].revents & POLLIN;
+		if (woken && sys_read(wake_fd, &drain, sizeof(drain)) < 0) {
 			/* nothing to drain */
 		}
-		if (!(p[0].revents & POLLIN))
-			continue;
-		n = recv(data_fd, req, sizeof(req), MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-			return NULL; /* the lab went away */
-		if (n != REQ_SIZE)
-			continue;
+		got = false;
+		if (p[0].revents & POLLIN) {
+			n = recv(data_fd, req, sizeof(req), MSG_DONTWAIT);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				return NULL; /* the lab went away */
+			got = n == REQ_SIZE;
+		}
+		/* one turn of the lock per datagram: the timers are looked at only when one is
+		 * due or a send due sooner woke the thread */
 		pthread_mutex_lock(&mu);
-		handle(req);
-		pthread_mutex_unlock(&mu);
+		if (got)
+			handle(req);
+		if (woken || timers_moved || now_ms() >= receiver_wakes_at) {
+			timers_moved = false;
+			receiver_wakes_at = expire();
+		}
+		unlock_mu();
 	}
 }
 
@@ -1271,7 +1334,7 @@ static int open_umad(int flags, bool issm)
 		if (!files[i].used)
 			f = &files[i];
 	if (!f) {
-		pthread_mutex_unlock(&mu);
+		unlock_mu();
 		errno = EMFILE;
 		return -1;
 	}
@@ -1283,10 +1346,11 @@ static int open_umad(int flags, bool issm)
 		memset(f, 0, sizeof(*f));
 		f->used = true;
 		f->fd = fd;
+		mark_fd(fd, true);
 		f->gen = ++file_gen;
 		f->issm = issm;
 	}
-	pthread_mutex_unlock(&mu);
+	unlock_mu();
 	if (!err && issm) {
 		int one = 1;
 
@@ -1295,7 +1359,8 @@ static int open_umad(int flags, bool issm)
 		if (err) {
 			pthread_mutex_lock(&mu);
 			f->used = false;
-			pthread_mutex_unlock(&mu);
+			mark_fd(fd, false);
+			unlock_mu();
 			sys_close(fd);
 		}
 	}
@@ -1331,6 +1396,7 @@ static void drop_file(struct ufile *f)
 		free(p);
 	}
 	f->used = false;
+	mark_fd(f->fd, false);
 }
 
 /* Which fake path, if any: 1 umad0, 2 issm0, 0 neither (device files of this port). */
@@ -1368,7 +1434,7 @@ static void port_file(const char *path)
 		return;
 	pthread_mutex_lock(&mu);
 	write_port(path + n);
-	pthread_mutex_unlock(&mu);
+	unlock_mu();
 }
 
 /*
@@ -1514,13 +1580,15 @@ EXPORT int close(int fd)
 	struct ufile *f;
 	bool issm = false;
 
+	if (!maybe_ours(fd))
+		return sys_close(fd);
 	pthread_mutex_lock(&mu);
 	f = file_of(fd);
 	if (f) {
 		issm = f->issm;
 		drop_file(f);
 	}
-	pthread_mutex_unlock(&mu);
+	unlock_mu();
 	if (issm) {
 		int zero = 0;
 
@@ -1540,11 +1608,11 @@ static ssize_t umad_read(struct ufile *f, int fd, uint8_t *buf, size_t count)
 	int err = 0;
 
 	if (count < hsize) {
-		pthread_mutex_unlock(&mu);
+		unlock_mu();
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_unlock(&mu);
+	unlock_mu();
 	/* blocks, or EAGAIN with O_NONBLOCK, as the file's flags say */
 	n = sys_read(fd, &token, sizeof(token));
 	if (n < 0)
@@ -1553,7 +1621,7 @@ static ssize_t umad_read(struct ufile *f, int fd, uint8_t *buf, size_t count)
 	f = file_of(fd);
 	p = f ? f->head : NULL;
 	if (!p) {
-		pthread_mutex_unlock(&mu);
+		unlock_mu();
 		errno = f ? EAGAIN : EBADF;
 		return -1;
 	}
@@ -1575,7 +1643,7 @@ static ssize_t umad_read(struct ufile *f, int fd, uint8_t *buf, size_t count)
 		if (sys_write(fd, &one, sizeof(one)) < 0) {
 			/* cannot happen with a counter this small */
 		}
-		pthread_mutex_unlock(&mu);
+		unlock_mu();
 		errno = err;
 		return -1;
 	}
@@ -1584,7 +1652,7 @@ static ssize_t umad_read(struct ufile *f, int fd, uint8_t *buf, size_t count)
 		f->tail = NULL;
 	f->queued--;
 	n = (ssize_t)(hsize + p->mad_len);
-	pthread_mutex_unlock(&mu);
+	unlock_mu();
 	free(p);
 	return n;
 }
@@ -1593,15 +1661,17 @@ EXPORT ssize_t read(int fd, void *buf, size_t count)
 {
 	struct ufile *f;
 
+	if (!maybe_ours(fd))
+		return sys_read(fd, buf, count);
 	pthread_mutex_lock(&mu);
 	f = file_of(fd);
 	if (!f) {
-		pthread_mutex_unlock(&mu);
+		unlock_mu();
 		return sys_read(fd, buf, count);
 	}
 	if (f->issm) {
 		/* the issm file has no read or write (ib_umad_sm_fops) */
-		pthread_mutex_unlock(&mu);
+		unlock_mu();
 		errno = EINVAL;
 		return -1;
 	}
@@ -1729,14 +1799,16 @@ EXPORT ssize_t write(int fd, const void *buf, size_t count)
 	struct ufile *f;
 	ssize_t n;
 
+	if (!maybe_ours(fd))
+		return sys_write(fd, buf, count);
 	pthread_mutex_lock(&mu);
 	f = file_of(fd);
 	if (!f) {
-		pthread_mutex_unlock(&mu);
+		unlock_mu();
 		return sys_write(fd, buf, count);
 	}
 	n = f->issm ? -EINVAL : umad_write(f, buf, count);
-	pthread_mutex_unlock(&mu);
+	unlock_mu();
 	if (n < 0) {
 		errno = (int)-n;
 		return -1;
@@ -1897,11 +1969,11 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	pthread_mutex_lock(&mu);
 	f = file_of(fd);
 	if (!f) {
-		pthread_mutex_unlock(&mu);
+		unlock_mu();
 		return real_ioctl(fd, request, arg);
 	}
 	err = f->issm ? ENOTTY : umad_ioctl(f, request, arg);
-	pthread_mutex_unlock(&mu);
+	unlock_mu();
 	if (err) {
 		errno = err;
 		return -1;
