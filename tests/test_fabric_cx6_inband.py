@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from hcasim.ib import mad, vendor
-from hcasim.testing import LabHandle, running_lab
+from hcasim.testing import LabHandle
+from tests.support.fabric import lab_with_sm, ok
 from tests.support.sim_client import (
     CREDENTIAL_HANDLE,
     CRYPTO_OPERATIONAL,
@@ -45,9 +46,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "crypto.md"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
-    with running_lab(tmp_path_factory.mktemp("cx6-inband") / "home") as handle:
-        r = handle.hcasim("sm", "start")
-        assert r.returncode == 0, r.stderr
+    with lab_with_sm(tmp_path_factory.mktemp("cx6-inband") / "home") as handle:
         yield handle
 
 
@@ -57,11 +56,6 @@ def lid(lab: LabHandle) -> int:
     match = re.search(r"Base lid: (\d+)", r.stdout)
     assert r.returncode == 0 and match, (r.stdout, r.stderr)
     return int(match.group(1))
-
-
-def ok(result):  # type: ignore[no-untyped-def]
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    return result
 
 
 def reg(lab: LabHandle, lid: int, register_id: int, method: int, register: bytes = b"",

@@ -20,6 +20,7 @@ import pytest
 from hcasim.api.client import ControlClient
 from hcasim.ib import vendor
 from hcasim.testing import LabHandle, running_lab
+from tests.support.fabric import ok
 from tests.support.sim_client import SimClient
 
 KEY = "1a1a1a1a2b2b2b2b"
@@ -39,11 +40,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
         assert handle.flint("node1", "-d", CX3, "set_key", KEY).returncode == 0
         assert handle.hcasim("driver", "restart", "node1").returncode == 0
         yield handle
-
-
-def ok(result):  # type: ignore[no-untyped-def]
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    return result
 
 
 def lid(lab: LabHandle, host: str) -> int:

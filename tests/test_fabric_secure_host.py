@@ -19,6 +19,7 @@ import pytest
 from hcasim.ib import build, mad, smp_attrs
 from hcasim.ib.simproto import SimCtlType
 from hcasim.testing import LabHandle, running_lab
+from tests.support.fabric import ok
 from tests.support.sim_client import SimClient
 
 KEY = "1a1a1a1a2b2b2b2b"
@@ -57,11 +58,6 @@ def lid(lab: LabHandle, host: str) -> int:
 
 def masked(text: str) -> str:
     return PID.sub("ibwarn: [PID]", text)
-
-
-def ok(result):  # type: ignore[no-untyped-def]
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    return result
 
 
 # -- before the key ---------------------------------------------------------------------------

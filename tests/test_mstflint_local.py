@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from hcasim.lab.pci_sysfs import write_pci_sysfs
-from hcasim.testing import LabHandle, running_lab
+from hcasim.testing import LabHandle
+from tests.support.fabric import lab_with_sm, ok
 from tests.support.verbs_clients import build_preload
 
 KEY = "1a1a1a1a2b2b2b2b"
@@ -52,15 +53,8 @@ PSID:                  MT_1090120019
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
     build_preload()  # make preload builds libhcapci.so beside the verbs preload
     tmp = tmp_path_factory.mktemp("pci-tools")
-    with running_lab(tmp / "home") as handle:
-        r = handle.hcasim("sm", "start")
-        assert r.returncode == 0, r.stderr
+    with lab_with_sm(tmp / "home") as handle:
         yield handle
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    return result
 
 
 def mstflint(lab: LabHandle, *args: str, host: str = "node1",

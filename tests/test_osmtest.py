@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hcasim.testing import LabHandle, running_lab
+from hcasim.testing import LabHandle
+from tests.support.fabric import lab_with_sm
 
 #: A safety net only: the slowest flow (a) takes about 25 s on a loaded machine.
 SAFETY = 300
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with running_lab(tmp_path_factory.mktemp("osmtest") / "home") as handle:
-        r = handle.hcasim("sm", "start")
-        assert r.returncode == 0, r.stderr
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    with lab_with_sm(tmp_path_factory.mktemp("osmtest") / "home") as handle:
         yield handle
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hcasim.lab.home import UMAD2SIM, umad_preload
 from hcasim.testing import HCASIM, LabHandle, running_lab
+from tests.support.fabric import lab_with_sm, ok
 
 PROBE_SOURCE = Path(__file__).parent / "support" / "umad_probe.c"
 #: The default lab's end ports (5 HCAs and the switch's port 0): one PathRecord per pair.
@@ -29,16 +31,9 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with running_lab(tmp_path_factory.mktemp("umad") / "home") as handle:
-        r = handle.hcasim("sm", "start")
-        assert r.returncode == 0, r.stderr
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabHandle]:
+    with lab_with_sm(tmp_path_factory.mktemp("umad") / "home") as handle:
         yield handle
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, (result.stdout, result.stderr)
-    return result
 
 
 def base_lid(lab: LabHandle, host: str) -> int:
