@@ -16,7 +16,8 @@ NATIVE_SOURCES := $(shell sed -n 's/^    "\(hcasim\.[a-z0-9_.]*\)",$$/\1/p' src/
 
 # The verbs preload (docs/crypto.md §11): libibverbs / libmlx5 programs on a lab host.
 PRELOAD := build/preload/libhcaverbs.so
-PRELOAD_SOURCES := $(wildcard preload/*.c preload/*.h)
+PRELOAD_SOURCES := preload/labwire.c preload/labwire.h preload/hcaverbs.c preload/hcaverbs.h \
+	preload/datapath.c
 # The PCI preload (docs/secure-host.md): the real mstflint / mstmcra by PCI address.
 PCI_PRELOAD := build/preload/libhcapci.so
 # The umad preload (docs/fabric.md §10): libibumad programs (OpenSM, osmtest, the diags).
