@@ -271,8 +271,7 @@ class ControlEndpoint:
             raise ControlError(errno.EINVAL, "host_status names a host")
         host = self.lab.host(name)
         self.check_own_host(session, host.name)
-        return {"hosts": [{"name": host.name,
-                           "devices": [self.lab.device_status(d) for d in host.devices]}]}
+        return {"hosts": [self.lab.host_status(host)]}
 
     @staticmethod
     def check_own_host(session: Session, host: str) -> None:

@@ -150,11 +150,10 @@ class Lab:
         """Describe one device without any key material."""
         return {"device": device.mst_paths[0], **device.firmware.status()}
 
+    def host_status(self, host: Host) -> dict[str, Any]:
+        """Describe one host and its devices, without any key material."""
+        return {"name": host.name, "devices": [self.device_status(d) for d in host.devices]}
+
     def status(self) -> dict[str, Any]:
         """Describe every host and device."""
-        return {
-            "hosts": [
-                {"name": h.name, "devices": [self.device_status(d) for d in h.devices]}
-                for h in self.hosts.values()
-            ]
-        }
+        return {"hosts": [self.host_status(h) for h in self.hosts.values()]}
