@@ -216,8 +216,23 @@ static uint16_t next_hi_tid;
  * now_ms()); a send due later needs no wake-up, which spares a thread switch per MAD on a
  * busy agent such as an SM (most sends are due after one already pending). Lock held. */
 static uint64_t receiver_wakes_at;
-/* A deadline set on the receiver thread itself (an RMPP ACK moved a window on): it looks
- * at its timers again before it next sleeps. Lock held. */
+/*
+ * Who reads the lab's socket. A program thread waiting in poll() on one umad file alone
+ * (libibumad's umad_recv(): OpenSM's receiver thread, every libibmad tool) reads it itself
+ * while it waits (lead_poll()): a MAD from the lab then wakes that thread only, where a
+ * hand-off through the receiver thread woke two, one after the other, for every MAD. The
+ * receiver thread keeps the socket while nobody leads, and steps aside while one does and
+ * datagrams are flowing (rx_at within LEAD_MS); it looks again every LEAD_MS, so a leader
+ * that left and did not come back leaves the socket unread for at most that long. When no
+ * datagram has come for LEAD_MS both wait on the socket: a wasted wake-up is free when idle.
+ */
+#define LEAD_MS 4
+static int leader;     /* 1 while a program thread is in lead_poll(); atomic */
+static uint64_t rx_at; /* when a datagram was last handled (ms); atomic */
+
+/* A deadline moved by an RMPP ACK (on the receiver thread or a leader's): the receiver
+ * looks at its timers again before it next sleeps. An ACK only ever moves a deadline
+ * later, so a leader need not wake the receiver for it. Lock held. */
 static bool timers_moved;
 /* Which fds below FD_FAST are umad or issm files: read(), write(), close() and ioctl() on
  * any other fd (a program's log, its sockets) go straight to libc without taking the lock
@@ -282,6 +297,12 @@ static ssize_t sys_write(int fd, const void *buf, size_t n)
 {
 	REAL(ssize_t, write, int, const void *, size_t);
 	return real_write(fd, buf, n);
+}
+
+static int sys_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	REAL(int, poll, struct pollfd *, nfds_t, int);
+	return real_poll(fds, n, timeout);
 }
 
 static int sys_close(int fd)
@@ -698,6 +719,7 @@ static void forked(void)
 	}
 	sends = NULL;
 	reasms = NULL;
+	leader = 0;
 	if (ctl_fd >= 0)
 		sys_close(ctl_fd);
 	if (data_fd >= 0)
@@ -1277,13 +1299,37 @@ static uint64_t expire(void)
 	return next;
 }
 
-static void *receiver(void *arg)
+/*
+ * Take the datagrams waiting on the lab's socket, at most DRAIN_MAX, and handle them. The
+ * lock is held across recv(), so two threads reading the socket (the receiver and a
+ * leader, for a moment) cannot swap two datagrams. A connected datagram socket reports no
+ * end when the lab goes away (it just stays quiet), and an error it reports (a pending
+ * ECONNRESET) is cleared by the recv() that returns it. Lock held.
+ */
+#define DRAIN_MAX 16
+static void drain(void)
 {
 	uint8_t req[REQ_SIZE + 1];
-	struct pollfd p[2];
-	uint64_t next, now, drain;
-	bool woken, got;
 	ssize_t n;
+	int i;
+
+	for (i = 0; i < DRAIN_MAX; i++) {
+		n = recv(data_fd, req, sizeof(req), MSG_DONTWAIT);
+		if (n < 0)
+			break; /* nothing more now (EAGAIN), or an error this very call cleared */
+		if (n == REQ_SIZE)
+			handle(req); /* anything else is no ibsim datagram: dropped */
+	}
+	if (i)
+		__atomic_store_n(&rx_at, now_ms(), __ATOMIC_RELAXED);
+}
+
+static void *receiver(void *arg)
+{
+	struct pollfd p[2];
+	uint64_t next, now, drained;
+	bool woken, aside;
+	int timeout;
 
 	(void)arg;
 	pthread_mutex_lock(&mu);
@@ -1293,28 +1339,28 @@ static void *receiver(void *arg)
 		/* only this thread writes receiver_wakes_at, so it reads it without the lock */
 		next = receiver_wakes_at;
 		now = now_ms();
-		p[0].fd = data_fd;
+		timeout = next > now ? (int)(next - now) : 0;
+		/* a program thread leads and datagrams flow: leave the socket to it (`leader`) */
+		aside = __atomic_load_n(&leader, __ATOMIC_ACQUIRE) &&
+			now - __atomic_load_n(&rx_at, __ATOMIC_RELAXED) < LEAD_MS;
+		if (aside && timeout > LEAD_MS)
+			timeout = LEAD_MS;
+		p[0].fd = aside ? -1 : data_fd;
 		p[0].events = POLLIN;
+		p[0].revents = 0;
 		p[1].fd = wake_fd;
 		p[1].events = POLLIN;
-		if (poll(p, 2, next > now ? (int)(next - now) : 0) < 0 && errno != EINTR)
+		if (sys_poll(p, 2, timeout) < 0 && errno != EINTR)
 			return NULL;
 		woken = p[1].revents & POLLIN;
-		if (woken && sys_read(wake_fd, &drain, sizeof(drain)) < 0) {
+		if (woken && sys_read(wake_fd, &drained, sizeof(drained)) < 0) {
 			/* nothing to drain */
 		}
-		got = false;
-		if (p[0].revents & POLLIN) {
-			n = recv(data_fd, req, sizeof(req), MSG_DONTWAIT);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-				return NULL; /* the lab went away */
-			got = n == REQ_SIZE;
-		}
-		/* one turn of the lock per datagram: the timers are looked at only when one is
-		 * due or a send due sooner woke the thread */
 		pthread_mutex_lock(&mu);
-		if (got)
-			handle(req);
+		if (p[0].revents)
+			drain();
+		/* the timers are looked at only when one is due or a send due sooner woke the
+		 * thread */
 		if (woken || timers_moved || now_ms() >= receiver_wakes_at) {
 			timers_moved = false;
 			receiver_wakes_at = expire();
@@ -1322,6 +1368,94 @@ static void *receiver(void *arg)
 		unlock_mu();
 	}
 }
+
+static void resign(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&leader, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * poll() on one umad file, by a program thread that leads (`leader`): it waits on the file
+ * and on the lab's socket together, and handles what comes from the lab itself, until the
+ * file has a message, the time is up or poll() fails. Another thread already leading, the
+ * caller waits on the file alone as before.
+ */
+static int lead_wait(struct pollfd *fd, int timeout)
+{
+	struct pollfd p[2];
+	uint64_t end = timeout > 0 ? now_ms() + (uint64_t)timeout : 0, now;
+	int n, wait;
+	struct ufile *f;
+	bool queued;
+
+	for (;;) {
+		if (timeout < 0) {
+			wait = -1;
+		} else {
+			now = now_ms();
+			wait = end > now ? (int)(end - now) : 0;
+		}
+		p[0].fd = fd->fd;
+		p[0].events = fd->events;
+		p[0].revents = 0;
+		p[1].fd = data_fd;
+		p[1].events = POLLIN;
+		p[1].revents = 0;
+		n = sys_poll(p, 2, wait);
+		if (n < 0)
+			return -1;
+		if (p[1].revents) {
+			pthread_mutex_lock(&mu);
+			drain();
+			f = file_of(fd->fd);
+			queued = f && f->queued;
+			unlock_mu();
+			if (queued)
+				p[0].revents |= (short)(fd->events & POLLIN);
+		}
+		fd->revents = p[0].revents;
+		if (fd->revents)
+			return 1;
+		if (n == 0 || wait == 0)
+			return 0;
+	}
+}
+
+static int lead_poll(struct pollfd *fd, int timeout)
+{
+	int expected = 0, n;
+
+	if (!__atomic_compare_exchange_n(&leader, &expected, 1, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return sys_poll(fd, 1, timeout);
+	/* poll() is a cancellation point: a cancelled leader (OpenSM stopping its receiver
+	 * thread) must not keep the socket from the receiver */
+	pthread_cleanup_push(resign, NULL);
+	n = lead_wait(fd, timeout);
+	pthread_cleanup_pop(1);
+	return n;
+}
+
+/* glibc declares poll()'s array write-only (access attribute), but poll() reads the events
+ * it is given, and so does this one */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	struct ufile *f;
+	bool lead;
+
+	if (nfds != 1 || !fds || !(fds[0].events & POLLIN) || !maybe_ours(fds[0].fd))
+		return sys_poll(fds, nfds, timeout);
+	pthread_mutex_lock(&mu);
+	f = file_of(fds[0].fd);
+	/* a message already queued: the file itself says so at once */
+	lead = f && !f->issm && !f->queued;
+	unlock_mu();
+	return lead ? lead_poll(fds, timeout) : sys_poll(fds, nfds, timeout);
+}
+#pragma GCC diagnostic pop
 
 /* ---------------------------------------------------------------- the umad file */
 static int open_umad(int flags, bool issm)

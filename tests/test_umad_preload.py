@@ -25,7 +25,8 @@ PATH_RECORDS = 6 * 6
 def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("probe") / "umad_probe"
     result = subprocess.run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", str(out),
-                             str(PROBE_SOURCE)], capture_output=True, text=True, timeout=120)
+                             str(PROBE_SOURCE), "-pthread"],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -148,6 +149,26 @@ def test_timeouts_unmatched_requests_and_rmpp_between_two_hosts(
         "Get received 3 times, same TID\n"  # timeout_ms 100, retries 2: three sends
         "request: read 1120, method 0x14, data intact\n"
         "response: sent\n"
+    )
+
+
+def test_every_way_of_waiting_for_an_answer(lab: LabHandle, probe: Path) -> None:
+    # a thread polling the file alone reads the lab's socket itself (docs/fabric.md §10.3);
+    # every other wait (a second poller, a blocking read, poll() of several fds, a poller
+    # cancelled) is served by the preload's receiver thread, and each answer comes once
+    lid = base_lid(lab, "sm")
+    r = ok(lab.run("node1", str(probe), "waits", str(lid), timeout=60))
+    assert r.stdout == (
+        "poll: 1, again before reading: 1\n"
+        "answer 1: read 320, method 0x81, status 0x0000, tid 0x2001\n"
+        "two pollers: 1 and 1, both in\n"
+        "answer 2: read 320, method 0x81, status 0x0000, tid 0x2002\n"
+        "answer 3: read 320, method 0x81, status 0x0000, tid 0x2003\n"
+        "poll of two fds: 1, the file in\n"
+        "answer 4: read 320, method 0x81, status 0x0000, tid 0x2004\n"
+        "after a cancelled poller: 1\n"
+        "answer 5: read 320, method 0x81, status 0x0000, tid 0x2005\n"
+        "nothing sent: 0\n"
     )
 
 

@@ -6,6 +6,10 @@
  *   umad_probe checks              registration, bad ioctls and I/O, EAGAIN, issm
  *   umad_probe serve               on the peer: IsSM, an SA agent; counts, answers RMPP
  *   umad_probe client PEER_LID     timeouts with retries, an unmatched request, RMPP
+ *   umad_probe waits LID           every way to wait for an SMP's answer: poll() alone (the
+ *                                  thread reads the lab's socket itself), poll() with a
+ *                                  message queued, two threads polling, a blocking read(),
+ *                                  poll() on two fds, a poller cancelled
  *
  * Each step prints one line the test compares exactly.
  */
@@ -14,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -308,6 +313,118 @@ static int client(uint16_t peer)
 	return 0;
 }
 
+/* A LID-routed NodeInfo Get to lid on QP0; its answer comes from the lab's SMA. */
+static int smp_get(int fd, int agent, uint16_t lid, uint32_t tid)
+{
+	uint8_t buf[HDR + 256];
+	struct ib_user_mad_hdr *h = (struct ib_user_mad_hdr *)buf;
+
+	memset(buf, 0, sizeof(buf));
+	h->id = (uint32_t)agent;
+	h->timeout_ms = 2000;
+	h->lid = htobe16(lid);
+	buf[HDR] = 1;
+	buf[HDR + 1] = 0x01;
+	buf[HDR + 2] = 1;
+	buf[HDR + 3] = 0x01;
+	*(uint64_t *)(buf + HDR + 8) = htobe64(tid);
+	*(uint16_t *)(buf + HDR + 16) = htobe16(0x0011);
+	return write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf) ? 0 : -1;
+}
+
+/* Read one answer and say what it is. */
+static void answer(int fd, const char *label)
+{
+	uint8_t buf[HDR + 256];
+	int n = (int)read(fd, buf, sizeof(buf));
+
+	if (n < 0) {
+		printf("%s: %s\n", label, err_name(errno));
+		return;
+	}
+	printf("%s: read %d, method 0x%02x, status 0x%04x, tid 0x%x\n", label, n, buf[HDR + 3],
+	       be16toh(*(uint16_t *)(buf + HDR + 4)),
+	       (unsigned)be64toh(*(uint64_t *)(buf + HDR + 8)) & 0xffffffffu);
+}
+
+struct waiter {
+	int fd, ms, rc;
+	short revents;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	struct pollfd p = { .fd = w->fd, .events = POLLIN };
+
+	w->rc = poll(&p, 1, w->ms);
+	w->revents = p.revents;
+	return NULL;
+}
+
+static int waits(uint16_t lid)
+{
+	struct pollfd p[2];
+	struct waiter w;
+	pthread_t t;
+	int fd, agent, pipes[2], n, m;
+
+	fd = open("/dev/infiniband/umad0", O_RDWR);
+	if (fd < 0 || pipe(pipes) || ioctl(fd, IB_USER_MAD_ENABLE_PKEY, NULL))
+		return 1;
+	agent = reg(fd, 0, 0x01, 1, 0, NULL, 0, NULL);
+	if (agent < 0)
+		return 1;
+	/* 1. poll() on the file alone: this thread reads the lab's socket itself; a second
+	 * poll() before the read finds the message queued */
+	if (smp_get(fd, agent, lid, 0x2001)) {
+		printf("write: %s\n", err_name(errno));
+		return 1;
+	}
+	p[0].fd = fd;
+	p[0].events = POLLIN;
+	n = poll(p, 1, 5000);
+	m = poll(p, 1, 0);
+	printf("poll: %d, again before reading: %d\n", n, m);
+	answer(fd, "answer 1");
+	/* 2. two threads polling the same file: both see the answer */
+	w.fd = fd;
+	w.ms = 5000;
+	pthread_create(&t, NULL, wait_thread, &w);
+	usleep(50000);
+	smp_get(fd, agent, lid, 0x2002);
+	p[0].revents = 0;
+	n = poll(p, 1, 5000);
+	pthread_join(t, NULL);
+	printf("two pollers: %d and %d%s\n", w.rc, n, w.revents & p[0].revents & POLLIN ? ", both in" : "");
+	answer(fd, "answer 2");
+	/* 3. a blocking read() with nobody polling */
+	smp_get(fd, agent, lid, 0x2003);
+	answer(fd, "answer 3");
+	/* 4. poll() on the file and a pipe */
+	smp_get(fd, agent, lid, 0x2004);
+	p[1].fd = pipes[0];
+	p[1].events = POLLIN;
+	n = poll(p, 2, 5000);
+	printf("poll of two fds: %d%s\n", n, p[0].revents & POLLIN ? ", the file in" : "");
+	answer(fd, "answer 4");
+	/* 5. a thread cancelled in poll(): the file still answers the next poll() */
+	w.ms = -1;
+	pthread_create(&t, NULL, wait_thread, &w);
+	usleep(50000);
+	pthread_cancel(t);
+	pthread_join(t, NULL);
+	smp_get(fd, agent, lid, 0x2005);
+	n = poll(p, 1, 5000);
+	printf("after a cancelled poller: %d\n", n);
+	answer(fd, "answer 5");
+	/* 6. nothing sent: poll() times out */
+	n = poll(p, 1, 100);
+	printf("nothing sent: %d\n", n);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -317,6 +434,8 @@ int main(int argc, char **argv)
 		return serve();
 	if (argc == 3 && !strcmp(argv[1], "client"))
 		return client((uint16_t)strtoul(argv[2], NULL, 0));
-	fprintf(stderr, "usage: umad_probe checks | serve | client PEER_LID\n");
+	if (argc == 3 && !strcmp(argv[1], "waits"))
+		return waits((uint16_t)strtoul(argv[2], NULL, 0));
+	fprintf(stderr, "usage: umad_probe checks | serve | client PEER_LID | waits LID\n");
 	return 2;
 }
