@@ -1,6 +1,7 @@
 """The PMA, unimplemented classes, the permissive LID and the Supported link masks at the
 engine (no daemon): what the tools see in tests/test_fabric_pma_tools.py, down to the
-counters behind it."""
+counters behind it, and the PMA's sampling (PortSamplesControl / PortSamplesResult) on an
+engine clock the tests drive (docs/fabric.md §7.1)."""
 
 from __future__ import annotations
 
