@@ -1,7 +1,9 @@
 """The performance agent and unimplemented classes, through the real infiniband-diags
 tools on the default lab: every counter attribute perfquery asks for is answered, resets
-work per attribute, ibqueryerrors finds the port where a relay error happened, and a class
-no node implements gets status 0x000C at once instead of a timeout."""
+work per attribute, PortSamplesControl shows the sampling state (`perfquery -c`), and a
+sample started through the lab shows there; ibqueryerrors finds the port where a relay
+error happened, and a class no node implements gets status 0x000C at once instead of a
+timeout."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from hcasim.api.ibsim_client import IbsimClient
+from hcasim.ib import build, mad, perf
+from hcasim.lab.home import LabHome
 from hcasim.testing import LabHandle, running_lab
 
 
@@ -103,10 +108,90 @@ def test_class_port_info_is_honest_and_unknown_attributes_fail_at_once(
     r = fabric.run("node2", "perfquery", "-a", "2")
     assert r.returncode == 0 and r.stdout.startswith(
         "# Port counters: Lid 2 port 255 (CapMask: 0x1300)\n")
-    # PortSamplesControl is not implemented: status 0x000C, not a timeout
-    r = fabric.run("node2", "perfquery", "-c", "-d")
+    # the congestion-control counters (PortXmitConCtrl) are not implemented: status
+    # 0x000C, not a timeout
+    r = fabric.run("node2", "perfquery", "--xmitcc", "-d")
     assert r.returncode == 255
     assert r.stderr.endswith("mad_rpc: MAD completed with error status 0xc; dport (Lid 4)\n")
+
+
+def _samples_control(head: str, port_select: int, status: int = 0, interval: int = 0,
+                     tag: str = "0x0000",
+                     selects: tuple[str, ...] = ("0x0001", "0x0002", "0x0003", "0x0004",
+                                                 "0x0005")) -> str:
+    """What perfquery -c prints for a lab PMA (libibmad's dump of every field): Tick 250
+    (1 us), 32-bit counters, counters 0-4 taking the mandatory quantities."""
+    select_lines = "".join(f"CounterSelect{i}:{'.' * (19 - len(str(i)))}{v}\n"
+                           for i, v in enumerate(selects + ("0x0000",) * 10))
+    return (
+        f"# PortSamplesControl: {head}\n"
+        "OpCode:..........................0x00\n"
+        f"PortSelect:......................{port_select}\n"
+        "Tick:............................0xfa\n"
+        "CounterWidth:....................4\n"
+        "CounterMask0:....................0x01\n"
+        "CounterMasks1to9:................0x01248000\n"
+        "CounterMasks10to14:..............0x0000\n"
+        "SampleMechanisms:................0\n"
+        f"SampleStatus:....................{status}\n"
+        "OptionMask:......................0x0000000000000000\n"
+        "VendorMask:......................0x0000000000000000\n"
+        "SampleStart:.....................0\n"
+        f"SampleInterval:..................{interval}\n"
+        f"Tag:.............................{tag}\n"
+        f"{select_lines}"
+        "SamplesOnlyOptionMask:...........0x0000000000000000\n")
+
+
+@pytest.mark.parametrize(("args", "head", "port_select"), [
+    ((), "Lid 4 port 1", 1),  # node2's own port
+    (("4", "1"), "Lid 4 port 1", 1),
+    (("2",), "Lid 2 port 0", 0),  # the switch's PMA: port 0 until a Set names another
+    (("2", "1"), "Lid 2 port 1", 0),
+], ids=["local", "lid-port", "switch", "switch-port"])
+def test_perfquery_shows_samples_control(fabric: LabHandle, args: tuple[str, ...], head: str,
+                                         port_select: int) -> None:
+    r = fabric.run("node2", "perfquery", "-c", *args)
+    assert (r.returncode, r.stdout, r.stderr) == (0, _samples_control(head, port_select), "")
+
+
+def test_perfquery_samples_control_of_a_port_elsewhere_is_refused(fabric: LabHandle) -> None:
+    # a CA's PMA samples only its own port: status 0x001C, not a timeout
+    r = fabric.run("node2", "perfquery", "-c", "4", "2")
+    assert (r.returncode, r.stdout, r.stderr) == (
+        255, "perfquery: iberror: failed: sampctlquery\n", "")
+
+
+def test_a_sample_started_through_the_lab_shows_in_perfquery(fabric: LabHandle) -> None:
+    # node1's PMA, from a client attached at node1: a sample that starts at the Set and
+    # runs for 2^32-1 ticks (71 minutes), of packets and data in a new order
+    with IbsimClient(LabHome(fabric.home).ibsim_sockname, "node1") as client:
+        lid, _ = client.port()
+        selects = (perf.SAMPLE_XMIT_PKTS, perf.SAMPLE_RCV_PKTS, perf.SAMPLE_XMIT_DATA,
+                   perf.SAMPLE_RCV_DATA, perf.SAMPLE_XMIT_WAIT) + (0,) * 10
+
+        def set_control(tag: int) -> perf.PortSamplesControl:
+            data = perf.PortSamplesControl(port_select=1, sample_interval=0xFFFFFFFF,
+                                           tag=tag, counter_select=selects).encode()
+            reply = client.request(build.perf(perf.ATTR_PORT_SAMPLES_CONTROL, data,
+                                              method=mad.METHOD_SET), lid)
+            assert reply is not None and reply.mad[4:6] == b"\0\0"
+            return perf.PortSamplesControl.decode(reply.mad[64:])
+
+        control = set_control(0xBEEF)
+        assert (control.sample_status, control.tag) == (perf.SAMPLE_STATUS_RUNNING, 0xBEEF)
+        # a second Set while it runs changes nothing
+        assert set_control(0x0001).tag == 0xBEEF
+        reply = client.request(build.perf(perf.ATTR_PORT_SAMPLES_RESULT), lid)
+        assert reply is not None and reply.mad[4:6] == b"\0\0"
+        result = perf.PortSamplesResult.decode(reply.mad[64:])
+        assert (result.tag, result.sample_status, result.counters) == (
+            0xBEEF, perf.SAMPLE_STATUS_RUNNING, (0,) * 15)  # nothing until it is done
+    r = fabric.run("node2", "perfquery", "-c", str(lid), "1")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == _samples_control(
+        f"Lid {lid} port 1", 1, status=2, interval=4294967295, tag="0xbeef",
+        selects=("0x0003", "0x0004", "0x0001", "0x0002", "0x0005"))
 
 
 @pytest.mark.parametrize("lid", [1, 2, 3])

@@ -159,6 +159,24 @@ LIBIBMAD: dict[str, tuple[str, int, int]] = {
     "PortXmitPkts": (BITS, 256, 32),
     "PortRcvPkts": (BITS, 288, 32),
     "PortXmitWait": (BITS, 320, 32),
+    # PortSamplesControl, fields.c:469-500
+    "OpCode": (BITS, 0, 8),
+    "Tick": (BITS, 16, 8),
+    "CounterWidth": (BITS, 29, 3),
+    "CounterMask0": (BITS, 34, 3),
+    "CounterMasks1to9": (BITS, 37, 27),
+    "CounterMasks10to14": (BITS, 65, 15),
+    "SampleMechanisms": (BITS, 80, 8),
+    "SampleStatus": (BITS, 94, 2),
+    "OptionMask": (BITS, 96, 64),
+    "VendorMask": (BITS, 160, 64),
+    "SampleStart": (BITS, 224, 32),
+    "SampleInterval": (BITS, 256, 32),
+    "Tag": (BITS, 288, 16),
+    **{f"CounterSelect{i}": (BITS, 304 + 16 * i, 16) for i in range(15) if i != 2},
+    "SamplesOnlyOptionMask": (BITS, 576, 64),
+    # PortSamplesResult, fields.c:929-945
+    **{f"Counter{i}": (BITS, 32 + 32 * i, 32) for i in range(15)},
     # SMInfo, fields.c:268-272
     "SmInfoGuid": (BITS, 0, 64),
     "SmInfoKey": (BITS, 64, 64),
@@ -192,6 +210,9 @@ CONTEXT = {
     (perf.ClassPortInfo, "CapabilityMask2"): (BITS, 32, 27),
     (perf.ClassPortInfo, "RespTimeVal"): (BITS, 59, 5),
     (smp_attrs.NodeInfo, "LocalPort"): (BITS, 288, 8),
+    (perf.PortSamplesControl, "CounterSelect2"): (BITS, 336, 16),
+    (perf.PortSamplesResult, "SampleStatus"): (BITS, 30, 2),
+    (perf.PortSamplesResult, "Tag"): (BITS, 0, 16),
 }
 
 
@@ -214,7 +235,7 @@ LAYOUTS: list[type[Layout]] = [
     smp_attrs.PortInfo, smp_attrs.SwitchInfo, smp_attrs.GuidInfo,
     smp_attrs.SlToVlTable, smp_attrs.VlArbTable, smp_attrs.LinearForwardingTable,
     smp_attrs.MulticastForwardingTable, smp_attrs.SmInfo, smp_attrs.Notice,
-    perf.PortCounters, perf.ClassPortInfo,
+    perf.PortCounters, perf.ClassPortInfo, perf.PortSamplesControl, perf.PortSamplesResult,
 ]
 
 

@@ -53,7 +53,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Final
 
-from hcasim.fabric.pma import handle_perf
+from hcasim.fabric.pma import advance_samples, handle_perf
 from hcasim.fabric.routing import (
     NoRoute,
     route_dr_in,
@@ -203,6 +203,8 @@ class MadEngine:
         if len(data) != SIM_REQUEST_SIZE:
             return []
         subnet = self.subnet
+        if now >= subnet.sample_due:  # a PMA sample starts or ends before this MAD counts
+            advance_samples(subnet, now)
         # typed, so the compiled build works on machine integers (src/hcasim/native.py)
         header: tuple[int, int, int, int, int, int] = _SIM_HEADER.unpack_from(data)
         dlid, slid, dqp, sqp, status, length = header
@@ -294,7 +296,7 @@ class MadEngine:
         if dr or vl15:
             outcome, traps = self.sma.handle_raw(target, raw, from_host, now, return_path)
         elif mgmt_class == mad.CLASS_PERF_MGT:
-            outcome = handle_perf(target, mad.PerfMgtMad.decode(raw))
+            outcome = handle_perf(target, mad.PerfMgtMad.decode(raw), now, subnet)
         else:
             outcome = self._firmware_answer(target, raw, from_host, now)
         if outcome is DROPPED:

@@ -18,13 +18,27 @@ reset on its own, as on hardware.  What the lab carries: every MAD is one 288-by
 unicast, all UD Send-Only; there is no link-level flow control, so flow-control packets,
 flow-control update errors and transmit waits stay 0.
 
-Any other attribute, and any method but Get and Set, is answered with status 0x000C
-(IBTA 13.4.7: unsupported method/attribute combination), never passed on or dropped, so a
-tool gets an error at once instead of a timeout.
+The sampling attributes (IBTA 16.1.3.2-16.1.3.3, mandatory; docs/sources.md §22, the
+choices docs/fabric.md §7.1): a Set of PortSamplesControl starts a sample on the port
+PortSelect names, SampleStart ticks after the Set, for SampleInterval ticks, of the
+quantities CounterSelect0-4 name (the five mandatory ones: data and packets sent and
+received, and PortXmitWait, which stays 0); PortSamplesResult then holds what each
+counted.  A tick is 1 us (Tick 250, the value Linux's software-timed PMAs report).
+Time is the engine's clock, the ``now`` every MAD arrives with: the counters move only
+while a MAD is processed, so :func:`advance_samples`, run before each MAD when a start or
+end has come due, reads them exactly as they stood at that moment.  A Set while a sample
+is pending or running changes nothing and is answered with the sample in progress, as
+the Linux PMAs answer it; a CounterSelect the lab cannot count is refused (0x001C).
+
+Any other attribute (PortSamplesResultExtended among them), and any method but Get and
+Set, is answered with status 0x000C (IBTA 13.4.7: unsupported method/attribute
+combination), never passed on or dropped, so a tool gets an error at once instead of a
+timeout.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Final
 
@@ -39,7 +53,9 @@ from hcasim.fabric.subnet import (
     TOTAL_RCV_VL15,
     TOTAL_XMIT_VL0,
     TOTAL_XMIT_VL15,
+    PortSamples,
     PortState,
+    Subnet,
 )
 from hcasim.ib import mad, perf
 from hcasim.ib.layout import Layout
@@ -229,8 +245,160 @@ def _optional(port: PortState, request: mad.PerfMgtMad) -> Outcome:
     return Reply(mad.STATUS_OK, _pad(reply.encode()))
 
 
-def handle_perf(port: PortState, request: mad.PerfMgtMad) -> Outcome:
-    """Answer a PerfMgt request that arrived at ``port`` (see the module docstring)."""
+# -- sampling: PortSamplesControl and PortSamplesResult ------------------------------------
+
+# Tick 250: 1 us per tick, what Linux's ipath and qib (6120) PMAs, whose sampling runs on a
+# software timer as the lab's does, report (docs/sources.md §22.3); SampleStart and
+# SampleInterval count these ticks.
+SAMPLE_TICK: Final = 250
+SAMPLE_TICK_SECONDS: Final = 1e-6
+# Counters 0-4 each take any of the mandatory quantities (CounterMask 1, "only the
+# mandatory quantities", as the Linux PMAs report it); counters 5-14 do not exist (0).
+SAMPLED_COUNTERS: Final = 5
+COUNTER_MASK_MANDATORY: Final = 1
+SAMPLE_COUNTER_LIMIT: Final = 0xFFFFFFFF  # CounterWidth 32 bits; counters stop there
+DEFAULT_COUNTER_SELECT: Final = perf.SAMPLE_MANDATORY + (0,) * (
+    perf.SAMPLE_COUNTERS - SAMPLED_COUNTERS)
+
+
+def _sample_reader(select: int) -> Callable[[PortState], int]:
+    """The running total a mandatory CounterSelect code samples (never cleared by a
+    PortCounters Set, so a reset during a sample does not disturb it)."""
+    words = WORDS_PER_MAD
+    if select == perf.SAMPLE_XMIT_DATA:
+        return lambda p: _xmit_pkts(p) * words
+    if select == perf.SAMPLE_RCV_DATA:
+        return lambda p: _rcv_pkts(p) * words
+    if select == perf.SAMPLE_XMIT_PKTS:
+        return _xmit_pkts
+    if select == perf.SAMPLE_RCV_PKTS:
+        return _rcv_pkts
+    return _zero  # PortXmitWait: nothing waits for credits in the lab
+
+
+def _snapshot(samples: PortSamples) -> list[int]:
+    """What each selected quantity reads now, summed over the sampled ports."""
+    values = []
+    for select in samples.counter_select[:SAMPLED_COUNTERS]:
+        reader = _sample_reader(select)
+        values.append(sum(reader(p) for p in samples.ports))
+    return values
+
+
+def _advance(samples: PortSamples, now: float) -> bool:
+    """Move one sample on to ``now``: start it (read the base) when its start delay has
+    passed, end it (the result) when its interval has; whether it is still pending or
+    running afterwards."""
+    if samples.status == perf.SAMPLE_STATUS_STARTED and now >= samples.starts_at:
+        samples.base = _snapshot(samples)
+        samples.status = perf.SAMPLE_STATUS_RUNNING
+    if samples.status == perf.SAMPLE_STATUS_RUNNING and now >= samples.ends_at:
+        counted = [min(end - base, SAMPLE_COUNTER_LIMIT)
+                   for end, base in zip(_snapshot(samples), samples.base, strict=True)]
+        samples.result = tuple(counted) + (0,) * (perf.SAMPLE_COUNTERS - SAMPLED_COUNTERS)
+        samples.status = perf.SAMPLE_STATUS_DONE
+    return samples.status != perf.SAMPLE_STATUS_DONE
+
+
+def _next_due(samples: PortSamples) -> float:
+    return (samples.starts_at if samples.status == perf.SAMPLE_STATUS_STARTED
+            else samples.ends_at)
+
+
+def advance_samples(subnet: Subnet, now: float) -> None:
+    """Start and end the samples that came due by ``now`` (the engine calls this before a
+    MAD moves any counter, once ``now`` reaches :attr:`Subnet.sample_due`)."""
+    active: list[PortState] = []
+    due = math.inf
+    for port in subnet.sampling:
+        samples = port.samples
+        if samples is not None and _advance(samples, now):
+            active.append(port)
+            due = min(due, _next_due(samples))
+    subnet.sampling = active
+    subnet.sample_due = due
+
+
+def _samples_of(port: PortState) -> PortSamples:
+    samples = port.samples
+    if samples is None:
+        samples = PortSamples(port.number, DEFAULT_COUNTER_SELECT)
+        port.samples = samples
+    return samples
+
+
+def samples_control(samples: PortSamples) -> perf.PortSamplesControl:
+    """The PortSamplesControl a PMA reports for its sampling state (docs/fabric.md §7.1):
+    Tick 250, 32-bit counters, counters 0-4 taking the mandatory quantities, no optional
+    or vendor counter selects, one sample at a time."""
+    masks = (COUNTER_MASK_MANDATORY,) * SAMPLED_COUNTERS
+    return perf.PortSamplesControl(
+        port_select=samples.port_select, tick=SAMPLE_TICK,
+        counter_width=perf.COUNTER_WIDTH_32,
+        counter_masks=masks + (0,) * (10 - SAMPLED_COUNTERS),
+        sample_status=samples.status, sample_start=samples.sample_start,
+        sample_interval=samples.sample_interval, tag=samples.tag,
+        counter_select=samples.counter_select)
+
+
+def _selects_countable(selects: tuple[int, ...]) -> bool:
+    """Whether every CounterSelectN names what counter N can count: one of the mandatory
+    codes for counters 0-4, 0 for the counters that do not exist."""
+    for i, select in enumerate(selects):
+        if i < SAMPLED_COUNTERS:
+            if select not in perf.SAMPLE_MANDATORY:
+                return False
+        elif select != 0:
+            return False
+    return True
+
+
+def _samples_control(subnet: Subnet | None, port: PortState, request: mad.PerfMgtMad,
+                     now: float) -> Outcome:
+    asked = perf.PortSamplesControl.decode(request.data)
+    ports = _target_ports(port, asked.port_select)
+    if ports is None:
+        return Reply(mad.STATUS_INVALID_FIELD, request.data)
+    samples = _samples_of(port)
+    _advance(samples, now)
+    if request.method == mad.METHOD_SET and samples.status == perf.SAMPLE_STATUS_DONE:
+        if not _selects_countable(asked.counter_select):
+            return Reply(mad.STATUS_INVALID_FIELD, request.data)
+        samples.port_select = asked.port_select
+        samples.ports = ports
+        samples.sample_start = asked.sample_start
+        samples.sample_interval = asked.sample_interval
+        samples.tag = asked.tag
+        samples.counter_select = asked.counter_select
+        samples.result = (0,) * perf.SAMPLE_COUNTERS
+        # no interval: done at once, nothing counted (qib's 6120, docs/sources.md §22.2)
+        samples.status = (perf.SAMPLE_STATUS_STARTED if asked.sample_interval
+                          else perf.SAMPLE_STATUS_DONE)
+        samples.starts_at = now + asked.sample_start * SAMPLE_TICK_SECONDS
+        samples.ends_at = samples.starts_at + asked.sample_interval * SAMPLE_TICK_SECONDS
+        if _advance(samples, now) and subnet is not None:
+            if port not in subnet.sampling:
+                subnet.sampling.append(port)
+            subnet.sample_due = min(subnet.sample_due, _next_due(samples))
+    return Reply(mad.STATUS_OK, _pad(samples_control(samples).encode()))
+
+
+def _samples_result(port: PortState, request: mad.PerfMgtMad, now: float) -> Outcome:
+    if request.method != mad.METHOD_GET:  # the result is read-only
+        return Reply(mad.STATUS_METHOD_ATTR_UNSUPPORTED, request.data)
+    samples = _samples_of(port)
+    _advance(samples, now)
+    done = samples.status == perf.SAMPLE_STATUS_DONE
+    reply = perf.PortSamplesResult(
+        tag=samples.tag, sample_status=samples.status,
+        counters=samples.result if done else (0,) * perf.SAMPLE_COUNTERS)
+    return Reply(mad.STATUS_OK, _pad(reply.encode()))
+
+
+def handle_perf(port: PortState, request: mad.PerfMgtMad, now: float = 0.0,
+                subnet: Subnet | None = None) -> Outcome:
+    """Answer a PerfMgt request that arrived at ``port`` at ``now`` (the engine's clock,
+    seconds) in ``subnet`` (see the module docstring)."""
     method = request.method
     attr_id = request.attr_id
     if attr_id == mad.ATTR_CLASS_PORT_INFO:
@@ -240,6 +408,10 @@ def handle_perf(port: PortState, request: mad.PerfMgtMad) -> Outcome:
         return Reply(mad.STATUS_METHOD_UNSUPPORTED, request.data)
     if attr_id in ATTRIBUTES:
         return _optional(port, request)
+    if attr_id == perf.ATTR_PORT_SAMPLES_CONTROL:
+        return _samples_control(subnet, port, request, now)
+    if attr_id == perf.ATTR_PORT_SAMPLES_RESULT:
+        return _samples_result(port, request, now)
     if attr_id != perf.ATTR_PORT_COUNTERS:
         return Reply(mad.STATUS_METHOD_ATTR_UNSUPPORTED, request.data)
     asked = perf.PortCounters.decode(request.data)

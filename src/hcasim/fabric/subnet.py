@@ -50,6 +50,7 @@ Hooks must not raise for malformed input they do not understand: return ``Action
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -282,6 +283,35 @@ class NodeFirmware:
 # -- run-time state -------------------------------------------------------------------------
 
 
+class PortSamples:
+    """The sampling mechanism of one PMA (PortSamplesControl, IBTA 16.1.3.2): what the
+    last Set that started a sample asked for, and where that sample is.  Kept on the port
+    whose PMA answers (a CA port, a switch's port 0), in memory like the counters; the
+    behaviour is :mod:`hcasim.fabric.pma`'s.
+
+    ``ports`` are the ports PortSelect named; ``starts_at`` and ``ends_at`` are times on
+    the engine's clock (seconds); ``base`` holds what each selected quantity read when the
+    sample started, ``result`` what each counted by its end.
+    """
+
+    __slots__ = ("port_select", "sample_start", "sample_interval", "tag", "counter_select",
+                 "status", "starts_at", "ends_at", "ports", "base", "result")
+
+    def __init__(self, port_select: int, counter_select: tuple[int, ...]) -> None:
+        self.port_select = port_select
+        self.sample_start = 0
+        self.sample_interval = 0
+        self.tag = 0
+        self.counter_select = counter_select
+        self.status = 0  # IBTA SampleStatus: done (nothing pending)
+        self.starts_at = 0.0
+        self.ends_at = 0.0
+        self.ports: list[PortState] = []
+        self.base: list[int] = []
+        self.result: tuple[int, ...] = (0,) * len(counter_select)
+
+
+
 class PortState:
     """One port: link state, addressing, M_Key protection, and lazily allocated tables."""
 
@@ -296,7 +326,7 @@ class PortState:
         "vl_high_limit", "hoq_life", "vl_stall_count", "subnet_timeout", "resp_time_value",
         "guid_cap",
         "partition_enforcement", "alias_guids", "pkeys", "sl2vl", "vlarb", "counters",
-        "perf_marks", "fault", "link_failed",
+        "perf_marks", "samples", "fault", "link_failed",
     )
 
     def __init__(self, node: NodeState, number: int, guid: int, width: int, speed: int,
@@ -351,6 +381,8 @@ class PortState:
         self.counters: list[int] | None = None
         # what each optional PMA counter read at its last reset (hcasim.fabric.pma)
         self.perf_marks: dict[str, int] | None = None
+        # the sampling state of the PMA at this port (PortSamplesControl); None: never set
+        self.samples: PortSamples | None = None
         # error rates an operator injected (hcasim fault port); None: a healthy port
         self.fault: PortFault | None = None
         self.link_failed = False  # hcasim fault link: does not train until restored
@@ -515,6 +547,10 @@ class Subnet:
         self._by_id = {n.id: n for n in self.nodes}
         self._by_guid: dict[int, PortState] | None = None
         self.trap_tid = 0x0000_0000_4843_0000  # TIDs of traps this subnet originates
+        # PMAs whose sample is pending or running, and the engine-clock time of the next
+        # start or end among them (inf: none); hcasim.fabric.pma.advance_samples
+        self.sampling: list[PortState] = []
+        self.sample_due = math.inf
         for a, b in topology.links:
             self.cable(self.port(a), self.port(b))
 

@@ -1,12 +1,14 @@
-"""Performance management (class 0x04): ClassPortInfo, PortCounters and the optional
-counter attributes perfquery and ibqueryerrors ask for.
+"""Performance management (class 0x04): ClassPortInfo, PortCounters, the sampling
+attributes and the optional counter attributes perfquery and ibqueryerrors ask for.
 
 Offsets from IBTA Vol 1 16.1.3, 16.1.4 and 13.4.8.1; libibmad ``fields.c`` (tag v44.0):
-PortCounters, ClassPortInfo, the "Extended port counters" table, PortXmitDataSL /
-PortRcvDataSL, PortXmitDiscardDetails, PortRcvErrorDetails, PortOpRcvCounters,
-PortFlowCtlCounters and the PortVL* tables.  Every attribute here carries PortSelect in
-bits 8-15 and a 16-bit CounterSelect in bits 16-31 (what infiniband-diags'
-``performance_reset_via`` writes); the counters follow.
+PortCounters, ClassPortInfo, PortSamplesControl and PortSamplesResult (docs/sources.md
+§22.1), the "Extended port counters" table, PortXmitDataSL / PortRcvDataSL,
+PortXmitDiscardDetails, PortRcvErrorDetails, PortOpRcvCounters, PortFlowCtlCounters and
+the PortVL* tables.  Every counter attribute here carries
+PortSelect in bits 8-15 and a 16-bit CounterSelect in bits 16-31 (what infiniband-diags'
+``performance_reset_via`` writes); the counters follow.  The two sampling attributes have
+layouts of their own.
 """
 
 from __future__ import annotations
@@ -36,6 +38,22 @@ ALL_PORTS = 0xFF  # PortSelect 0xFF: all ports of a switch (IBTA 16.1.3.5)
 PERF_CAP_ALL_PORT_SELECT = 1 << 8
 PERF_CAP_EXTENDED_WIDTH = 1 << 9
 PERF_CAP_PORT_XMIT_WAIT = 1 << 12
+
+# PortSamplesControl.CounterSelectN codes of the mandatory sampled quantities (IBTA
+# 16.1.3.2; the values Linux's qib PMA and OpenSM's ib_types.h name, docs/sources.md §22.2).
+SAMPLE_XMIT_DATA = 0x0001
+SAMPLE_RCV_DATA = 0x0002
+SAMPLE_XMIT_PKTS = 0x0003
+SAMPLE_RCV_PKTS = 0x0004
+SAMPLE_XMIT_WAIT = 0x0005
+SAMPLE_MANDATORY = (SAMPLE_XMIT_DATA, SAMPLE_RCV_DATA, SAMPLE_XMIT_PKTS, SAMPLE_RCV_PKTS,
+                    SAMPLE_XMIT_WAIT)
+# PortSamplesControl / PortSamplesResult SampleStatus (docs/sources.md §22.2)
+SAMPLE_STATUS_DONE = 0  # no sample pending or running; the result holds the last one
+SAMPLE_STATUS_STARTED = 1  # a Set started a sample; its SampleStart delay has not passed
+SAMPLE_STATUS_RUNNING = 2  # counting, until SampleInterval ticks have passed
+SAMPLE_COUNTERS = 15  # CounterSelect0-14, Counter0-14
+COUNTER_WIDTH_32 = 4  # CounterWidth code of 32-bit counters (docs/sources.md §22.2)
 
 # PortCounters.CounterSelect bits (IBTA 16.1.3.5; ibsim ``sim.h:145-162``):
 # a Set clears the counters whose bit is 1.  Bit 16 is CounterSelect2 bit 0 (XmitWait).
@@ -114,6 +132,44 @@ class PortCounters(Layout):
     port_xmit_pkts: int = uint(256, 32, "PortXmitPkts")
     port_rcv_pkts: int = uint(288, 32, "PortRcvPkts")
     port_xmit_wait: int = uint(320, 32, "PortXmitWait")
+
+
+class PortSamplesControl(Layout):
+    """PortSamplesControl, PerfMgt attribute 0x0010 (IBTA 16.1.3.2): the PMA's sampling
+    mechanism, what it can count and the sample a Set started (libibmad ``IB_PSC_*``).
+    CounterMaskN is 3 bits per counter: mask 0 at bit 34, 1-9 after it, 10-14 from bit 65
+    (bit 64 is reserved)."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_SAMPLES_CONTROL
+    SIZE: ClassVar[int] = 80
+    op_code: int = uint(0, 8, "OpCode")
+    port_select: int = uint(8, 8, "PortSelect")
+    tick: int = uint(16, 8, "Tick")
+    counter_width: int = uint(29, 3, "CounterWidth")
+    counter_masks: tuple[int, ...] = array(34, 10, 3, ref="CounterMask0+CounterMasks1to9")
+    counter_masks_10_14: tuple[int, ...] = array(65, 5, 3, ref="CounterMasks10to14")
+    sample_mechanisms: int = uint(80, 8, "SampleMechanisms")
+    sample_status: int = uint(94, 2, "SampleStatus")
+    option_mask: int = uint(96, 64, "OptionMask")
+    vendor_mask: int = uint(160, 64, "VendorMask")
+    sample_start: int = uint(224, 32, "SampleStart")
+    sample_interval: int = uint(256, 32, "SampleInterval")
+    tag: int = uint(288, 16, "Tag")
+    counter_select: tuple[int, ...] = array(
+        304, SAMPLE_COUNTERS, 16, ref="+".join(f"CounterSelect{i}" for i in range(15)))
+    samples_only_option_mask: int = uint(576, 64, "SamplesOnlyOptionMask")
+
+
+class PortSamplesResult(Layout):
+    """PortSamplesResult, PerfMgt attribute 0x0011 (IBTA 16.1.3.3): what each counter
+    counted during the last sample (libibmad ``IB_PSR_*``)."""
+
+    ATTR_ID: ClassVar[int] = ATTR_PORT_SAMPLES_RESULT
+    SIZE: ClassVar[int] = 64
+    tag: int = uint(0, 16, "Tag")
+    sample_status: int = uint(30, 2, "SampleStatus")
+    counters: tuple[int, ...] = array(
+        32, SAMPLE_COUNTERS, 32, ref="+".join(f"Counter{i}" for i in range(15)))
 
 
 class PortCountersExtended(Layout):
