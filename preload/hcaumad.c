@@ -263,6 +263,7 @@ static uint8_t written_port_info[CTL_DATA], written_pkeys[CTL_DATA];
 static bool written_pi, written_pk;
 
 /* ---------------------------------------------------------------- real functions */
+static void lock_mu(void);
 static void unlock_mu(void);
 
 static void mark_fd(int fd, bool ours)
@@ -416,7 +417,7 @@ static int ctl_call(uint32_t type, const void *arg, size_t arg_len, void *out)
 	uint8_t msg[CTL_SIZE], reply[CTL_SIZE];
 	uint32_t v;
 	ssize_t n;
-	int err = 0;
+	int err = 0, cancel_state;
 
 	memset(msg, 0, sizeof(msg));
 	v = SIM_MAGIC;
@@ -427,6 +428,8 @@ static int ctl_call(uint32_t type, const void *arg, size_t arg_len, void *out)
 	memcpy(msg + 12, &v, 4);
 	if (arg_len)
 		memcpy(msg + 16, arg, arg_len > CTL_DATA ? CTL_DATA : arg_len);
+	/* not cancelled with ctl_mu held (see lock_mu()) */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	pthread_mutex_lock(&ctl_mu);
 	if (send(ctl_fd, msg, sizeof(msg), 0) != (ssize_t)sizeof(msg)) {
 		err = errno ? errno : EIO;
@@ -447,6 +450,7 @@ static int ctl_call(uint32_t type, const void *arg, size_t arg_len, void *out)
 		}
 	}
 	pthread_mutex_unlock(&ctl_mu);
+	pthread_setcancelstate(cancel_state, NULL);
 	return err;
 }
 
@@ -798,7 +802,7 @@ static bool ready(void)
 {
 	int saved = errno;
 
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	if (init_state == 0)
 		init_state = attach() ? -1 : 1;
 	unlock_mu();
@@ -814,6 +818,21 @@ static bool ready(void)
 static __thread uint8_t outbox[OUTBOX][REQ_SIZE];
 static __thread int outbox_n;
 
+/*
+ * A thread holding the lock cannot be cancelled: recv(), send() and the eventfd's write()
+ * are cancellation points, and a program thread cancelled at one with the lock held (OpenSM
+ * cancels its receiver thread, which reads the lab's socket while it leads, lead_poll())
+ * would leave the lock held for ever. A cancel asked for meanwhile acts at the thread's
+ * next cancellation point after unlock_mu().
+ */
+static __thread int held_cancel_state;
+
+static void lock_mu(void)
+{
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &held_cancel_state);
+	pthread_mutex_lock(&mu);
+}
+
 static void unlock_mu(void)
 {
 	int i, n = outbox_n;
@@ -824,6 +843,7 @@ static void unlock_mu(void)
 		if (send(data_fd, outbox[i], REQ_SIZE, MSG_NOSIGNAL) < 0) {
 			/* the lab is gone: what was sent times out */
 		}
+	pthread_setcancelstate(held_cancel_state, NULL);
 }
 
 /* Lock held: queued for unlock_mu(), or sent at once when the outbox is full. */
@@ -1332,7 +1352,7 @@ static void *receiver(void *arg)
 	int timeout;
 
 	(void)arg;
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	receiver_wakes_at = expire();
 	unlock_mu();
 	for (;;) {
@@ -1356,7 +1376,7 @@ static void *receiver(void *arg)
 		if (woken && sys_read(wake_fd, &drained, sizeof(drained)) < 0) {
 			/* nothing to drain */
 		}
-		pthread_mutex_lock(&mu);
+		lock_mu();
 		if (p[0].revents)
 			drain();
 		/* the timers are looked at only when one is due or a send due sooner woke the
@@ -1406,7 +1426,7 @@ static int lead_wait(struct pollfd *fd, int timeout)
 		if (n < 0)
 			return -1;
 		if (p[1].revents) {
-			pthread_mutex_lock(&mu);
+			lock_mu();
 			drain();
 			f = file_of(fd->fd);
 			queued = f && f->queued;
@@ -1448,7 +1468,7 @@ EXPORT int poll(struct pollfd *fds, nfds_t nfds, int timeout)
 
 	if (nfds != 1 || !fds || !(fds[0].events & POLLIN) || !maybe_ours(fds[0].fd))
 		return sys_poll(fds, nfds, timeout);
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	f = file_of(fds[0].fd);
 	/* a message already queued: the file itself says so at once */
 	lead = f && !f->issm && !f->queued;
@@ -1463,7 +1483,7 @@ static int open_umad(int flags, bool issm)
 	struct ufile *f = NULL;
 	int i, fd, err = 0;
 
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	for (i = 0; i < MAX_FILES && !f; i++)
 		if (!files[i].used)
 			f = &files[i];
@@ -1491,7 +1511,7 @@ static int open_umad(int flags, bool issm)
 		err = ctl_call(CTL_SET_ISSM, &one, sizeof(one), NULL);
 		port_info_at = 0; /* the capability mask changed */
 		if (err) {
-			pthread_mutex_lock(&mu);
+			lock_mu();
 			f->used = false;
 			mark_fd(fd, false);
 			unlock_mu();
@@ -1566,7 +1586,7 @@ static void port_file(const char *path)
 	n = strlen(prefix);
 	if (strncmp(path, prefix, n) || !path[n])
 		return;
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	write_port(path + n);
 	unlock_mu();
 }
@@ -1716,7 +1736,7 @@ EXPORT int close(int fd)
 
 	if (!maybe_ours(fd))
 		return sys_close(fd);
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	f = file_of(fd);
 	if (f) {
 		issm = f->issm;
@@ -1751,7 +1771,7 @@ static ssize_t umad_read(struct ufile *f, int fd, uint8_t *buf, size_t count)
 	n = sys_read(fd, &token, sizeof(token));
 	if (n < 0)
 		return -1;
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	f = file_of(fd);
 	p = f ? f->head : NULL;
 	if (!p) {
@@ -1797,7 +1817,7 @@ EXPORT ssize_t read(int fd, void *buf, size_t count)
 
 	if (!maybe_ours(fd))
 		return sys_read(fd, buf, count);
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	f = file_of(fd);
 	if (!f) {
 		unlock_mu();
@@ -1935,7 +1955,7 @@ EXPORT ssize_t write(int fd, const void *buf, size_t count)
 
 	if (!maybe_ours(fd))
 		return sys_write(fd, buf, count);
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	f = file_of(fd);
 	if (!f) {
 		unlock_mu();
@@ -2100,7 +2120,7 @@ EXPORT int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	pthread_mutex_lock(&mu);
+	lock_mu();
 	f = file_of(fd);
 	if (!f) {
 		unlock_mu();
