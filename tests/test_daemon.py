@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hcasim.lab.sm_service import process_exited
 from hcasim.testing import running_lab
+from tests.support.fabric import gone
 from tests.support.flint import CX3, ENABLED, KEY, SET_KEY_OUTPUT, WRONG_KEY
 
 
@@ -240,10 +240,7 @@ def test_kill_9_during_burns_and_set_keys_never_tears_the_flash(tmp_path):  # ty
             # kill() returns before the daemon is dead: a commit it was making may still
             # land, so the store is read once the process is gone (a zombie has finished
             # every write)
-            deadline = time.monotonic() + 10
-            while not process_exited(pid):
-                assert time.monotonic() < deadline, f"daemon {pid} outlived SIGKILL"
-                time.sleep(0.01)
+            assert gone(pid), f"daemon {pid} outlived SIGKILL"
             store = LabStore(lab.home / "lab.db")
             try:
                 image = store.flash_image("node1/mt4099")

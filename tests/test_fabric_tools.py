@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 
 import pytest
 
 from hcasim.lab.home import LabHome
-from hcasim.lab.sm_service import process_exited
 from hcasim.testing import running_lab
+from tests.support.fabric import gone
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +82,6 @@ def test_host_named_sm_is_not_mistaken_for_the_sm_command(fabric):  # type: igno
     assert r.returncode == 0 and "Device ID:             4099\n" in r.stdout
 
 
-def _gone(pid: int, within: float = 10.0) -> bool:
-    """Whether process ``pid`` exits (or is a zombie) within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not process_exited(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 @pytest.mark.parametrize("how", ["down", "kill -9"])
 def test_opensm_never_outlives_the_daemon(tmp_path, how):  # type: ignore[no-untyped-def]
     with running_lab(tmp_path / "home") as lab:
@@ -105,4 +94,4 @@ def test_opensm_never_outlives_the_daemon(tmp_path, how):  # type: ignore[no-unt
             assert lab.hcasim("down").returncode == 0
         else:
             os.kill(int(LabHome(lab.home).lock.read_text().strip()), signal.SIGKILL)
-        assert _gone(opensm), f"opensm (pid {opensm}) outlived the daemon ({how})"
+        assert gone(opensm), f"opensm (pid {opensm}) outlived the daemon ({how})"

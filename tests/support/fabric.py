@@ -1,13 +1,16 @@
-"""A running lab with OpenSM up, and the check that a tool or CLI run succeeded: what the
-fabric, umad-preload, osmtest and local-mstflint tests all start from."""
+"""A running lab with OpenSM up, the check that a tool or CLI run succeeded, and the wait
+for a process to end: what the fabric, umad-preload, osmtest, local-mstflint and daemon
+tests start from."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hcasim.lab.sm_service import process_exited
 from hcasim.testing import LabHandle, running_lab
 
 
@@ -23,3 +26,13 @@ def lab_with_sm(home: Path) -> Iterator[LabHandle]:
     with running_lab(home) as handle:
         ok(handle.hcasim("sm", "start"))
         yield handle
+
+
+def gone(pid: int, within: float = 10.0) -> bool:
+    """Whether process ``pid`` exits (or is a zombie) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not process_exited(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
