@@ -1396,10 +1396,9 @@ static void resign(void *arg)
 }
 
 /*
- * poll() on one umad file, by a program thread that leads (`leader`): it waits on the file
- * and on the lab's socket together, and handles what comes from the lab itself, until the
- * file has a message, the time is up or poll() fails. Another thread already leading, the
- * caller waits on the file alone as before.
+ * poll() on one umad file, by the program thread that leads (`leader`): it waits on the
+ * file and on the lab's socket together, and handles what comes from the lab itself, until
+ * the file has a message, the time is up or poll() fails.
  */
 static int lead_wait(struct pollfd *fd, int timeout)
 {
@@ -1442,6 +1441,8 @@ static int lead_wait(struct pollfd *fd, int timeout)
 	}
 }
 
+/* poll() on one umad file: leading if no other thread does, else on the file alone, as
+ * every other wait is served (by the receiver thread). */
 static int lead_poll(struct pollfd *fd, int timeout)
 {
 	int expected = 0, n;
